@@ -1,0 +1,108 @@
+"""The typed data that flows through fleet: inventory -> hosts -> raw output -> facts -> verdict -> report."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+
+class Connection(str, enum.Enum):
+    SSH = "ssh"
+    LOCAL = "local"
+
+
+class Severity(str, enum.Enum):
+    """How bad a verdict is. Anything but OK makes `fleet diagnose` exit 1."""
+
+    OK = "ok"
+    WARNING = "warning"
+    CRITICAL = "critical"
+    UNKNOWN = "unknown"
+
+
+class TransportStatus(str, enum.Enum):
+    """How far the transport got with a host. Anything but OK is also the host's verdict code."""
+
+    OK = "ok"
+    UNREACHABLE = "unreachable"
+    AUTH_FAILED = "auth_failed"
+    HOST_KEY_REJECTED = "host_key_rejected"
+    TIMEOUT = "timeout"
+
+
+class ExitCode(enum.IntEnum):
+    OK = 0
+    PROBLEMS = 1
+    USAGE = 2
+    INTERRUPTED = 130
+    TERMINATED = 143
+
+
+@dataclass(frozen=True)
+class Host:
+    """One target, resolved from the inventory with its variables merged by precedence."""
+
+    name: str
+    address: str
+    port: int | None = None
+    user: str | None = None
+    key_file: str | None = None
+    connection: Connection = Connection.SSH
+    groups: tuple[str, ...] = ()
+    # Every non-connection variable; these become runbook parameters for the host.
+    vars: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+
+@dataclass(frozen=True)
+class Execution:
+    """What the transport brought back from running one script on one host."""
+
+    status: TransportStatus
+    reason: str = ""
+    stdout: bytes = b""
+    stderr: bytes = b""
+    exit_code: int | None = None
+    duration_s: float = 0.0
+    # True when the controller stopped reading because the output passed its size cap.
+    truncated: bool = False
+
+
+@dataclass(frozen=True)
+class ProbeOutput:
+    """The output of one probe, cut out of the host's script output."""
+
+    name: str
+    exit_code: int | None
+    stdout: str
+    stderr: str
+    duration_s: float | None
+    truncated: bool = False
+    # Set when the probe did not finish: cut off by the deadline, or killed by `timeout`.
+    error: str = ""
+
+    @property
+    def ran(self) -> bool:
+        return self.exit_code is not None
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """A verdict with what decided it and what to do about it."""
+
+    verdict: str
+    severity: Severity
+    summary: str
+    evidence: tuple[str, ...] = ()
+    fix: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class HostResult:
+    host: Host
+    diagnosis: Diagnosis
+    probes: Mapping[str, ProbeOutput] = field(default_factory=dict, hash=False)
+    facts: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    duration_s: float = 0.0
+    # Host-level notes: privilege level, degraded probes, retries.
+    notes: tuple[str, ...] = ()
