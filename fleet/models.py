@@ -66,6 +66,8 @@ class Execution:
     duration_s: float = 0.0
     # True when the controller stopped reading because the output passed its size cap.
     truncated: bool = False
+    # A known_hosts line for a new host key accepted under --accept-new, for the caller to record.
+    new_host_key: str = ""
 
 
 @dataclass(frozen=True)

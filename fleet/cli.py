@@ -1,0 +1,200 @@
+"""The `fleet` command. Thin: each command loads, calls the library, renders, and returns an exit code."""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from fleet import __version__
+from fleet.diagnose import RunOptions, prepare, run
+from fleet.errors import FleetError, InputError
+from fleet.inventory import load_inventory
+from fleet.models import ExitCode, HostResult, Severity
+from fleet.patterns import select
+from fleet.report import document
+from fleet.report.render import FORMATS, RENDERERS, write_reports
+from fleet.runbook import load_runbook
+from fleet.terminal import Progress, print_summary
+
+app = typer.Typer(add_completion=True, no_args_is_help=True, rich_markup_mode=None,
+                  help="Agentless fleet diagnostics over SSH: run a runbook on every host, get a verdict per host.")
+
+
+class Terminated(Exception):
+    """SIGTERM arrived: finish like Ctrl-C, with a partial report."""
+
+
+def _on_sigterm(signum, frame):  # noqa: ANN001 - signal handler signature
+    raise Terminated()
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"fleet {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """Agentless fleet diagnostics over SSH."""
+
+
+def _parse_vars(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"--var takes KEY=VALUE, not {pair!r}")
+        out[key.strip()] = value
+    return out
+
+
+def _parse_formats(text: str) -> tuple[str, ...]:
+    formats = tuple(f.strip() for f in text.split(",") if f.strip())
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise InputError(f"--format takes a comma list of {', '.join(FORMATS)}, not {text!r}")
+    return formats
+
+
+def _ask_passphrase(path: str) -> str | None:
+    if not sys.stdin.isatty():
+        return None
+    return getpass.getpass(f"Passphrase for {path}: ") or None
+
+
+@app.command()
+def diagnose(
+    inventory: Path = typer.Option(..., "--inventory", "-i", help="Ansible-style YAML inventory."),
+    runbook_name: str = typer.Option("502", "--runbook", "-r", help="Built-in runbook name or path to a runbook .yml."),
+    limit: Optional[str] = typer.Option(None, "--limit", "-l",
+                                        help="Ansible host pattern: names, groups, globs, a,b, !x, &y, @retry-file."),
+    forks: int = typer.Option(50, "--forks", "-f", min=1, max=1000, help="Hosts diagnosed at once."),
+    connect_timeout: float = typer.Option(10.0, "--connect-timeout", min=0.1,
+                                          help="Seconds for TCP connect and for the SSH handshake."),
+    timeout: float = typer.Option(60.0, "--timeout", min=0.5,
+                                  help="Hard per-host deadline in seconds; past it the host is closed and gets 'timeout'."),
+    ssh_config: Optional[Path] = typer.Option(None, "--ssh-config", help="ssh_config file to use instead of ~/.ssh/config."),
+    known_hosts: list[Path] = typer.Option([], "--known-hosts", help="Extra known_hosts file (repeatable)."),
+    accept_new: bool = typer.Option(False, "--accept-new",
+                                    help="Record unknown host keys (never changed ones), like StrictHostKeyChecking=accept-new."),
+    var: list[str] = typer.Option([], "--var", "-e", help="Runbook parameter KEY=VALUE for every host (repeatable)."),
+    formats: str = typer.Option("json,md,html", "--format", help="Report formats, comma separated: json,md,html."),
+    out: Path = typer.Option(Path("reports"), "--out", "-o", help="Directory for the reports."),
+    json_out: bool = typer.Option(False, "--json", help="Print the JSON report on stdout (for jq)."),
+) -> None:
+    """Run a runbook's read-only probes on every selected host and write an incident report.
+
+    Exit code: 0 all hosts healthy, 1 a host has a problem, 2 bad input, 130/143 interrupted.
+
+    Example: fleet diagnose -i inventories/prod.yml --limit 'web*:!web07' --var port=8001
+    """
+    console = Console(stderr=True, highlight=False)
+    try:
+        runbook = load_runbook(runbook_name)
+        inv = load_inventory(inventory)
+        hosts = select(inv, limit)
+        if not hosts:
+            raise InputError(f"no host matches {limit!r}" if limit else "the inventory has no hosts", str(inventory))
+        options = RunOptions(forks=forks, connect_timeout_s=connect_timeout, timeout_s=timeout,
+                             ssh_config=str(ssh_config) if ssh_config else None,
+                             known_hosts=tuple(str(p) for p in known_hosts), accept_new=accept_new,
+                             overrides=_parse_vars(var))
+        wanted = _parse_formats(formats)
+        prepared = prepare(hosts, runbook, options, _ask_passphrase)
+    except FleetError as exc:
+        console.print(f"fleet: error: {exc}", markup=False)
+        raise typer.Exit(ExitCode.USAGE)
+
+    started = dt.datetime.now(dt.timezone.utc)
+    stem = f"{started.strftime('%Y%m%dT%H%M%SZ')}-{runbook.name}"
+    clock = time.monotonic()
+    results: list[HostResult] = []
+    interrupted: ExitCode | None = None
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    os.makedirs(out, mode=0o700, exist_ok=True)
+    # Each host's result is appended as it lands, so a killed run still leaves what it learnt.
+    journal_path = out / f"{stem}.jsonl"
+    fd = os.open(journal_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        with os.fdopen(fd, "a", encoding="utf-8") as journal, Progress(console, len(hosts)) as progress:
+            for result in run(prepared, runbook, options):
+                results.append(result)
+                journal.write(json.dumps(document.host_entry(result), ensure_ascii=False) + "\n")
+                journal.flush()
+                progress.host_done(result.diagnosis.verdict)
+    except KeyboardInterrupt:
+        interrupted = ExitCode.INTERRUPTED
+    except Terminated:
+        interrupted = ExitCode.TERMINATED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+    done = {r.host.name for r in results}
+    order = {h.name: i for i, h in enumerate(hosts)}
+    results.sort(key=lambda r: order[r.host.name])
+    doc = document.build(
+        results, runbook=runbook, params=runbook.defaults() | options.overrides, inventory=str(inventory),
+        limit=limit, options={"forks": forks, "connect_timeout_s": connect_timeout, "timeout_s": timeout,
+                              "hosts_selected": len(hosts)},
+        started_at=started.isoformat(timespec="seconds"), duration_s=time.monotonic() - clock,
+        partial=interrupted is not None,
+        notes=[*prepared.notes, *([f"not diagnosed: {', '.join(h.name for h in hosts if h.name not in done)}"]
+                                  if interrupted else [])])
+    paths = write_reports(doc, str(out), stem, wanted) + [str(journal_path)]
+    _write_retry(out, stem, doc)
+    print_summary(console, doc, paths)
+    if json_out:
+        sys.stdout.write(RENDERERS["json"](doc))
+    if interrupted is not None:
+        raise typer.Exit(interrupted)
+    raise typer.Exit(ExitCode.PROBLEMS if doc["summary"]["problems"] else ExitCode.OK)
+
+
+def _write_retry(out: Path, stem: str, doc: dict) -> None:
+    """Problem hosts one per line, so `--limit @FILE` re-runs only them (Ansible's retry files)."""
+    problems = [h["name"] for h in doc["hosts"] if h["severity"] != Severity.OK.value]
+    if problems:
+        (out / f"{stem}.retry").write_text("\n".join(problems) + "\n")
+
+
+@app.command()
+def report(
+    results: Path = typer.Argument(..., help="A JSON report written by `fleet diagnose`."),
+    formats: str = typer.Option("md,html", "--format", help="Formats to render, comma separated: json,md,html."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Directory (default: beside the JSON)."),
+) -> None:
+    """Re-render a report from its JSON, e.g. `fleet report reports/X-502.json --format html`."""
+    console = Console(stderr=True, highlight=False)
+    try:
+        wanted = _parse_formats(formats)
+        try:
+            doc = json.loads(results.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"cannot read: {exc}", str(results)) from None
+        except json.JSONDecodeError as exc:
+            raise InputError(f"not JSON: {exc.msg}", str(results), exc.lineno) from None
+        if not isinstance(doc, dict) or doc.get("schema") != document.SCHEMA:
+            raise InputError(f"not a fleet report of schema {document.SCHEMA}", str(results))
+    except FleetError as exc:
+        console.print(f"fleet: error: {exc}", markup=False)
+        raise typer.Exit(ExitCode.USAGE)
+    paths = write_reports(doc, str(out or results.parent), results.stem, wanted)
+    for path in paths:
+        console.print(f"report: {path}", markup=False)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,134 @@
+"""The diagnosis flow: hosts -> probe script -> raw output -> facts -> verdict, one HostResult per host."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+from fleet.executor import Deadline, run_pool
+from fleet.models import (Connection, Diagnosis, Execution, Host, HostResult, ProbeOutput, Severity,
+                          TransportStatus)
+from fleet.parsers import PARSERS
+from fleet.runbook import Runbook, evaluate, host_params, render_probes
+from fleet.script import compose, new_marker, split
+from fleet.transport.credentials import load_credentials
+from fleet.transport.hostkeys import KnownHosts, record
+from fleet.transport.local import LocalTransport
+from fleet.transport.ssh import SSHSettings, SSHTransport, load_ssh_config, resolve_endpoint
+
+DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run: the knobs of `fleet diagnose`."""
+
+    forks: int = 50
+    connect_timeout_s: float = 10.0
+    timeout_s: float = 60.0
+    ssh_config: str | None = None
+    known_hosts: tuple[str, ...] = ()
+    accept_new: bool = False
+    overrides: Mapping[str, str] = field(default_factory=dict)
+
+    def known_hosts_files(self) -> list[str]:
+        """--known-hosts files first (new keys are recorded in the first), then the user's."""
+        return [os.path.expanduser(p) for p in (*self.known_hosts, DEFAULT_KNOWN_HOSTS)]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Everything a run needs, built once in the calling thread before any connection."""
+
+    hosts: tuple[Host, ...]
+    scripts: Mapping[str, bytes]
+    params: Mapping[str, Mapping[str, Any]]
+    marker: str
+    transports: Mapping[Connection, Any]
+    notes: tuple[str, ...] = ()
+
+
+def prepare(hosts: Sequence[Host], runbook: Runbook, options: RunOptions,
+            ask_passphrase: Callable[[str], str | None] | None = None) -> Prepared:
+    """Render every host's script and build the transports. Raises InputError on bad input."""
+    marker = new_marker()
+    scripts: dict[str, bytes] = {}
+    params: dict[str, dict[str, Any]] = {}
+    by_params: dict[str, bytes] = {}
+    for host in hosts:
+        params[host.name] = host_params(runbook, host.vars, options.overrides)
+        key = repr(sorted(params[host.name].items()))
+        if key not in by_params:
+            by_params[key] = compose(render_probes(runbook, params[host.name]), marker).encode()
+        scripts[host.name] = by_params[key]
+    transports: dict[Connection, Any] = {Connection.LOCAL: LocalTransport()}
+    notes: tuple[str, ...] = ()
+    ssh_hosts = [h for h in hosts if h.connection is Connection.SSH]
+    if ssh_hosts:
+        ssh_config = load_ssh_config(options.ssh_config)
+        endpoints = {h.name: resolve_endpoint(h, ssh_config) for h in ssh_hosts}
+        credentials = load_credentials({k for e in endpoints.values() for k in e.key_files}, ask_passphrase)
+        notes = credentials.notes
+        settings = SSHSettings(options.connect_timeout_s, tuple(options.known_hosts_files()), options.accept_new)
+        transports[Connection.SSH] = SSHTransport(settings, KnownHosts(options.known_hosts_files()), credentials,
+                                                  endpoints)
+    return Prepared(tuple(hosts), scripts, params, marker, transports, notes)
+
+
+def run(prepared: Prepared, runbook: Runbook, options: RunOptions) -> Iterator[HostResult]:
+    """Diagnose every host, yielding each result as soon as its host is done."""
+
+    def job(host: Host, deadline: Deadline) -> Execution:
+        return prepared.transports[host.connection].execute(host, prepared.scripts[host.name], deadline)
+
+    def overrun(host: Host, deadline: Deadline) -> Execution:
+        return Execution(TransportStatus.TIMEOUT, f"gave up after the {deadline.seconds:g}s deadline; connection closed",
+                         duration_s=deadline.seconds)
+
+    def crashed(host: Host, exc: BaseException) -> Execution:
+        return Execution(TransportStatus.UNREACHABLE, f"internal error: {type(exc).__name__}: {exc}")
+
+    recorded_in = options.known_hosts_files()[0]
+    for host, execution in run_pool(prepared.hosts, job, forks=options.forks, deadline_s=options.timeout_s,
+                                    on_overrun=overrun, on_error=crashed):
+        if execution.new_host_key:
+            record(recorded_in, execution.new_host_key)
+        yield interpret(host, execution, runbook, prepared.params[host.name], prepared.marker)
+
+
+def interpret(host: Host, execution: Execution, runbook: Runbook, params: Mapping[str, Any],
+              marker: str) -> HostResult:
+    """Turn one host's raw execution into facts and a verdict."""
+    notes = [f"new host key recorded: {execution.new_host_key.split()[1]}"] if execution.new_host_key else []
+    if execution.status not in (TransportStatus.OK, TransportStatus.TIMEOUT):
+        diagnosis = Diagnosis(execution.status.value, Severity.CRITICAL, execution.reason)
+        return HostResult(host, diagnosis, duration_s=execution.duration_s, notes=tuple(notes))
+    cut = execution.reason if execution.status is TransportStatus.TIMEOUT else ""
+    if execution.truncated:
+        cut = cut or "output passed the controller's size cap"
+    output = split(execution.stdout.decode("utf-8", "replace"), execution.stderr.decode("utf-8", "replace"),
+                   marker, [p.name for p in runbook.probes], cut_reason=cut)
+    if output.meta.get("priv"):
+        notes.append(f"privilege: {output.meta['priv']}")
+    facts = parse_facts(runbook, output.probes, params)
+    if execution.status is TransportStatus.TIMEOUT:
+        unfinished = [f"{p.name}: {p.error}" for p in output.probes.values() if p.error]
+        diagnosis = Diagnosis(TransportStatus.TIMEOUT.value, Severity.CRITICAL, execution.reason, tuple(unfinished))
+    else:
+        diagnosis = evaluate(runbook, facts, output.probes, params, {"name": host.name, "address": host.address})
+    return HostResult(host, diagnosis, output.probes, facts, execution.duration_s, tuple(notes))
+
+
+def parse_facts(runbook: Runbook, probes: Mapping[str, ProbeOutput], params: Mapping[str, Any]) -> dict[str, Any]:
+    """Facts of every probe that finished; a probe that did not finish, or whose parser failed, has none."""
+    facts: dict[str, Any] = {}
+    for probe in runbook.probes:
+        output = probes.get(probe.name)
+        if output is None or not output.ran or output.error:
+            continue
+        try:
+            facts[probe.name] = PARSERS[probe.parser](output, params)
+        except Exception:  # noqa: BLE001 - a parser bug on one host's odd output must not end the run
+            continue
+    return facts

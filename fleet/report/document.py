@@ -1,0 +1,130 @@
+"""The report document: a run's results as plain JSON-able data, the one source every renderer reads.
+
+`fleet report RESULTS.json` re-renders from this document, so the JSON file is the truth.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import re
+from collections import defaultdict
+from typing import Any, Iterable, Mapping
+
+from fleet import __version__
+from fleet.models import HostResult, Severity, TransportStatus
+
+SCHEMA = 1
+_NOT_RUN = {s.value for s in TransportStatus if s is not TransportStatus.OK}
+# Host-specific values masked so that the same cause on many hosts groups together.
+_MASKS = (
+    (re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}\b"), "<ip>"),
+    (re.compile(r"\b[0-9a-f]{8,}\b"), "<hex>"),
+    (re.compile(r"\d+"), "<n>"),
+)
+
+
+def jsonable(value: Any) -> Any:
+    """Facts and models as JSON values: dataclasses to dicts, enums to their values, tuples to lists."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value) if f.repr}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def host_entry(result: HostResult) -> dict[str, Any]:
+    """One host as the report's JSON has it."""
+    d, host = result.diagnosis, result.host
+    return {
+        "name": host.name,
+        "address": host.address,
+        "groups": list(host.groups),
+        "verdict": d.verdict,
+        "severity": d.severity.value,
+        "summary": d.summary,
+        "evidence": list(d.evidence),
+        "fix": list(d.fix),
+        "probes": {name: {"exit_code": p.exit_code, "stdout": p.stdout, "stderr": p.stderr,
+                          "duration_s": p.duration_s, "truncated": p.truncated, "error": p.error}
+                   for name, p in result.probes.items()},
+        "facts": jsonable(result.facts),
+        "notes": list(result.notes),
+        "duration_s": round(result.duration_s, 3),
+    }
+
+
+def signature(entry: Mapping[str, Any]) -> str:
+    """The cause of a host's verdict with host-specific numbers and addresses masked."""
+    text = entry["summary"]
+    for pattern, mask in _MASKS:
+        text = pattern.sub(mask, text)
+    return text
+
+
+def summarise(hosts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Fleet-level view: counts by verdict, and problem hosts grouped by verdict and cause, largest first."""
+    counts: dict[str, int] = defaultdict(int)
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for entry in hosts:
+        counts[entry["verdict"]] += 1
+        if entry["severity"] != Severity.OK.value:
+            groups[(entry["verdict"], signature(entry))].append(entry)
+    causes = [
+        {"verdict": verdict, "signature": sig, "severity": members[0]["severity"], "count": len(members),
+         "hosts": [m["name"] for m in members], "fix": members[0]["fix"], "summary": members[0]["summary"]}
+        for (verdict, sig), members in groups.items()
+    ]
+    causes.sort(key=lambda c: (c["verdict"] in _NOT_RUN, -c["count"], c["verdict"]))
+    problems = sum(1 for e in hosts if e["severity"] != Severity.OK.value)
+    not_run = sum(1 for e in hosts if e["verdict"] in _NOT_RUN)
+    return {
+        "total": len(hosts),
+        "healthy": len(hosts) - problems,
+        "problems": problems,
+        "not_reached": not_run,
+        "counts": dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "causes": causes,
+        "headline": headline(len(hosts), problems, not_run, causes),
+    }
+
+
+def headline(total: int, problems: int, not_run: int, causes: list[dict[str, Any]]) -> str:
+    if total == 0:
+        return "No hosts were diagnosed."
+    if problems == 0:
+        return f"All {total} hosts healthy."
+    top = ", ".join(f"{c['count']} {c['verdict']}" for c in causes if c["verdict"] not in _NOT_RUN)
+    text = f"{problems - not_run} of {total} hosts have a problem" + (f" ({top})" if top else "")
+    if not_run:
+        text += f"; {not_run} could not be diagnosed"
+    return text + "."
+
+
+def build(results: Iterable[HostResult], *, runbook: Any, params: Mapping[str, Any], inventory: str,
+          limit: str | None, options: Mapping[str, Any], started_at: str, duration_s: float,
+          partial: bool = False, notes: Iterable[str] = ()) -> dict[str, Any]:
+    """The whole report document for a run."""
+    hosts = [host_entry(r) for r in results]
+    return {
+        "schema": SCHEMA,
+        "fleet_version": __version__,
+        "runbook": runbook.name,
+        "runbook_description": runbook.description,
+        "parameters": jsonable(params),
+        "inventory": inventory,
+        "limit": limit,
+        "options": jsonable(options),
+        "started_at": started_at,
+        "duration_s": round(duration_s, 3),
+        "partial": partial,
+        "notes": list(notes),
+        "summary": summarise(hosts),
+        "hosts": hosts,
+    }

@@ -1,0 +1,78 @@
+"""Renderers: the report document as JSON, Markdown and HTML text. They only render."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import Any, Callable, Mapping
+
+import jinja2
+
+FORMATS = ("json", "md", "html")
+_TEMPLATES = jinja2.PackageLoader("fleet.report", "templates")
+_HTML_ENV = jinja2.Environment(loader=_TEMPLATES, autoescape=True, trim_blocks=True, lstrip_blocks=True,
+                               undefined=jinja2.StrictUndefined)
+_MD_ENV = jinja2.Environment(loader=_TEMPLATES, autoescape=False, trim_blocks=True, lstrip_blocks=True,
+                             undefined=jinja2.StrictUndefined)
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
+# Markdown raw blocks are fenced; a fence longer than any backtick run inside can't be closed early.
+_BACKTICKS = re.compile(r"`+")
+MD_RAW_LIMIT = 4000
+
+
+def md_cell(value: Any) -> str:
+    """Text safe inside a Markdown table cell or line: no markup, no pipes, no line breaks."""
+    text = " ".join(str(value).split())
+    return _MD_SPECIAL.sub(r"\\\1", text)
+
+
+def md_code(value: Any, limit: int = MD_RAW_LIMIT) -> str:
+    """A fenced code block that host output cannot break out of, trimmed to `limit` characters."""
+    text = str(value)
+    if len(text) > limit:
+        text = text[:limit] + f"\n... ({len(text) - limit} more characters in the JSON/HTML report)"
+    longest = max((len(m) for m in _BACKTICKS.findall(text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}text\n{text}\n{fence}"
+
+
+_MD_ENV.filters.update(cell=md_cell, code=md_code)
+_HTML_ENV.filters["tojson_safe"] = lambda v: jinja2.utils.htmlsafe_json_dumps(v)
+
+
+def render_json(doc: Mapping[str, Any]) -> str:
+    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+
+
+def render_markdown(doc: Mapping[str, Any]) -> str:
+    return _MD_ENV.get_template("report.md.j2").render(doc=doc)
+
+
+def render_html(doc: Mapping[str, Any]) -> str:
+    return _HTML_ENV.get_template("report.html.j2").render(doc=doc)
+
+
+RENDERERS: Mapping[str, Callable[[Mapping[str, Any]], str]] = {
+    "json": render_json, "md": render_markdown, "html": render_html,
+}
+
+
+def write_reports(doc: Mapping[str, Any], out_dir: str, stem: str, formats: tuple[str, ...]) -> list[str]:
+    """Write each format as `<out_dir>/<stem>.<fmt>`, readable by the owner only: reports hold host output."""
+    os.makedirs(out_dir, mode=0o700, exist_ok=True)
+    paths = []
+    for fmt in formats:
+        path = os.path.join(out_dir, f"{stem}.{fmt}")
+        write_private(path, RENDERERS[fmt](doc))
+        paths.append(path)
+    return paths
+
+
+def write_private(path: str, text: str) -> None:
+    """Write `text` to `path` with mode 0600, replacing it atomically."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
+    os.replace(tmp, path)

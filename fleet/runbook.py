@@ -1,0 +1,286 @@
+"""Runbooks as data: loading and checking a runbook file, rendering its probes, walking its rules.
+
+The format is described in docs/runbook-format.md. Everything that can be checked is checked
+at load time (unknown keys, unknown parsers, broken expressions and templates, names a rule
+uses that no probe provides), so a broken runbook fails before any host is touched.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any, Mapping
+
+import jinja2
+import jinja2.meta
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from fleet.errors import RunbookError
+from fleet.models import Diagnosis, ProbeOutput, Severity
+from fleet.parsers import PARSERS
+from fleet.script import ProbeCommand
+from fleet.yamlfile import LineDict, load_yaml
+
+INCONCLUSIVE = "inconclusive"
+_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+_CONTEXT_NAMES = {"params", "host", "probes"}
+_DEFAULT_PROBE_TIMEOUT_S = 10.0
+
+
+def _shell_quote(value: Any) -> str:
+    return shlex.quote(str(value))
+
+
+# Every {{ value }} in a probe command is shell-quoted by the environment itself, so quoting
+# never depends on a runbook author remembering to.
+_COMMAND_ENV = ImmutableSandboxedEnvironment(finalize=_shell_quote, undefined=jinja2.StrictUndefined,
+                                             keep_trailing_newline=True)
+_RULE_ENV = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined)
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    default: Any
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Probe:
+    name: str
+    parser: str
+    command: str
+    description: str = ""
+    timeout_s: float = _DEFAULT_PROBE_TIMEOUT_S
+    template: jinja2.Template = field(compare=False, repr=False, default=None)
+
+
+@dataclass(frozen=True)
+class Rule:
+    verdict: str
+    severity: Severity
+    when: str
+    summary: str
+    evidence: tuple[str, ...] = ()
+    fix: tuple[str, ...] = ()
+    line: int = 0
+    condition: Any = field(compare=False, repr=False, default=None)
+    templates: tuple[jinja2.Template, ...] = field(compare=False, repr=False, default=())
+
+
+@dataclass(frozen=True)
+class Runbook:
+    name: str
+    description: str
+    path: str
+    parameters: tuple[Parameter, ...]
+    probes: tuple[Probe, ...]
+    rules: tuple[Rule, ...]
+    redact: tuple[str, ...] = ()
+
+    def defaults(self) -> dict[str, Any]:
+        return {p.name: p.default for p in self.parameters}
+
+
+def builtin_runbooks() -> dict[str, str]:
+    """Names of the runbooks shipped in the package, with their paths."""
+    folder = resources.files("fleet") / "runbooks"
+    return {os.path.splitext(f.name)[0]: str(f) for f in folder.iterdir() if f.name.endswith(".yml")}
+
+
+def load_runbook(name_or_path: str) -> Runbook:
+    """Load a built-in runbook by name, or a user's from a path; RunbookError if it is not sound."""
+    builtins = builtin_runbooks()
+    if name_or_path in builtins:
+        path = builtins[name_or_path]
+    elif os.path.sep in name_or_path or name_or_path.endswith((".yml", ".yaml")):
+        path = name_or_path
+    else:
+        raise RunbookError(f"unknown runbook {name_or_path!r}; built-in: {', '.join(sorted(builtins))}, "
+                           "or give a path to a .yml file")
+    return _parse(load_yaml(path, RunbookError), path)
+
+
+def _expect(node: Any, kind: type, what: str, path: str, line: int) -> Any:
+    if not isinstance(node, kind):
+        raise RunbookError(f"{what} must be a {kind.__name__ if kind is not LineDict else 'mapping'}", path, line)
+    return node
+
+
+def _keys(node: LineDict, allowed: set[str], required: set[str], what: str, path: str) -> None:
+    for key in node:
+        if key not in allowed:
+            raise RunbookError(f"unknown key {key!r} in {what} (allowed: {', '.join(sorted(allowed))})",
+                               path, node.line_of(key))
+    for key in sorted(required - set(node)):
+        raise RunbookError(f"{what} is missing {key!r}", path, node.line)
+
+
+def _parse(doc: Any, path: str) -> Runbook:
+    doc = _expect(doc, LineDict, "a runbook", path, 1)
+    _keys(doc, {"name", "description", "parameters", "probes", "rules", "redact"}, {"name", "probes", "rules"},
+          "the runbook", path)
+    params = _parse_parameters(doc.get("parameters") or LineDict(), path)
+    probes = _parse_probes(_expect(doc["probes"], list, "probes", path, doc.line_of("probes")), path)
+    names = {p.name for p in probes}
+    rules = tuple(_parse_rule(node, names, path) for node in _expect(doc["rules"], list, "rules", path,
+                                                                        doc.line_of("rules")))
+    redact = tuple(str(r) for r in doc.get("redact") or ())
+    for pattern in redact:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise RunbookError(f"bad redact pattern {pattern!r}: {exc}", path, doc.line_of("redact")) from None
+    return Runbook(str(doc["name"]), str(doc.get("description", "")), path, params, probes, rules, redact)
+
+
+def _parse_parameters(node: Any, path: str) -> tuple[Parameter, ...]:
+    node = _expect(node, LineDict, "parameters", path, getattr(node, "line", 1))
+    params = []
+    for name, spec in node.items():
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise RunbookError(f"bad parameter name {name!r}", path, node.line_of(name))
+        if isinstance(spec, LineDict):
+            _keys(spec, {"default", "description"}, {"default"}, f"parameter {name!r}", path)
+            params.append(Parameter(name, spec["default"], str(spec.get("description", ""))))
+        else:
+            params.append(Parameter(name, spec))
+    return tuple(params)
+
+
+def _parse_probes(nodes: list, path: str) -> tuple[Probe, ...]:
+    probes: list[Probe] = []
+    for node in nodes:
+        node = _expect(node, LineDict, "a probe", path, getattr(nodes, "line", 1))
+        _keys(node, {"name", "description", "parser", "timeout", "command"}, {"name", "parser", "command"},
+              "a probe", path)
+        name = node["name"]
+        if not isinstance(name, str) or not _NAME.match(name) or name in _CONTEXT_NAMES:
+            raise RunbookError(f"bad probe name {name!r} (lower-case letters, digits, _; not params/host/probes)",
+                               path, node.line_of("name"))
+        if name in {p.name for p in probes}:
+            raise RunbookError(f"duplicate probe name {name!r}", path, node.line_of("name"))
+        if node["parser"] not in PARSERS:
+            raise RunbookError(f"unknown parser {node['parser']!r} (known: {', '.join(sorted(PARSERS))})",
+                               path, node.line_of("parser"))
+        timeout = node.get("timeout", _DEFAULT_PROBE_TIMEOUT_S)
+        if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0:
+            raise RunbookError("timeout must be a positive number of seconds", path, node.line_of("timeout"))
+        command = str(node["command"])
+        try:
+            template = _COMMAND_ENV.from_string(command)
+        except jinja2.TemplateSyntaxError as exc:
+            raise RunbookError(f"probe {name!r}: broken command template: {exc.message}", path,
+                               node.line_of("command") + (exc.lineno or 1)) from None
+        probes.append(Probe(name, node["parser"], command, str(node.get("description", "")), float(timeout),
+                            template))
+    return tuple(probes)
+
+
+def _parse_rule(node: Any, probe_names: set[str], path: str) -> Rule:
+    node = _expect(node, LineDict, "a rule", path, 1)
+    _keys(node, {"verdict", "severity", "when", "summary", "evidence", "fix"}, {"verdict", "when", "summary"},
+          "a rule", path)
+    verdict = node["verdict"]
+    if not isinstance(verdict, str) or not re.match(r"^[a-z][a-z0-9_]*$", verdict):
+        raise RunbookError(f"bad verdict code {verdict!r} (lower-case letters, digits, _)", path,
+                           node.line_of("verdict"))
+    try:
+        severity = Severity(node.get("severity", "critical"))
+    except ValueError:
+        raise RunbookError(f"bad severity {node.get('severity')!r} (ok, warning, critical, unknown)", path,
+                           node.line_of("severity")) from None
+    known = probe_names | _CONTEXT_NAMES
+    when = str(node["when"])
+    condition = _compile(lambda: _RULE_ENV.compile_expression(when),
+                         lambda: _RULE_ENV.parse("{{ " + when + " }}"), known, "when", path, node.line_of("when"))
+    texts = {"summary": (str(node["summary"]),)}
+    for key in ("evidence", "fix"):
+        value = node.get(key) or ()
+        texts[key] = (str(value),) if isinstance(value, str) else tuple(str(v) for v in value)
+    templates = []
+    for key, sources in texts.items():
+        for source in sources:
+            templates.append(_compile(lambda s=source: _RULE_ENV.from_string(s), lambda s=source: _RULE_ENV.parse(s),
+                                      known, key, path, node.line_of(key)))
+    return Rule(verdict, severity, when, texts["summary"][0], texts["evidence"], texts["fix"], node.line,
+                condition, tuple(templates))
+
+
+def _compile(build, ast, known: set[str], what: str, path: str, line: int):
+    """Compile a rule's expression or template, refusing syntax errors and names nothing provides."""
+    try:
+        parsed, compiled = ast(), build()
+    except jinja2.TemplateSyntaxError as exc:
+        raise RunbookError(f"broken {what}: {exc.message}", path, line) from None
+    unknown = jinja2.meta.find_undeclared_variables(parsed) - known
+    if unknown:
+        raise RunbookError(f"{what} uses {', '.join(sorted(unknown))}, which is neither a probe nor "
+                           f"params/host/probes", path, line)
+    return compiled
+
+
+def host_params(runbook: Runbook, host_vars: Mapping[str, Any], overrides: Mapping[str, str]) -> dict[str, Any]:
+    """Parameters for one host: runbook defaults < inventory variables < --var.
+
+    A value given as text for a numeric default is converted, so `--var port=8001` is a number.
+    """
+    params = runbook.defaults()
+    for source in (host_vars, overrides):
+        for name, value in source.items():
+            if name in params and isinstance(params[name], int) and not isinstance(params[name], bool) \
+                    and isinstance(value, str):
+                try:
+                    value = int(value)
+                except ValueError:
+                    raise RunbookError(f"parameter {name!r} must be a whole number, not {value!r}") from None
+            params[name] = value
+    return params
+
+
+def render_probes(runbook: Runbook, params: Mapping[str, Any]) -> list[ProbeCommand]:
+    """The runbook's probes with this host's parameters filled in, shell-quoted."""
+    rendered = []
+    for probe in runbook.probes:
+        try:
+            command = probe.template.render(params, params=params)
+        except jinja2.UndefinedError as exc:
+            raise RunbookError(f"probe {probe.name!r} uses an undefined parameter: {exc.message}",
+                               runbook.path) from None
+        rendered.append(ProbeCommand(probe.name, command, probe.timeout_s))
+    return rendered
+
+
+def evaluate(runbook: Runbook, facts: Mapping[str, Any], probes: Mapping[str, ProbeOutput],
+             params: Mapping[str, Any], host: Mapping[str, Any]) -> Diagnosis:
+    """Walk the rules, first match wins. Rules naming absent facts do not match; none matching is inconclusive."""
+    context = {**facts, "params": params, "host": host, "probes": probes}
+    for rule in runbook.rules:
+        try:
+            matched = bool(rule.condition(**context))
+        except jinja2.UndefinedError:
+            continue  # the rule needs facts this host could not give
+        except Exception:  # noqa: BLE001 - a rule tripping on odd facts must not cost the host its verdict
+            continue
+        if matched:
+            summary, *rest = (_render(t, context) for t in rule.templates)
+            evidence, fix = rest[: len(rule.evidence)], rest[len(rule.evidence):]
+            return Diagnosis(rule.verdict, rule.severity, " ".join(summary).strip(),
+                             tuple(line for block in evidence for line in block),
+                             tuple(line for block in fix for line in block))
+    missing = [f"{p.name}: {p.error or 'no facts'}" for p in probes.values() if p.name not in facts]
+    summary = "no rule of the runbook matched what was found"
+    if missing:
+        summary += f"; {len(missing)} probe(s) gave no facts"
+    return Diagnosis(INCONCLUSIVE, Severity.UNKNOWN, summary, tuple(missing))
+
+
+def _render(template: jinja2.Template, context: Mapping[str, Any]) -> list[str]:
+    try:
+        text = template.render(context)
+    except Exception as exc:  # noqa: BLE001 - evidence that cannot be shown must not hide the verdict
+        return [f"(not available: {' '.join(str(exc).split())[:200]})"]
+    return [line.rstrip() for line in text.splitlines() if line.strip()]

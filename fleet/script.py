@@ -1,0 +1,141 @@
+"""The probe script: many probes composed into one POSIX sh script, and its output cut back apart.
+
+One script per host means one SSH exec and one round trip. Each probe's output is framed by
+marker lines carrying a random per-run token. The token is a shell variable that is never
+exported, and the script travels on stdin, so no probe (nor anything it reads, such as a log
+file) can print a marker line that the splitter would believe.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import shlex
+from dataclasses import dataclass
+
+from fleet.models import ProbeOutput
+
+#: Bytes of stdout a probe may send before the host side cuts it off.
+DEFAULT_PROBE_CAP = 1024 * 1024
+
+# GNU and BusyBox `timeout` exit with 124 when the time limit is reached.
+_TIMEOUT_EXIT = 124
+
+
+@dataclass(frozen=True)
+class ProbeCommand:
+    """A rendered probe, ready to be put into a script."""
+
+    name: str
+    command: str
+    timeout_s: float = 10.0
+
+
+def new_marker() -> str:
+    """A fresh unguessable section marker for one run."""
+    return "FLEET" + secrets.token_hex(16)
+
+
+_PREAMBLE = r"""
+# Sent by fleet on stdin. Read-only: it only looks at the host.
+fleet_now() { read fleet_up fleet_rest </proc/uptime 2>/dev/null && echo "$fleet_up" || date +%s; }
+if timeout 5 true </dev/null >/dev/null 2>&1; then fleet_to=timeout; else fleet_to=; fi
+if printf x | head -c 1 >/dev/null 2>&1; then fleet_cap="head -c $fleet_capn"; else fleet_cap=cat; fi
+if [ "$(id -u 2>/dev/null)" = 0 ]; then FLEET_PRIV=root; FLEET_SUDO=
+elif command -v sudo >/dev/null 2>&1 && sudo -n true </dev/null >/dev/null 2>&1; then FLEET_PRIV=sudo; FLEET_SUDO='sudo -n'
+else FLEET_PRIV=user; FLEET_SUDO=; fi
+export FLEET_PRIV FLEET_SUDO
+fleet_mark() { printf '%s %s\n' "$fleet_m" "$*"; printf '%s %s\n' "$fleet_m" "$*" >&2; }
+fleet_probe() {
+  fleet_mark begin "$1"
+  fleet_t0=$(fleet_now)
+  # The probe's exit code comes back on fd 3 while its stdout goes through the cap; fds 3
+  # and 4 are closed for the probe itself so it cannot write a forged exit code.
+  { fleet_rc=$( { { $fleet_to ${fleet_to:+"$2"} sh -c "$3" </dev/null 3>&- 4>&-; echo $? >&3; } | $fleet_cap >&4; } 3>&1 ); } 4>&1
+  fleet_t1=$(fleet_now)
+  printf '\n'; printf '\n' >&2
+  fleet_mark end "$1" "${fleet_rc:-255}" "$fleet_t0" "$fleet_t1"
+}
+fleet_mark meta priv="$FLEET_PRIV" timeout="${fleet_to:-none}"
+"""
+
+
+def compose(probes: list[ProbeCommand], marker: str, cap: int = DEFAULT_PROBE_CAP) -> str:
+    """Compose probes into one sh script whose output `split` can cut apart again."""
+    lines = [f"fleet_m={marker}", f"fleet_capn={cap + 1}", _PREAMBLE.strip()]
+    for probe in probes:
+        seconds = max(1, int(round(probe.timeout_s)))
+        lines.append(f"fleet_probe {probe.name} {seconds} {shlex.quote(probe.command)}")
+    lines.append("exit 0")
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class SplitOutput:
+    """The probes cut out of a script's output, plus what the script said about the host."""
+
+    probes: dict[str, ProbeOutput]
+    meta: dict[str, str]
+
+
+def _sections(text: str, marker: str) -> tuple[dict[str, tuple[str, list[str] | None]], dict[str, str]]:
+    """Map probe name to (body, end fields or None if the probe never ended)."""
+    line_re = re.compile(rf"^{re.escape(marker)} (begin|end|meta) ?(.*)$", re.M)
+    sections: dict[str, tuple[str, list[str] | None]] = {}
+    meta: dict[str, str] = {}
+    current: str | None = None
+    start = 0
+    for match in line_re.finditer(text):
+        kind, rest = match.group(1), match.group(2).split()
+        if kind == "meta":
+            meta.update(field.split("=", 1) for field in rest if "=" in field)
+        elif kind == "begin" and rest:
+            current, start = rest[0], match.end() + 1
+        elif kind == "end" and rest and rest[0] == current:
+            # The script writes one newline of its own before the end marker.
+            body = text[start : match.start()]
+            sections[current] = (body[:-1] if body.endswith("\n") else body, rest[1:])
+            current = None
+    if current is not None:
+        sections[current] = (text[start:], None)
+    return sections, meta
+
+
+def _seconds(t0: str, t1: str) -> float | None:
+    try:
+        return round(max(0.0, float(t1) - float(t0)), 3)
+    except ValueError:
+        return None
+
+
+def split(stdout: str, stderr: str, marker: str, expected: list[str], cap: int = DEFAULT_PROBE_CAP,
+          cut_reason: str = "") -> SplitOutput:
+    """Cut a script's output back into one ProbeOutput per expected probe.
+
+    A probe that never started or never ended (the host hung up, the deadline passed) gets
+    exit_code None and `cut_reason` as its error, so rules never read it as a result.
+    """
+    out_sections, meta = _sections(stdout, marker)
+    err_sections, _ = _sections(stderr, marker)
+    probes: dict[str, ProbeOutput] = {}
+    for name in expected:
+        body, end = out_sections.get(name, ("", None))
+        err_body = err_sections.get(name, ("", None))[0]
+        truncated = len(body.encode("utf-8", "replace")) > cap
+        if truncated:
+            body = body.encode("utf-8", "replace")[:cap].decode("utf-8", "replace")
+        if end is None:
+            reason = cut_reason or "the script ended before this probe finished"
+            if name not in out_sections:
+                reason = cut_reason or "the script ended before this probe started"
+            probes[name] = ProbeOutput(name, None, body, err_body, None, truncated, error=reason)
+            continue
+        rc_text, t0, t1 = (end + ["", "", ""])[:3]
+        exit_code = int(rc_text) if rc_text.isdigit() else None
+        error = ""
+        if exit_code == _TIMEOUT_EXIT and meta.get("timeout") != "none":
+            error = "probe timed out on the host"
+        elif exit_code is None:
+            error = "probe exit code unreadable"
+        probes[name] = ProbeOutput(name, exit_code, body, err_body, _seconds(t0, t1), truncated, error)
+    return SplitOutput(probes, meta)

@@ -1,0 +1,78 @@
+"""What the operator sees in the terminal: live progress while hosts run, and the summary at the end.
+
+Host output is untrusted: every host-derived string goes through `safe()` (control characters
+and ANSI escapes removed) and into rich as plain Text, never as markup.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import Counter
+from typing import Any, Mapping
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+_CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-_]|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_STYLE = {"ok": "green", "warning": "yellow", "critical": "red", "unknown": "magenta"}
+
+
+def safe(value: Any) -> str:
+    """A host-derived value fit for a terminal: no escape sequences, no control characters."""
+    return _CONTROL.sub("", str(value))
+
+
+class Progress:
+    """Hosts done/total, per-verdict counters and elapsed time, redrawn in place; silent off a TTY."""
+
+    def __init__(self, console: Console, total: int):
+        self.console, self.total = console, total
+        self.counts: Counter[str] = Counter()
+        self.started = time.monotonic()
+        self._live = Live(self._render(), console=console, transient=True, refresh_per_second=8) \
+            if console.is_terminal else None
+
+    def __enter__(self) -> "Progress":
+        if self._live:
+            self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live:
+            self._live.__exit__(*exc)
+
+    def host_done(self, verdict: str) -> None:
+        self.counts[verdict] += 1
+        if self._live:
+            self._live.update(self._render())
+
+    def _render(self) -> Text:
+        done = sum(self.counts.values())
+        text = Text(f"{done}/{self.total} hosts  {time.monotonic() - self.started:5.1f}s  ")
+        for verdict, n in self.counts.most_common():
+            text.append(f"{safe(verdict)}={n} ", style="green" if verdict == "healthy" else "red")
+        return text
+
+
+def print_summary(console: Console, doc: Mapping[str, Any], paths: list[str]) -> None:
+    """The headline, a table of causes with their hosts and fixes, and where the reports are."""
+    summary = doc["summary"]
+    if doc.get("partial"):
+        console.print(Text("PARTIAL: the run was interrupted; hosts not shown were not diagnosed.", style="bold yellow"))
+    worst = "ok" if summary["problems"] == 0 else "critical"
+    console.print(Text(safe(summary["headline"]), style=f"bold {_STYLE[worst]}"))
+    if summary["causes"]:
+        table = Table(show_lines=False, header_style="bold")
+        for column in ("verdict", "hosts", "cause", "fix"):
+            table.add_column(column, overflow="fold")
+        for cause in summary["causes"]:
+            hosts = ", ".join(cause["hosts"][:8]) + (f" (+{len(cause['hosts']) - 8})" if len(cause["hosts"]) > 8 else "")
+            table.add_row(Text(safe(cause["verdict"]), style=_STYLE.get(cause["severity"], "")),
+                          Text(f"{cause['count']}: {safe(hosts)}"), Text(safe(cause["summary"])),
+                          Text(safe("\n".join(cause["fix"][:3]))))
+        console.print(table)
+    for path in paths:
+        console.print(Text(f"report: {path}"))

@@ -1,0 +1,224 @@
+"""SSH transport: one connection and one exec per host, every phase under the host's deadline.
+
+Fabric reads the configuration (ssh_config files); the hot path (connect, handshake, host key
+check, auth, one exec, read to EOF) drives paramiko's Transport directly, because Fabric's
+`run()` spends most of its per-host CPU in invoke's polling threads, not in SSH.
+"""
+
+from __future__ import annotations
+
+import errno
+import getpass
+import os
+import select
+import socket
+import time
+from dataclasses import dataclass
+
+import fabric
+import paramiko
+
+from fleet.executor import Deadline
+from fleet.models import Execution, Host, TransportStatus
+from fleet.transport.credentials import Credentials
+from fleet.transport.hostkeys import KeyCheck, KnownHosts, known_hosts_names
+
+#: Bytes of stdout plus stderr kept per host; beyond that the controller stops reading.
+DEFAULT_OUTPUT_CAP = 16 * 1024 * 1024
+_READ_CHUNK = 65536
+
+
+@dataclass(frozen=True)
+class SSHSettings:
+    connect_timeout_s: float = 10.0
+    known_hosts: tuple[str, ...] = ()
+    accept_new: bool = False
+    output_cap: int = DEFAULT_OUTPUT_CAP
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where and as whom to connect, after merging inventory and ssh_config (inventory wins)."""
+
+    hostname: str
+    port: int
+    user: str
+    key_files: tuple[str, ...]
+
+
+def load_ssh_config(path: str | None) -> paramiko.SSHConfig:
+    """The ssh_config of the run, built once: `path` alone if given (like `ssh -F`), else the user's and system's."""
+    config = fabric.Config(runtime_ssh_path=path) if path else fabric.Config()
+    return config.base_ssh_config
+
+
+def resolve_endpoint(host: Host, ssh_config: paramiko.SSHConfig) -> Endpoint:
+    """Merge the inventory's connection settings over ssh_config's, as Ansible does."""
+    found = ssh_config.lookup(host.address)
+    key_files = [host.key_file] if host.key_file else []
+    key_files += [os.path.expanduser(p) for p in found.get("identityfile", [])]
+    return Endpoint(
+        hostname=found.get("hostname", host.address),
+        port=host.port or int(found.get("port", 22)),
+        user=host.user or found.get("user") or getpass.getuser(),
+        key_files=tuple(dict.fromkeys(os.path.expanduser(k) for k in key_files)),
+    )
+
+
+class SSHTransport:
+    """Runs a script with `sh -s` over SSH. Built once per run; `execute` is safe to call from many workers."""
+
+    def __init__(self, settings: SSHSettings, known_hosts: KnownHosts, credentials: Credentials,
+                 endpoints: dict[str, Endpoint]):
+        self.settings = settings
+        self.known_hosts = known_hosts
+        self.credentials = credentials
+        self.endpoints = endpoints
+
+    def execute(self, host: Host, script: bytes, deadline: Deadline) -> Execution:
+        started = time.monotonic()
+        endpoint = self.endpoints[host.name]
+        sock: socket.socket | None = None
+        transport: paramiko.Transport | None = None
+
+        def fail(status: TransportStatus, reason: str, **partial) -> Execution:
+            return Execution(status, reason, duration_s=time.monotonic() - started, **partial)
+
+        try:
+            sock = _connect(endpoint, min(self.settings.connect_timeout_s, deadline.remaining()))
+            deadline.on_cancel(sock.close)
+            transport = paramiko.Transport(sock)
+            deadline.on_cancel(transport.close)
+            step = min(self.settings.connect_timeout_s, deadline.remaining())
+            transport.banner_timeout = transport.handshake_timeout = step
+            transport.auth_timeout = max(0.1, deadline.remaining())
+            names = known_hosts_names(endpoint.hostname, endpoint.port)
+            known_types = self.known_hosts.key_types(names)
+            if known_types:
+                # Ask for a key type we hold, or a changed key could pass as "unknown type".
+                options = transport.get_security_options()
+                options.key_types = [t for t in options.key_types if t in known_types] or known_types
+            transport.start_client(timeout=step)
+            key = transport.get_remote_server_key()
+            check = self.known_hosts.check(names, key)
+            new_key = ""
+            if check is KeyCheck.CHANGED:
+                return fail(TransportStatus.HOST_KEY_REJECTED,
+                            f"host key CHANGED: {key.get_name()} {key.fingerprint} does not match known_hosts")
+            if check is KeyCheck.UNKNOWN:
+                if not self.settings.accept_new:
+                    return fail(TransportStatus.HOST_KEY_REJECTED,
+                                f"host key unknown: {key.get_name()} {key.fingerprint} is not in known_hosts "
+                                "(add it, or run once with --accept-new)")
+                new_key = f"{names[0]} {key.get_name()} {key.get_base64()}"
+            reason = self._authenticate(transport, endpoint, deadline)
+            if reason:
+                return fail(TransportStatus.AUTH_FAILED, reason)
+            return self._run(transport, script, deadline, started, new_key)
+        except socket.gaierror as exc:
+            return fail(TransportStatus.UNREACHABLE, f"DNS: {endpoint.hostname} does not resolve ({exc.strerror})")
+        except ConnectionRefusedError:
+            return fail(TransportStatus.UNREACHABLE, f"connection refused on {endpoint.hostname}:{endpoint.port}")
+        except (socket.timeout, TimeoutError):
+            return fail(TransportStatus.UNREACHABLE,
+                        f"no answer from {endpoint.hostname}:{endpoint.port} within the connect timeout")
+        except paramiko.SSHException as exc:
+            if deadline.expired():
+                return fail(TransportStatus.TIMEOUT, f"deadline of {deadline.seconds:g}s passed during the SSH handshake")
+            return fail(TransportStatus.UNREACHABLE, f"SSH handshake failed: {_one_line(exc)}")
+        except OSError as exc:
+            if deadline.expired():
+                return fail(TransportStatus.TIMEOUT, f"deadline of {deadline.seconds:g}s passed")
+            return fail(TransportStatus.UNREACHABLE, _socket_reason(exc, endpoint))
+        finally:
+            if transport is not None:
+                transport.close()
+            elif sock is not None:
+                sock.close()
+
+    def _authenticate(self, transport: paramiko.Transport, endpoint: Endpoint, deadline: Deadline) -> str:
+        """Try each key, then the agent; return why all failed, or '' once authenticated."""
+        keys: list[paramiko.PKey] = self.credentials.keys_for(endpoint.key_files)
+        if not endpoint.key_files or not keys:
+            keys += [k for p, k in self.credentials.keys.items() if k not in keys]
+        agent = paramiko.Agent() if self.credentials.use_agent else None
+        if agent is not None:
+            deadline.on_cancel(agent.close)
+            keys += list(agent.get_keys())
+        tried = 0
+        try:
+            for key in keys:
+                if deadline.expired():
+                    break
+                tried += 1
+                try:
+                    transport.auth_publickey(endpoint.user, key)
+                except paramiko.BadAuthenticationType as exc:
+                    return f"server does not accept public keys for {endpoint.user} (allowed: {', '.join(exc.allowed_types)})"
+                except paramiko.AuthenticationException:
+                    continue
+                if transport.is_authenticated():
+                    return ""
+        finally:
+            if agent is not None:
+                agent.close()
+        if not tried:
+            return f"no usable key for {endpoint.user}@{endpoint.hostname} (none in inventory, ssh_config, ~/.ssh or agent)"
+        return f"permission denied for {endpoint.user}@{endpoint.hostname} ({tried} key(s) tried)"
+
+    def _run(self, transport: paramiko.Transport, script: bytes, deadline: Deadline, started: float,
+             new_key: str) -> Execution:
+        channel = transport.open_session(timeout=max(0.1, deadline.remaining()))
+        channel.exec_command("sh -s")  # no pty: a pty merges stderr into stdout and mangles bytes
+        channel.sendall(script)
+        channel.shutdown_write()
+        out, err = bytearray(), bytearray()
+        truncated = False
+        while not (channel.eof_received and not channel.recv_ready() and not channel.recv_stderr_ready()):
+            if deadline.expired():
+                return Execution(TransportStatus.TIMEOUT,
+                                 f"no complete result within the {deadline.seconds:g}s deadline; output so far kept",
+                                 bytes(out), bytes(err), None, time.monotonic() - started, truncated, new_key)
+            if channel.recv_ready():
+                chunk = channel.recv(_READ_CHUNK)
+                truncated |= _append_capped(out, chunk, self.settings.output_cap - len(err))
+            elif channel.recv_stderr_ready():
+                chunk = channel.recv_stderr(_READ_CHUNK)
+                truncated |= _append_capped(err, chunk, self.settings.output_cap - len(out))
+            else:
+                select.select([channel], [], [], min(deadline.remaining(), 1.0))
+            if truncated:
+                break  # the rest is not worth the memory; the splitter marks what was cut
+        exit_code = None
+        if channel.status_event.wait(min(deadline.remaining(), 2.0)):
+            exit_code = channel.recv_exit_status()
+        return Execution(TransportStatus.OK, "", bytes(out), bytes(err), exit_code,
+                         time.monotonic() - started, truncated, new_key)
+
+
+def _append_capped(buf: bytearray, chunk: bytes, room: int) -> bool:
+    """Append what fits; True if something had to be dropped."""
+    if len(buf) + len(chunk) <= room:
+        buf += chunk
+        return False
+    buf += chunk[: max(0, room - len(buf))]
+    return True
+
+
+def _connect(endpoint: Endpoint, timeout: float) -> socket.socket:
+    sock = socket.create_connection((endpoint.hostname, endpoint.port), timeout=max(0.1, timeout))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def _socket_reason(exc: OSError, endpoint: Endpoint) -> str:
+    where = f"{endpoint.hostname}:{endpoint.port}"
+    if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+        return f"no route to {where}"
+    if exc.errno == errno.ECONNRESET:
+        return f"connection reset by {where}"
+    return f"cannot connect to {where}: {exc.strerror or exc}"
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
