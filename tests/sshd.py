@@ -1,0 +1,63 @@
+"""A real OpenSSH sshd on loopback for the end-to-end tests, with generated host and user keys."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+SSHD = "/usr/sbin/sshd"
+
+
+@dataclass(frozen=True)
+class Sshd:
+    port: int
+    addresses: tuple[str, ...]
+    host_pub: str          # "ssh-ed25519 AAAA..." of the host key
+    user_key: Path         # private key sshd accepts for root
+    other_key: Path        # a private key sshd does not accept
+    pid: int
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def keygen(path: Path) -> str:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "fleet-test", "-f", str(path)],
+                   check=True)
+    kind, blob, *_ = (path.with_suffix(".pub") if path.suffix else Path(f"{path}.pub")).read_text().split()
+    return f"{kind} {blob}"
+
+
+def start(workdir: Path, addresses: tuple[str, ...] = ("127.0.0.1",)) -> tuple[Sshd, subprocess.Popen]:
+    """Start sshd -D on a free port of `addresses`, accepting only `user_key` for root."""
+    host_pub = keygen(workdir / "host_ed25519")
+    keygen(workdir / "user_ed25519")
+    keygen(workdir / "other_ed25519")
+    (workdir / "authorized_keys").write_text((workdir / "user_ed25519.pub").read_text())
+    port = free_port()
+    config = workdir / "sshd_config"
+    config.write_text("\n".join([
+        f"Port {port}", *[f"ListenAddress {a}" for a in addresses],
+        f"HostKey {workdir / 'host_ed25519'}", f"AuthorizedKeysFile {workdir / 'authorized_keys'}",
+        "UsePAM no", "PermitRootLogin prohibit-password", "PasswordAuthentication no",
+        "StrictModes no", f"PidFile {workdir / 'sshd.pid'}", "MaxStartups 100", "LogLevel ERROR", ""]))
+    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
+    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stderr=open(workdir / "sshd.log", "wb"))
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection((addresses[0], port), timeout=0.5).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise RuntimeError(f"sshd did not start: {(workdir / 'sshd.log').read_text()}")
+            time.sleep(0.05)
+    return Sshd(port, addresses, host_pub, workdir / "user_ed25519", workdir / "other_ed25519", proc.pid), proc

@@ -1,0 +1,96 @@
+"""The runbook engine: loading and checking runbooks, rendering probes shell-quoted, walking rules."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from fleet.errors import RunbookError
+from fleet.models import ProbeOutput, Severity
+from fleet.parsers.generic import parse_text
+from fleet.runbook import builtin_runbooks, evaluate, host_params, load_runbook, render_probes
+
+GOOD = """\
+name: t
+parameters:
+  port: {default: 8000}
+  path: /health
+probes:
+  - name: kernel
+    parser: text
+    command: curl http://127.0.0.1:{{ port }}{{ path }}
+rules:
+  - verdict: up
+    severity: ok
+    when: kernel.ok
+    summary: "port {{ params.port }} answers"
+    evidence: ["{{ kernel.first_line }}"]
+    fix: []
+"""
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "rb.yml"
+    path.write_text(textwrap.dedent(text))
+    return str(path)
+
+
+def test_every_builtin_runbook_loads():
+    assert "502" in builtin_runbooks()
+    for name in builtin_runbooks():
+        assert load_runbook(name).rules
+
+
+def test_values_are_shell_quoted_in_commands(tmp_path):
+    runbook = load_runbook(write(tmp_path, GOOD))
+    params = host_params(runbook, {"path": "/x; rm -rf / $(id)"}, {"port": "8001"})
+    assert params["port"] == 8001
+    [probe] = render_probes(runbook, params)
+    assert probe.command == "curl http://127.0.0.1:8001'/x; rm -rf / $(id)'"
+
+
+@pytest.mark.parametrize("change, message, line", [
+    (("parser: text", "parser: nope"), "unknown parser 'nope'", 7),
+    (("when: kernel.ok", "when: kernel.ok and ("), "broken when", 12),
+    (("when: kernel.ok", "when: kernal.ok"), "uses kernal", 12),
+    (("severity: ok", "severity: fine"), "bad severity", 11),
+    (("    fix: []", "    fixes: []"), "unknown key 'fixes'", 15),
+    (("command: curl", "command: '{% if %}'"), "broken command template", 8),
+    (("name: kernel", "name: Kernel"), "bad probe name", 6),
+])
+def test_broken_runbooks_are_rejected_with_file_and_line(tmp_path, change, message, line):
+    path = write(tmp_path, GOOD.replace(*change))
+    with pytest.raises(RunbookError) as err:
+        load_runbook(path)
+    assert message in str(err.value)
+    assert str(err.value).startswith(f"{path}:")
+    assert err.value.line == line or change[0].startswith("command")
+
+
+def test_unknown_runbook_name_lists_builtins():
+    with pytest.raises(RunbookError, match="unknown runbook 'nope'.*502"):
+        load_runbook("nope")
+
+
+def probe(name: str, stdout: str, exit_code: int | None = 0, error: str = "") -> ProbeOutput:
+    return ProbeOutput(name, exit_code, stdout, "", 0.01, error=error)
+
+
+def test_first_matching_rule_wins_and_templates_render(tmp_path):
+    runbook = load_runbook(write(tmp_path, GOOD))
+    out = probe("kernel", "HTTP/1.1 200 OK\n")
+    params = runbook.defaults()
+    diagnosis = evaluate(runbook, {"kernel": parse_text(out, params)}, {"kernel": out}, params,
+                         {"name": "h", "address": "a"})
+    assert (diagnosis.verdict, diagnosis.severity) == ("up", Severity.OK)
+    assert diagnosis.summary == "port 8000 answers"
+    assert diagnosis.evidence == ("HTTP/1.1 200 OK",)
+
+
+def test_absent_facts_never_read_as_false(tmp_path):
+    runbook = load_runbook(write(tmp_path, GOOD.replace("when: kernel.ok", "when: not kernel.ok")))
+    out = probe("kernel", "", None, "cut off by the deadline")
+    diagnosis = evaluate(runbook, {}, {"kernel": out}, runbook.defaults(), {"name": "h", "address": "a"})
+    assert diagnosis.verdict == "inconclusive"
+    assert diagnosis.evidence == ("kernel: cut off by the deadline",)
