@@ -12,10 +12,11 @@ from fleet.models import (Connection, Diagnosis, Execution, Host, HostResult, Pr
 from fleet.parsers import PARSERS
 from fleet.runbook import Runbook, evaluate, host_params, render_probes
 from fleet.script import compose, new_marker, split
+from fleet.transport import Transport
 from fleet.transport.credentials import load_credentials
 from fleet.transport.hostkeys import KnownHosts, record
 from fleet.transport.local import LocalTransport
-from fleet.transport.ssh import SSHSettings, SSHTransport, load_ssh_config, resolve_endpoint
+from fleet.transport.ssh import SSHSettings, SSHTransport, jump_hosts, load_ssh_config, resolve_endpoint
 
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
 
@@ -45,7 +46,7 @@ class Prepared:
     scripts: Mapping[str, bytes]
     params: Mapping[str, Mapping[str, Any]]
     marker: str
-    transports: Mapping[Connection, Any]
+    transports: Mapping[Connection, Transport]
     notes: tuple[str, ...] = ()
 
 
@@ -62,17 +63,19 @@ def prepare(hosts: Sequence[Host], runbook: Runbook, options: RunOptions,
         if key not in by_params:
             by_params[key] = compose(render_probes(runbook, params[host.name]), marker).encode()
         scripts[host.name] = by_params[key]
-    transports: dict[Connection, Any] = {Connection.LOCAL: LocalTransport()}
+    transports: dict[Connection, Transport] = {Connection.LOCAL: LocalTransport()}
     notes: tuple[str, ...] = ()
     ssh_hosts = [h for h in hosts if h.connection is Connection.SSH]
     if ssh_hosts:
         ssh_config = load_ssh_config(options.ssh_config)
         endpoints = {h.name: resolve_endpoint(h, ssh_config) for h in ssh_hosts}
-        credentials = load_credentials({k for e in endpoints.values() for k in e.key_files}, ask_passphrase)
+        credentials = load_credentials({k for e in endpoints.values() for hop in (e, *jump_hosts(e.jump)) for k in hop.key_files},
+                                       ask_passphrase)
         notes = credentials.notes
         settings = SSHSettings(options.connect_timeout_s, tuple(options.known_hosts_files()), options.accept_new)
-        transports[Connection.SSH] = SSHTransport(settings, KnownHosts(options.known_hosts_files()), credentials,
-                                                  endpoints)
+        ssh = SSHTransport(settings, KnownHosts(options.known_hosts_files()), credentials, endpoints)
+        ssh.open_bastions(options.connect_timeout_s * 2)
+        transports[Connection.SSH] = ssh
     return Prepared(tuple(hosts), scripts, params, marker, transports, notes)
 
 
@@ -90,11 +93,15 @@ def run(prepared: Prepared, runbook: Runbook, options: RunOptions) -> Iterator[H
         return Execution(TransportStatus.UNREACHABLE, f"internal error: {type(exc).__name__}: {exc}")
 
     recorded_in = options.known_hosts_files()[0]
-    for host, execution in run_pool(prepared.hosts, job, forks=options.forks, deadline_s=options.timeout_s,
-                                    on_overrun=overrun, on_error=crashed):
-        if execution.new_host_key:
-            record(recorded_in, execution.new_host_key)
-        yield interpret(host, execution, runbook, prepared.params[host.name], prepared.marker)
+    try:
+        for host, execution in run_pool(prepared.hosts, job, forks=options.forks, deadline_s=options.timeout_s,
+                                        on_overrun=overrun, on_error=crashed):
+            if execution.new_host_key:
+                record(recorded_in, execution.new_host_key)
+            yield interpret(host, execution, runbook, prepared.params[host.name], prepared.marker)
+    finally:
+        for transport in prepared.transports.values():
+            transport.close()
 
 
 def interpret(host: Host, execution: Execution, runbook: Runbook, params: Mapping[str, Any],

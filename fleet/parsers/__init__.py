@@ -9,7 +9,10 @@ from types import MappingProxyType
 from typing import Any, Callable, Mapping
 
 from fleet.models import ProbeOutput
+from fleet.parsers import generic
 
 Parser = Callable[[ProbeOutput, Mapping[str, Any]], Any]
 
-PARSERS: Mapping[str, Parser] = MappingProxyType({})
+PARSERS: Mapping[str, Parser] = MappingProxyType({
+    "text": generic.parse_text,
+})

@@ -96,15 +96,19 @@ def summarise(hosts: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def headline(total: int, problems: int, not_run: int, causes: list[dict[str, Any]]) -> str:
+    """One sentence: how many hosts are affected, of how many, by which causes, most hosts first."""
     if total == 0:
         return "No hosts were diagnosed."
     if problems == 0:
         return f"All {total} hosts healthy."
-    top = ", ".join(f"{c['count']} {c['verdict']}" for c in causes if c["verdict"] not in _NOT_RUN)
-    text = f"{problems - not_run} of {total} hosts have a problem" + (f" ({top})" if top else "")
+    parts = []
+    if problems > not_run:
+        top = ", ".join(f"{c['count']} {c['verdict']}" for c in causes if c["verdict"] not in _NOT_RUN)
+        parts.append(f"{problems - not_run} of {total} hosts have a problem ({top})")
     if not_run:
-        text += f"; {not_run} could not be diagnosed"
-    return text + "."
+        kinds = ", ".join(f"{c['count']} {c['verdict']}" for c in causes if c["verdict"] in _NOT_RUN)
+        parts.append(f"{not_run} of {total} could not be diagnosed ({kinds})")
+    return "; ".join(parts) + "."
 
 
 def build(results: Iterable[HostResult], *, runbook: Any, params: Mapping[str, Any], inventory: str,

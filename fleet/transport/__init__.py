@@ -12,3 +12,7 @@ class Transport(Protocol):
     def execute(self, host: Host, script: bytes, deadline: Deadline) -> Execution:
         """Run `script` with `sh -s` on `host` within `deadline`; never raise for host trouble."""
         ...
+
+    def close(self) -> None:
+        """Release what the transport holds for the whole run (shared jump-host connections)."""
+        ...

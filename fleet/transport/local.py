@@ -30,6 +30,9 @@ class LocalTransport:
                              stdout, stderr, None, time.monotonic() - started)
         return Execution(TransportStatus.OK, "", stdout, stderr, proc.returncode, time.monotonic() - started)
 
+    def close(self) -> None:
+        """Nothing is held between hosts."""
+
 
 def _kill_group(proc: subprocess.Popen) -> None:
     # The probes run in a session of their own; end that whole group, and only it.

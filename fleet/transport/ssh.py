@@ -11,6 +11,7 @@ import errno
 import getpass
 import os
 import select
+import shlex
 import socket
 import time
 from dataclasses import dataclass
@@ -44,6 +45,8 @@ class Endpoint:
     port: int
     user: str
     key_files: tuple[str, ...]
+    # The last jump host in front of this one (ProxyJump), itself possibly behind another.
+    jump: "Endpoint | None" = None
 
 
 def load_ssh_config(path: str | None) -> paramiko.SSHConfig:
@@ -53,16 +56,50 @@ def load_ssh_config(path: str | None) -> paramiko.SSHConfig:
 
 
 def resolve_endpoint(host: Host, ssh_config: paramiko.SSHConfig) -> Endpoint:
-    """Merge the inventory's connection settings over ssh_config's, as Ansible does."""
+    """Merge the inventory's connection settings over ssh_config's, as Ansible does.
+
+    ProxyJump comes from `ansible_ssh_common_args` (`-o ProxyJump=...` or `-J ...`) or ssh_config.
+    """
     found = ssh_config.lookup(host.address)
     key_files = [host.key_file] if host.key_file else []
-    key_files += [os.path.expanduser(p) for p in found.get("identityfile", [])]
+    key_files += found.get("identityfile", [])
+    jump_spec = _jump_from_args(str(host.vars.get("ansible_ssh_common_args", ""))) or found.get("proxyjump")
     return Endpoint(
         hostname=found.get("hostname", host.address),
         port=host.port or int(found.get("port", 22)),
         user=host.user or found.get("user") or getpass.getuser(),
         key_files=tuple(dict.fromkeys(os.path.expanduser(k) for k in key_files)),
+        jump=_jump_chain(jump_spec, ssh_config) if jump_spec and jump_spec.lower() != "none" else None,
     )
+
+
+def _jump_from_args(args: str) -> str | None:
+    words = shlex.split(args) if args else []
+    for i, word in enumerate(words):
+        if word == "-J" and i + 1 < len(words):
+            return words[i + 1]
+        if word.startswith("-oProxyJump=") or word.startswith("ProxyJump="):
+            return word.split("=", 1)[1]
+        if word == "-o" and i + 1 < len(words) and words[i + 1].startswith("ProxyJump="):
+            return words[i + 1].split("=", 1)[1]
+    return None
+
+
+def _jump_chain(spec: str, ssh_config: paramiko.SSHConfig) -> Endpoint:
+    """`[user@]host[:port][,...]`, first hop first, as the Endpoint of the last hop."""
+    previous = None
+    for hop in spec.split(","):
+        user, _, hostport = hop.strip().rpartition("@")
+        name, port = hostport, None
+        if hostport.count(":") == 1:
+            name, port_text = hostport.split(":")
+            port = int(port_text) if port_text.isdigit() else None
+        found = ssh_config.lookup(name)
+        previous = Endpoint(
+            hostname=found.get("hostname", name), port=port or int(found.get("port", 22)),
+            user=user or found.get("user") or getpass.getuser(),
+            key_files=tuple(os.path.expanduser(k) for k in found.get("identityfile", [])), jump=previous)
+    return previous
 
 
 class SSHTransport:
@@ -74,18 +111,50 @@ class SSHTransport:
         self.known_hosts = known_hosts
         self.credentials = credentials
         self.endpoints = endpoints
+        self._bastions: dict[Endpoint, paramiko.Transport | _HostFailure] = {}
+
+    def open_bastions(self, deadline_s: float) -> None:
+        """Log in to every jump host once, before the pool starts, for all targets behind it to share.
+
+        Opening one connection per target through a bastion would be N logins at once, which
+        OpenSSH's default `MaxStartups 10:30:100` starts dropping.
+        """
+        for endpoint in self.endpoints.values():
+            for hop in jump_hosts(endpoint.jump):
+                if hop not in self._bastions:
+                    try:
+                        self._bastions[hop] = self._session(hop, Deadline(deadline_s))[0]
+                    except _HostFailure as failure:
+                        self._bastions[hop] = failure
+
+    def close(self) -> None:
+        """Close the shared bastion connections."""
+        for bastion in self._bastions.values():
+            if isinstance(bastion, paramiko.Transport):
+                bastion.close()
 
     def execute(self, host: Host, script: bytes, deadline: Deadline) -> Execution:
         started = time.monotonic()
-        endpoint = self.endpoints[host.name]
-        sock: socket.socket | None = None
-        transport: paramiko.Transport | None = None
-
-        def fail(status: TransportStatus, reason: str, **partial) -> Execution:
-            return Execution(status, reason, duration_s=time.monotonic() - started, **partial)
-
         try:
-            sock = _connect(endpoint, min(self.settings.connect_timeout_s, deadline.remaining()))
+            transport, new_key = self._session(self.endpoints[host.name], deadline)
+        except _HostFailure as failure:
+            return Execution(failure.status, failure.reason, duration_s=time.monotonic() - started)
+        try:
+            return self._run(transport, script, deadline, started, new_key)
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            status = TransportStatus.TIMEOUT if deadline.expired() else TransportStatus.UNREACHABLE
+            return Execution(status, f"connection lost while running: {_one_line(exc)}",
+                             duration_s=time.monotonic() - started)
+        finally:
+            transport.close()
+
+    def _session(self, endpoint: Endpoint, deadline: Deadline) -> tuple[paramiko.Transport, str]:
+        """Connect, verify the host key and authenticate; return the transport and any new key line."""
+        where = f"{endpoint.hostname}:{endpoint.port}"
+        sock = None
+        transport = None
+        try:
+            sock = self._socket(endpoint, min(self.settings.connect_timeout_s, deadline.remaining()))
             deadline.on_cancel(sock.close)
             transport = paramiko.Transport(sock)
             deadline.on_cancel(transport.close)
@@ -99,42 +168,70 @@ class SSHTransport:
                 options = transport.get_security_options()
                 options.key_types = [t for t in options.key_types if t in known_types] or known_types
             transport.start_client(timeout=step)
-            key = transport.get_remote_server_key()
-            check = self.known_hosts.check(names, key)
-            new_key = ""
-            if check is KeyCheck.CHANGED:
-                return fail(TransportStatus.HOST_KEY_REJECTED,
-                            f"host key CHANGED: {key.get_name()} {key.fingerprint} does not match known_hosts")
-            if check is KeyCheck.UNKNOWN:
-                if not self.settings.accept_new:
-                    return fail(TransportStatus.HOST_KEY_REJECTED,
-                                f"host key unknown: {key.get_name()} {key.fingerprint} is not in known_hosts "
-                                "(add it, or run once with --accept-new)")
-                new_key = f"{names[0]} {key.get_name()} {key.get_base64()}"
+            new_key = self._verify(transport.get_remote_server_key(), names)
             reason = self._authenticate(transport, endpoint, deadline)
             if reason:
-                return fail(TransportStatus.AUTH_FAILED, reason)
-            return self._run(transport, script, deadline, started, new_key)
+                raise _HostFailure(TransportStatus.AUTH_FAILED, reason)
+            return transport, new_key
+        except _HostFailure:
+            _close(transport, sock)
+            raise
         except socket.gaierror as exc:
-            return fail(TransportStatus.UNREACHABLE, f"DNS: {endpoint.hostname} does not resolve ({exc.strerror})")
+            _close(transport, sock)
+            raise _HostFailure(TransportStatus.UNREACHABLE,
+                               f"DNS: {endpoint.hostname} does not resolve ({exc.strerror})") from None
         except ConnectionRefusedError:
-            return fail(TransportStatus.UNREACHABLE, f"connection refused on {endpoint.hostname}:{endpoint.port}")
+            _close(transport, sock)
+            raise _HostFailure(TransportStatus.UNREACHABLE, f"connection refused on {where}") from None
         except (socket.timeout, TimeoutError):
-            return fail(TransportStatus.UNREACHABLE,
-                        f"no answer from {endpoint.hostname}:{endpoint.port} within the connect timeout")
-        except paramiko.SSHException as exc:
+            _close(transport, sock)
+            raise _HostFailure(TransportStatus.UNREACHABLE,
+                               f"no answer from {where} within the connect timeout") from None
+        except (paramiko.SSHException, EOFError) as exc:
+            _close(transport, sock)
             if deadline.expired():
-                return fail(TransportStatus.TIMEOUT, f"deadline of {deadline.seconds:g}s passed during the SSH handshake")
-            return fail(TransportStatus.UNREACHABLE, f"SSH handshake failed: {_one_line(exc)}")
+                raise _HostFailure(TransportStatus.TIMEOUT,
+                                   f"deadline of {deadline.seconds:g}s passed during the SSH handshake") from None
+            raise _HostFailure(TransportStatus.UNREACHABLE, f"SSH handshake with {where} failed: {_one_line(exc)}") \
+                from None
         except OSError as exc:
+            _close(transport, sock)
             if deadline.expired():
-                return fail(TransportStatus.TIMEOUT, f"deadline of {deadline.seconds:g}s passed")
-            return fail(TransportStatus.UNREACHABLE, _socket_reason(exc, endpoint))
-        finally:
-            if transport is not None:
-                transport.close()
-            elif sock is not None:
-                sock.close()
+                raise _HostFailure(TransportStatus.TIMEOUT, f"deadline of {deadline.seconds:g}s passed") from None
+            raise _HostFailure(TransportStatus.UNREACHABLE, _socket_reason(exc, where)) from None
+
+    def _socket(self, endpoint: Endpoint, timeout: float):
+        """A TCP connection to the endpoint, or a direct-tcpip channel through its bastion."""
+        if endpoint.jump is None:
+            sock = socket.create_connection((endpoint.hostname, endpoint.port), timeout=max(0.1, timeout))
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return sock
+        bastion = self._bastions.get(endpoint.jump)
+        if not isinstance(bastion, paramiko.Transport):
+            why = bastion.reason if isinstance(bastion, _HostFailure) else "not connected"
+            raise _HostFailure(TransportStatus.UNREACHABLE,
+                               f"jump host {endpoint.jump.hostname}:{endpoint.jump.port}: {why}")
+        try:
+            return bastion.open_channel("direct-tcpip", (endpoint.hostname, endpoint.port), ("127.0.0.1", 0),
+                                        timeout=max(0.1, timeout))
+        except paramiko.ChannelException as exc:
+            raise _HostFailure(TransportStatus.UNREACHABLE,
+                               f"jump host {endpoint.jump.hostname} cannot reach {endpoint.hostname}:"
+                               f"{endpoint.port}: {exc.text}") from None
+
+    def _verify(self, key: paramiko.PKey, names: tuple[str, ...]) -> str:
+        """Refuse unknown or changed keys; under --accept-new return the line recording an unknown one."""
+        check = self.known_hosts.check(names, key)
+        if check is KeyCheck.CHANGED:
+            raise _HostFailure(TransportStatus.HOST_KEY_REJECTED,
+                               f"host key CHANGED: {key.get_name()} {key.fingerprint} does not match known_hosts")
+        if check is KeyCheck.UNKNOWN:
+            if not self.settings.accept_new:
+                raise _HostFailure(TransportStatus.HOST_KEY_REJECTED,
+                                   f"host key unknown: {key.get_name()} {key.fingerprint} is not in known_hosts "
+                                   "(add it, or run once with --accept-new)")
+            return f"{names[0]} {key.get_name()} {key.get_base64()}"
+        return ""
 
     def _authenticate(self, transport: paramiko.Transport, endpoint: Endpoint, deadline: Deadline) -> str:
         """Try each key, then the agent; return why all failed, or '' once authenticated."""
@@ -205,14 +302,31 @@ def _append_capped(buf: bytearray, chunk: bytes, room: int) -> bool:
     return True
 
 
-def _connect(endpoint: Endpoint, timeout: float) -> socket.socket:
-    sock = socket.create_connection((endpoint.hostname, endpoint.port), timeout=max(0.1, timeout))
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return sock
+class _HostFailure(Exception):
+    """Why a host (or the jump host in front of it) could not be reached; becomes its verdict."""
+
+    def __init__(self, status: TransportStatus, reason: str):
+        super().__init__(reason)
+        self.status, self.reason = status, reason
 
 
-def _socket_reason(exc: OSError, endpoint: Endpoint) -> str:
-    where = f"{endpoint.hostname}:{endpoint.port}"
+def _close(transport: paramiko.Transport | None, sock) -> None:
+    if transport is not None:
+        transport.close()
+    elif sock is not None:
+        sock.close()
+
+
+def jump_hosts(endpoint: Endpoint | None) -> list[Endpoint]:
+    """Jump hosts from the first hop to the last."""
+    hops = []
+    while endpoint is not None:
+        hops.append(endpoint)
+        endpoint = endpoint.jump
+    return hops[::-1]
+
+
+def _socket_reason(exc: OSError, where: str) -> str:
     if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
         return f"no route to {where}"
     if exc.errno == errno.ECONNRESET:
