@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
+import jinja2
 import typer
 from rich.console import Console
 
@@ -22,9 +23,10 @@ from fleet.inventory import load_inventory
 from fleet.models import ExitCode, HostResult, Severity
 from fleet.patterns import select
 from fleet.report import document
-from fleet.report.render import FORMATS, RENDERERS, write_reports
+from fleet.report.diff import compare
+from fleet.report.render import FORMATS, RENDERERS, render_diff_markdown, write_reports
 from fleet.runbook import load_runbook
-from fleet.terminal import Progress, print_summary
+from fleet.terminal import Progress, print_diff, print_summary
 
 app = typer.Typer(add_completion=True, no_args_is_help=True, rich_markup_mode=None,
                   help="Agentless fleet diagnostics over SSH: run a runbook on every host, get a verdict per host.")
@@ -175,24 +177,49 @@ def report(
     formats: str = typer.Option("md,html", "--format", help="Formats to render, comma separated: json,md,html."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Directory (default: beside the JSON)."),
 ) -> None:
-    """Re-render a report from its JSON, e.g. `fleet report reports/X-502.json --format html`."""
+    """Re-render a report from its JSON.
+
+    Example: fleet report reports/20261124T031500Z-502.json --format html
+    """
     console = Console(stderr=True, highlight=False)
     try:
         wanted = _parse_formats(formats)
-        try:
-            doc = json.loads(results.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InputError(f"cannot read: {exc}", str(results)) from None
-        except json.JSONDecodeError as exc:
-            raise InputError(f"not JSON: {exc.msg}", str(results), exc.lineno) from None
-        if not isinstance(doc, dict) or doc.get("schema") != document.SCHEMA:
-            raise InputError(f"not a fleet report of schema {document.SCHEMA}", str(results))
+        doc = document.load(str(results))
+        paths = write_reports(doc, str(out or results.parent), results.stem, wanted)
     except FleetError as exc:
         console.print(f"fleet: error: {exc}", markup=False)
         raise typer.Exit(ExitCode.USAGE)
-    paths = write_reports(doc, str(out or results.parent), results.stem, wanted)
+    except (KeyError, TypeError, jinja2.UndefinedError) as exc:
+        console.print(f"fleet: error: {results}: the report lacks what rendering needs ({exc})", markup=False)
+        raise typer.Exit(ExitCode.USAGE)
     for path in paths:
         console.print(f"report: {path}", markup=False)
+
+
+@app.command()
+def diff(
+    old: Path = typer.Argument(..., help="The earlier JSON report."),
+    new: Path = typer.Argument(..., help="The later JSON report."),
+    markdown: bool = typer.Option(False, "--md", help="Print Markdown (for a ticket) instead of a table."),
+) -> None:
+    """Show per host what changed between two runs: fixed, still broken, newly broken, newly unreachable.
+
+    Exit code 1 if any host is newly broken or newly unreachable, else 0.
+
+    Example: fleet diff reports/before.json reports/after.json --md
+    """
+    console = Console(highlight=False)
+    try:
+        changes = compare(document.load(str(old)), document.load(str(new)))
+    except FleetError as exc:
+        Console(stderr=True).print(f"fleet: error: {exc}", markup=False)
+        raise typer.Exit(ExitCode.USAGE)
+    if markdown:
+        sys.stdout.write(render_diff_markdown(changes, str(old), str(new)))
+    else:
+        print_diff(console, changes)
+    worse = {"newly_broken", "newly_unreachable"} & changes.counts().keys()
+    raise typer.Exit(ExitCode.PROBLEMS if worse else ExitCode.OK)
 
 
 def main() -> None:

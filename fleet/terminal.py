@@ -16,6 +16,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from fleet.report.diff import Diff
+
 _CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-_]|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _STYLE = {"ok": "green", "warning": "yellow", "critical": "red", "unknown": "magenta"}
 
@@ -76,3 +78,18 @@ def print_summary(console: Console, doc: Mapping[str, Any], paths: list[str]) ->
         console.print(table)
     for path in paths:
         console.print(Text(f"report: {path}"))
+
+
+def print_diff(console: Console, diff: Diff) -> None:
+    """Counts per kind of change, then every host that did not simply stay healthy."""
+    console.print(Text(", ".join(f"{n} {kind.replace('_', ' ')}" for kind, n in diff.counts().items()) or "no hosts"))
+    table = Table(header_style="bold")
+    for column in ("host", "change", "before", "after"):
+        table.add_column(column)
+    for change in diff.changes:
+        if change.kind != "still_healthy":
+            style = "green" if change.kind == "fixed" else "red" if change.kind.startswith("newly") else ""
+            table.add_row(Text(safe(change.name)), Text(change.kind.replace("_", " "), style=style),
+                          Text(safe(change.old_verdict or "-")), Text(safe(change.new_verdict or "-")))
+    if table.row_count:
+        console.print(table)

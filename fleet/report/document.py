@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import json
 import re
 from collections import defaultdict
 from typing import Any, Iterable, Mapping
 
 from fleet import __version__
+from fleet.errors import InputError
 from fleet.models import HostResult, Severity, TransportStatus
 
 SCHEMA = 1
@@ -100,13 +102,17 @@ def headline(total: int, problems: int, not_run: int, causes: list[dict[str, Any
     if total == 0:
         return "No hosts were diagnosed."
     if problems == 0:
-        return f"All {total} hosts healthy."
+        return f"All {total} hosts healthy." if total > 1 else "The host is healthy."
+    by_verdict: dict[str, int] = defaultdict(int)
+    for cause in causes:  # already largest first, so the first seen verdicts are the largest
+        by_verdict[cause["verdict"]] += cause["count"]
+    ranked = sorted(by_verdict.items(), key=lambda kv: -kv[1])
     parts = []
     if problems > not_run:
-        top = ", ".join(f"{c['count']} {c['verdict']}" for c in causes if c["verdict"] not in _NOT_RUN)
+        top = ", ".join(f"{n} {v}" for v, n in ranked if v not in _NOT_RUN)
         parts.append(f"{problems - not_run} of {total} hosts have a problem ({top})")
     if not_run:
-        kinds = ", ".join(f"{c['count']} {c['verdict']}" for c in causes if c["verdict"] in _NOT_RUN)
+        kinds = ", ".join(f"{n} {v}" for v, n in ranked if v in _NOT_RUN)
         parts.append(f"{not_run} of {total} could not be diagnosed ({kinds})")
     return "; ".join(parts) + "."
 
@@ -132,3 +138,21 @@ def build(results: Iterable[HostResult], *, runbook: Any, params: Mapping[str, A
         "summary": summarise(hosts),
         "hosts": hosts,
     }
+
+
+def load(path: str) -> dict[str, Any]:
+    """Read a JSON report back; InputError (file and line) if it is not a fleet report of this schema."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            doc = json.load(handle)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read: {getattr(exc, 'strerror', None) or exc}", path) from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"not JSON: {exc.msg}", path, exc.lineno) from None
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+        raise InputError(f"not a fleet report of schema {SCHEMA}", path)
+    hosts = doc.get("hosts")
+    if not isinstance(hosts, list) or not all(isinstance(h, dict) and {"name", "verdict", "severity"} <= h.keys()
+                                              for h in hosts):
+        raise InputError("the report's hosts are malformed", path)
+    return doc

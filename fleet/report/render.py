@@ -9,13 +9,16 @@ from typing import Any, Callable, Mapping
 
 import jinja2
 
+from fleet.report.diff import Diff
+
 FORMATS = ("json", "md", "html")
 _TEMPLATES = jinja2.PackageLoader("fleet.report", "templates")
 _HTML_ENV = jinja2.Environment(loader=_TEMPLATES, autoescape=True, trim_blocks=True, lstrip_blocks=True,
                                undefined=jinja2.StrictUndefined)
 _MD_ENV = jinja2.Environment(loader=_TEMPLATES, autoescape=False, trim_blocks=True, lstrip_blocks=True,
                              undefined=jinja2.StrictUndefined)
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
+# Characters that would start markup; `_` only at a word's edge (GFM ignores it inside words).
+_MD_SPECIAL = re.compile(r"([\\`*\[\]<>#|~]|(?<!\w)_|_(?!\w))")
 # Markdown raw blocks are fenced; a fence longer than any backtick run inside can't be closed early.
 _BACKTICKS = re.compile(r"`+")
 MD_RAW_LIMIT = 4000
@@ -25,6 +28,15 @@ def md_cell(value: Any) -> str:
     """Text safe inside a Markdown table cell or line: no markup, no pipes, no line breaks."""
     text = " ".join(str(value).split())
     return _MD_SPECIAL.sub(r"\\\1", text)
+
+
+def md_span(value: Any) -> str:
+    """Inline code that host output cannot close early: the fence outgrows any backtick run inside."""
+    text = " ".join(str(value).split())
+    longest = max((len(m) for m in _BACKTICKS.findall(text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def md_code(value: Any, limit: int = MD_RAW_LIMIT) -> str:
@@ -37,7 +49,7 @@ def md_code(value: Any, limit: int = MD_RAW_LIMIT) -> str:
     return f"{fence}text\n{text}\n{fence}"
 
 
-_MD_ENV.filters.update(cell=md_cell, code=md_code)
+_MD_ENV.filters.update(cell=md_cell, code=md_code, span=md_span)
 _HTML_ENV.filters["tojson_safe"] = lambda v: jinja2.utils.htmlsafe_json_dumps(v)
 
 
@@ -47,6 +59,10 @@ def render_json(doc: Mapping[str, Any]) -> str:
 
 def render_markdown(doc: Mapping[str, Any]) -> str:
     return _MD_ENV.get_template("report.md.j2").render(doc=doc)
+
+
+def render_diff_markdown(diff: Diff, old_name: str, new_name: str) -> str:
+    return _MD_ENV.get_template("diff.md.j2").render(diff=diff, old=old_name, new=new_name)
 
 
 def render_html(doc: Mapping[str, Any]) -> str:
