@@ -40,6 +40,12 @@ def _on_sigterm(signum, frame):  # noqa: ANN001 - signal handler signature
     raise Terminated()
 
 
+def _fail(message: object) -> typer.Exit:
+    """One line on stderr, never wrapped (scripts grep it), and the input-error exit code."""
+    sys.stderr.write(f"fleet: error: {' '.join(str(message).split())}\n")
+    return typer.Exit(ExitCode.USAGE)
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"fleet {__version__}")
@@ -116,8 +122,7 @@ def diagnose(
         wanted = _parse_formats(formats)
         prepared = prepare(hosts, runbook, options, _ask_passphrase)
     except FleetError as exc:
-        console.print(f"fleet: error: {exc}", markup=False)
-        raise typer.Exit(ExitCode.USAGE)
+        raise _fail(exc)
 
     started = dt.datetime.now(dt.timezone.utc)
     stem = f"{started.strftime('%Y%m%dT%H%M%SZ')}-{runbook.name}"
@@ -187,11 +192,9 @@ def report(
         doc = document.load(str(results))
         paths = write_reports(doc, str(out or results.parent), results.stem, wanted)
     except FleetError as exc:
-        console.print(f"fleet: error: {exc}", markup=False)
-        raise typer.Exit(ExitCode.USAGE)
+        raise _fail(exc)
     except (KeyError, TypeError, jinja2.UndefinedError) as exc:
-        console.print(f"fleet: error: {results}: the report lacks what rendering needs ({exc})", markup=False)
-        raise typer.Exit(ExitCode.USAGE)
+        raise _fail(f"{results}: the report lacks what rendering needs ({exc})")
     for path in paths:
         console.print(f"report: {path}", markup=False)
 
@@ -212,8 +215,7 @@ def diff(
     try:
         changes = compare(document.load(str(old)), document.load(str(new)))
     except FleetError as exc:
-        Console(stderr=True).print(f"fleet: error: {exc}", markup=False)
-        raise typer.Exit(ExitCode.USAGE)
+        raise _fail(exc)
     if markdown:
         sys.stdout.write(render_diff_markdown(changes, str(old), str(new)))
     else:

@@ -6,7 +6,6 @@ and ANSI escapes removed) and into rich as plain Text, never as markup.
 
 from __future__ import annotations
 
-import re
 import time
 from collections import Counter
 from typing import Any, Mapping
@@ -17,14 +16,14 @@ from rich.table import Table
 from rich.text import Text
 
 from fleet.report.diff import Diff
+from fleet.sanitize import strip_control
 
-_CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-_]|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _STYLE = {"ok": "green", "warning": "yellow", "critical": "red", "unknown": "magenta"}
 
 
 def safe(value: Any) -> str:
     """A host-derived value fit for a terminal: no escape sequences, no control characters."""
-    return _CONTROL.sub("", str(value))
+    return strip_control(value)
 
 
 class Progress:

@@ -10,6 +10,7 @@ from typing import Any, Callable, Mapping
 import jinja2
 
 from fleet.report.diff import Diff
+from fleet.sanitize import strip_control
 
 FORMATS = ("json", "md", "html")
 _TEMPLATES = jinja2.PackageLoader("fleet.report", "templates")
@@ -26,13 +27,13 @@ MD_RAW_LIMIT = 4000
 
 def md_cell(value: Any) -> str:
     """Text safe inside a Markdown table cell or line: no markup, no pipes, no line breaks."""
-    text = " ".join(str(value).split())
+    text = " ".join(strip_control(value).split())
     return _MD_SPECIAL.sub(r"\\\1", text)
 
 
 def md_span(value: Any) -> str:
     """Inline code that host output cannot close early: the fence outgrows any backtick run inside."""
-    text = " ".join(str(value).split())
+    text = " ".join(strip_control(value).split())
     longest = max((len(m) for m in _BACKTICKS.findall(text)), default=0)
     fence = "`" * (longest + 1)
     pad = " " if text.startswith("`") or text.endswith("`") else ""
@@ -41,7 +42,7 @@ def md_span(value: Any) -> str:
 
 def md_code(value: Any, limit: int = MD_RAW_LIMIT) -> str:
     """A fenced code block that host output cannot break out of, trimmed to `limit` characters."""
-    text = str(value)
+    text = strip_control(value)
     if len(text) > limit:
         text = text[:limit] + f"\n... ({len(text) - limit} more characters in the JSON/HTML report)"
     longest = max((len(m) for m in _BACKTICKS.findall(text)), default=0)
