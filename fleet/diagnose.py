@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from fleet.executor import Deadline, run_pool
+from fleet.limits import fit_forks
 from fleet.models import (Connection, Diagnosis, Execution, Host, HostResult, ProbeOutput, Severity,
                           TransportStatus)
 from fleet.parsers import PARSERS
+from fleet.redact import Redactor
 from fleet.runbook import Runbook, evaluate, host_params, render_probes
 from fleet.script import compose, new_marker, split
 from fleet.transport import Transport
@@ -47,6 +49,8 @@ class Prepared:
     params: Mapping[str, Mapping[str, Any]]
     marker: str
     transports: Mapping[Connection, Transport]
+    redactor: Redactor
+    forks: int
     notes: tuple[str, ...] = ()
 
 
@@ -61,7 +65,11 @@ def prepare(hosts: Sequence[Host], runbook: Runbook, options: RunOptions,
         params[host.name] = host_params(runbook, host.vars, options.overrides)
         key = repr(sorted(params[host.name].items()))
         if key not in by_params:
-            by_params[key] = compose(render_probes(runbook, params[host.name]), marker).encode()
+            # A probe is killed on the host a second before the host's deadline, so its partial
+            # output (which `head -c` only flushes when the probe ends) still comes back.
+            probes = [replace(p, timeout_s=min(p.timeout_s, max(1.0, options.timeout_s - 1.0)))
+                      for p in render_probes(runbook, params[host.name])]
+            by_params[key] = compose(probes, marker).encode()
         scripts[host.name] = by_params[key]
     transports: dict[Connection, Transport] = {Connection.LOCAL: LocalTransport()}
     notes: tuple[str, ...] = ()
@@ -76,7 +84,9 @@ def prepare(hosts: Sequence[Host], runbook: Runbook, options: RunOptions,
         ssh = SSHTransport(settings, KnownHosts(options.known_hosts_files()), credentials, endpoints)
         ssh.open_bastions(options.connect_timeout_s * 2)
         transports[Connection.SSH] = ssh
-    return Prepared(tuple(hosts), scripts, params, marker, transports, notes)
+    forks, limit_note = fit_forks(options.forks)
+    notes += (limit_note,) if limit_note else ()
+    return Prepared(tuple(hosts), scripts, params, marker, transports, Redactor.build(runbook.redact), forks, notes)
 
 
 def run(prepared: Prepared, runbook: Runbook, options: RunOptions) -> Iterator[HostResult]:
@@ -94,20 +104,22 @@ def run(prepared: Prepared, runbook: Runbook, options: RunOptions) -> Iterator[H
 
     recorded_in = options.known_hosts_files()[0]
     try:
-        for host, execution in run_pool(prepared.hosts, job, forks=options.forks, deadline_s=options.timeout_s,
+        for host, execution in run_pool(prepared.hosts, job, forks=prepared.forks, deadline_s=options.timeout_s,
                                         on_overrun=overrun, on_error=crashed):
             if execution.new_host_key:
                 record(recorded_in, execution.new_host_key)
-            yield interpret(host, execution, runbook, prepared.params[host.name], prepared.marker)
+            yield interpret(host, execution, runbook, prepared.params[host.name], prepared.marker, prepared.redactor)
     finally:
         for transport in prepared.transports.values():
             transport.close()
 
 
 def interpret(host: Host, execution: Execution, runbook: Runbook, params: Mapping[str, Any],
-              marker: str) -> HostResult:
+              marker: str, redactor: Redactor) -> HostResult:
     """Turn one host's raw execution into facts and a verdict."""
     notes = [f"new host key recorded: {execution.new_host_key.split()[1]}"] if execution.new_host_key else []
+    if execution.attempts > 1:
+        notes.append(f"{execution.attempts} connection attempts: sshd dropped connections (MaxStartups?)")
     if execution.status not in (TransportStatus.OK, TransportStatus.TIMEOUT):
         diagnosis = Diagnosis(execution.status.value, Severity.CRITICAL, execution.reason)
         return HostResult(host, diagnosis, duration_s=execution.duration_s, notes=tuple(notes))
@@ -118,13 +130,27 @@ def interpret(host: Host, execution: Execution, runbook: Runbook, params: Mappin
                    marker, [p.name for p in runbook.probes], cut_reason=cut)
     if output.meta.get("priv"):
         notes.append(f"privilege: {output.meta['priv']}")
-    facts = parse_facts(runbook, output.probes, params)
+    probes, masked = redact_probes(output.probes, redactor)
+    if masked:
+        notes.append(f"redacted {masked} secret(s) from probe output")
+    facts = parse_facts(runbook, probes, params)
     if execution.status is TransportStatus.TIMEOUT:
-        unfinished = [f"{p.name}: {p.error}" for p in output.probes.values() if p.error]
+        unfinished = [f"{p.name}: {p.error}" for p in probes.values() if p.error]
         diagnosis = Diagnosis(TransportStatus.TIMEOUT.value, Severity.CRITICAL, execution.reason, tuple(unfinished))
     else:
-        diagnosis = evaluate(runbook, facts, output.probes, params, {"name": host.name, "address": host.address})
-    return HostResult(host, diagnosis, output.probes, facts, execution.duration_s, tuple(notes))
+        diagnosis = evaluate(runbook, facts, probes, params, {"name": host.name, "address": host.address})
+    return HostResult(host, diagnosis, probes, facts, execution.duration_s, tuple(notes))
+
+
+def redact_probes(probes: Mapping[str, ProbeOutput], redactor: Redactor) -> tuple[dict[str, ProbeOutput], int]:
+    """Probe outputs with secrets masked, before anything parses or reports them; and how many were masked."""
+    cleaned, total = {}, 0
+    for name, probe in probes.items():
+        stdout, n_out = redactor.redact(probe.stdout)
+        stderr, n_err = redactor.redact(probe.stderr)
+        total += n_out + n_err
+        cleaned[name] = replace(probe, stdout=stdout, stderr=stderr) if n_out or n_err else probe
+    return cleaned, total
 
 
 def parse_facts(runbook: Runbook, probes: Mapping[str, ProbeOutput], params: Mapping[str, Any]) -> dict[str, Any]:

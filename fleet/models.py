@@ -68,6 +68,8 @@ class Execution:
     truncated: bool = False
     # A known_hosts line for a new host key accepted under --accept-new, for the caller to record.
     new_host_key: str = ""
+    # Connection attempts made; more than one when sshd dropped connections (MaxStartups).
+    attempts: int = 1
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,8 @@ def keygen(path: Path) -> str:
     return f"{kind} {blob}"
 
 
-def start(workdir: Path, addresses: tuple[str, ...] = ("127.0.0.1",)) -> tuple[Sshd, subprocess.Popen]:
+def start(workdir: Path, addresses: tuple[str, ...] = ("127.0.0.1",), max_startups: int = 100
+          ) -> tuple[Sshd, subprocess.Popen]:
     """Start sshd -D on a free port of `addresses`, accepting only `user_key` for root."""
     host_pub = keygen(workdir / "host_ed25519")
     keygen(workdir / "user_ed25519")
@@ -47,7 +48,7 @@ def start(workdir: Path, addresses: tuple[str, ...] = ("127.0.0.1",)) -> tuple[S
         f"Port {port}", *[f"ListenAddress {a}" for a in addresses],
         f"HostKey {workdir / 'host_ed25519'}", f"AuthorizedKeysFile {workdir / 'authorized_keys'}",
         "UsePAM no", "PermitRootLogin prohibit-password", "PasswordAuthentication no",
-        "StrictModes no", f"PidFile {workdir / 'sshd.pid'}", "MaxStartups 100", "LogLevel ERROR", ""]))
+        "StrictModes no", f"PidFile {workdir / 'sshd.pid'}", f"MaxStartups {max_startups}", "LogLevel ERROR", ""]))
     os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
     proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stderr=open(workdir / "sshd.log", "wb"))
     deadline = time.monotonic() + 10

@@ -9,10 +9,18 @@ from types import MappingProxyType
 from typing import Any, Callable, Mapping
 
 from fleet.models import ProbeOutput
-from fleet.parsers import generic
+from fleet.parsers import generic, http_checks, listeners, log_signatures, nginx_state, processes, service_state
 
 Parser = Callable[[ProbeOutput, Mapping[str, Any]], Any]
 
-PARSERS: Mapping[str, Parser] = MappingProxyType({
-    "text": generic.parse_text,
-})
+PARSERS: Mapping[str, Parser] = MappingProxyType(
+    {
+        "processes": processes.parse,
+        "service_state": service_state.parse,
+        "listeners": listeners.parse,
+        "http_checks": http_checks.parse,
+        "log_signatures": log_signatures.parse,
+        "nginx_state": nginx_state.parse,
+        "text": generic.parse_text,
+    }
+)

@@ -10,11 +10,12 @@ from __future__ import annotations
 import errno
 import getpass
 import os
+import random
 import select
 import shlex
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import fabric
 import paramiko
@@ -27,6 +28,7 @@ from fleet.transport.hostkeys import KeyCheck, KnownHosts, known_hosts_names
 #: Bytes of stdout plus stderr kept per host; beyond that the controller stops reading.
 DEFAULT_OUTPUT_CAP = 16 * 1024 * 1024
 _READ_CHUNK = 65536
+_BACKOFF_S = 0.25
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,8 @@ class SSHSettings:
     known_hosts: tuple[str, ...] = ()
     accept_new: bool = False
     output_cap: int = DEFAULT_OUTPUT_CAP
+    # Connection attempts when sshd drops us before its banner (MaxStartups).
+    attempts: int = 4
 
 
 @dataclass(frozen=True)
@@ -135,12 +139,22 @@ class SSHTransport:
 
     def execute(self, host: Host, script: bytes, deadline: Deadline) -> Execution:
         started = time.monotonic()
+        attempt = 1
+        while True:
+            try:
+                transport, new_key = self._session(self.endpoints[host.name], deadline)
+                break
+            except _HostFailure as failure:
+                pause = random.uniform(0.5, 1.0) * _BACKOFF_S * 2 ** (attempt - 1)
+                if not failure.dropped or attempt >= self.settings.attempts or deadline.remaining() < pause + 1:
+                    reason = failure.reason + (f" (after {attempt} attempts)" if attempt > 1 else "")
+                    return Execution(failure.status, reason, duration_s=time.monotonic() - started,
+                                     attempts=attempt)
+                # sshd drops connections beyond MaxStartups before its banner: back off and retry.
+                time.sleep(pause)
+                attempt += 1
         try:
-            transport, new_key = self._session(self.endpoints[host.name], deadline)
-        except _HostFailure as failure:
-            return Execution(failure.status, failure.reason, duration_s=time.monotonic() - started)
-        try:
-            return self._run(transport, script, deadline, started, new_key)
+            return replace(self._run(transport, script, deadline, started, new_key), attempts=attempt)
         except (paramiko.SSHException, OSError, EOFError) as exc:
             status = TransportStatus.TIMEOUT if deadline.expired() else TransportStatus.UNREACHABLE
             return Execution(status, f"connection lost while running: {_one_line(exc)}",
@@ -153,8 +167,10 @@ class SSHTransport:
         where = f"{endpoint.hostname}:{endpoint.port}"
         sock = None
         transport = None
+        begun = time.monotonic()
+        step = min(self.settings.connect_timeout_s, deadline.remaining())
         try:
-            sock = self._socket(endpoint, min(self.settings.connect_timeout_s, deadline.remaining()))
+            sock = self._socket(endpoint, step)
             deadline.on_cancel(sock.close)
             transport = paramiko.Transport(sock)
             deadline.on_cancel(transport.close)
@@ -192,8 +208,14 @@ class SSHTransport:
             if deadline.expired():
                 raise _HostFailure(TransportStatus.TIMEOUT,
                                    f"deadline of {deadline.seconds:g}s passed during the SSH handshake") from None
-            raise _HostFailure(TransportStatus.UNREACHABLE, f"SSH handshake with {where} failed: {_one_line(exc)}") \
-                from None
+            # A banner error that comes at once (not after the banner timeout) is a dropped connection.
+            dropped = "banner" in str(exc) and time.monotonic() - begun < step / 2
+            raise _HostFailure(TransportStatus.UNREACHABLE, f"SSH handshake with {where} failed: {_one_line(exc)}",
+                               dropped) from None
+        except ConnectionResetError:
+            _close(transport, sock)
+            raise _HostFailure(TransportStatus.UNREACHABLE, f"connection reset by {where} during the handshake",
+                               True) from None
         except OSError as exc:
             _close(transport, sock)
             if deadline.expired():
@@ -303,11 +325,14 @@ def _append_capped(buf: bytearray, chunk: bytes, room: int) -> bool:
 
 
 class _HostFailure(Exception):
-    """Why a host (or the jump host in front of it) could not be reached; becomes its verdict."""
+    """Why a host (or the jump host in front of it) could not be reached; becomes its verdict.
 
-    def __init__(self, status: TransportStatus, reason: str):
+    `dropped`: the server closed the connection before speaking, which is worth a retry.
+    """
+
+    def __init__(self, status: TransportStatus, reason: str, dropped: bool = False):
         super().__init__(reason)
-        self.status, self.reason = status, reason
+        self.status, self.reason, self.dropped = status, reason, dropped
 
 
 def _close(transport: paramiko.Transport | None, sock) -> None:

@@ -1,0 +1,137 @@
+"""Faults a run meets during an outage: each ends with a verdict for the host and a report for the rest."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests import sshd as sshd_mod
+from tests.conftest import needs_root
+from tests.test_ssh_e2e import only_report, run_fleet, write_inventory
+
+COMMAND = Path(__file__).resolve().parent / "fixtures/runbooks/command.yml"
+
+
+def ssh_host(sshd, **vars) -> dict:
+    return {"ansible_host": "127.0.0.1", "ansible_port": sshd.port, "ansible_user": "root",
+            "ansible_ssh_private_key_file": str(sshd.user_key), **vars}
+
+
+def known_hosts(sshd, path: Path) -> Path:
+    path.write_text("".join(f"[{a}]:{sshd.port} {sshd.host_pub}\n" for a in sshd.addresses))
+    return path
+
+
+def diagnose(tmp_path, sshd, hosts: dict, *extra: str, env: dict | None = None):
+    inventory = write_inventory(tmp_path / "inv.yml", hosts)
+    out = tmp_path / "reports"
+    args = [sys.executable, "-m", "fleet", "diagnose", "-i", str(inventory), "--runbook", str(COMMAND),
+            "--known-hosts", str(known_hosts(sshd, tmp_path / "known")), "--ssh-config", "/dev/null",
+            "--out", str(out), *extra]
+    started = time.monotonic()
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+                          env=env)
+    return proc, out, time.monotonic() - started
+
+
+@needs_root
+def test_command_that_never_ends_is_killed_on_the_host_before_the_deadline(sshd, tmp_path):
+    proc, out, elapsed = diagnose(tmp_path, sshd, {"hung": ssh_host(sshd, cmd="echo started; sleep 31.5"),
+                                                   "fine": ssh_host(sshd, cmd="echo ok")}, "--timeout", "3")
+    hosts = {h["name"]: h for h in only_report(out)["hosts"]}
+    assert hosts["fine"]["verdict"] == "ran"
+    hung = hosts["hung"]
+    # The probe's host-side time limit is clamped below the deadline: it is killed there, its
+    # partial output comes back, and the host is inconclusive rather than judged on half a probe.
+    assert hung["verdict"] == "inconclusive"
+    assert hung["probes"]["run"]["stdout"] == "started\n"
+    assert hung["evidence"] == ["run: probe timed out on the host"]
+    assert elapsed < 3 + 3  # deadline + interpreter start-up
+    leftovers = [p for p in os.listdir("/proc") if p.isdigit() and _cmdline(p) == "sleep 31.5"]
+    assert leftovers == []
+
+
+def _cmdline(pid: str) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except OSError:
+        return ""
+
+
+@needs_root
+def test_huge_and_binary_output_is_capped_and_decoded(sshd, tmp_path):
+    proc, out, _ = diagnose(tmp_path, sshd, {
+        "huge": ssh_host(sshd, cmd="yes 0123456789 | head -c 300000000"),
+        "binary": ssh_host(sshd, cmd=r"printf '\377\376 caf\303\251 \033[31mred\033[0m\n'"),
+    })
+    hosts = {h["name"]: h for h in only_report(out)["hosts"]}
+    huge = hosts["huge"]["probes"]["run"]
+    assert huge["truncated"] and len(huge["stdout"]) == 1024 * 1024
+    binary = hosts["binary"]["probes"]["run"]["stdout"]
+    assert "\ufffd\ufffd café" in binary
+    assert "\x1b" not in proc.stderr  # nothing from a host reaches the terminal raw
+
+
+@needs_root
+def test_stale_agent_socket_does_not_hang_the_run(sshd, tmp_path):
+    path = str(tmp_path / "agent.sock")
+    agent = socket.socket(socket.AF_UNIX)
+    agent.bind(path)
+    agent.listen(8)  # accepts into the backlog, never answers
+    try:
+        env = {**os.environ, "SSH_AUTH_SOCK": path}
+        proc, out, elapsed = diagnose(tmp_path, sshd, {"h": ssh_host(sshd, cmd="echo ok")}, env=env)
+    finally:
+        agent.close()
+    assert proc.returncode == 0, proc.stderr
+    assert "did not answer" in " ".join(only_report(out)["notes"])
+    assert elapsed < 15
+
+
+@needs_root
+def test_maxstartups_drops_are_retried_with_backoff(tmp_path):
+    workdir = tmp_path / "sshd-tight"
+    workdir.mkdir()
+    info, server = sshd_mod.start(workdir, max_startups=3)
+    try:
+        hosts = {f"h{i:02}": ssh_host(info, cmd="echo ok") for i in range(12)}
+        proc, out, _ = diagnose(tmp_path, info, hosts, "--forks", "12")
+    finally:
+        server.terminate()
+        server.wait(10)
+    report = only_report(out)
+    verdicts = {h["name"]: h["verdict"] for h in report["hosts"]}
+    assert set(verdicts.values()) == {"ran"}, verdicts
+    assert any("connection attempts" in n for h in report["hosts"] for n in h["notes"])
+
+
+def test_sigint_and_sigterm_leave_a_partial_report(tmp_path):
+    inventory = write_inventory(tmp_path / "inv.yml", {
+        "quick": {"ansible_connection": "local", "cmd": "echo done"},
+        "slow": {"ansible_connection": "local", "cmd": "sleep 30"},
+    })
+    for sig, code in ((signal.SIGINT, 130), (signal.SIGTERM, 143)):
+        out = tmp_path / f"reports-{sig.name}"
+        proc = subprocess.Popen([sys.executable, "-m", "fleet", "diagnose", "-i", str(inventory), "--runbook",
+                                 str(COMMAND), "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while not list(out.glob("*.jsonl")) or not list(out.glob("*.jsonl"))[0].read_text():
+            assert time.monotonic() < deadline, "the quick host never finished"
+            time.sleep(0.1)
+        proc.send_signal(sig)
+        assert proc.wait(timeout=20) == code
+        report = only_report(out)
+        assert report["partial"] is True
+        assert [h["name"] for h in report["hosts"]] == ["quick"]
+        assert "slow" in " ".join(report["notes"])
+        [journal] = out.glob("*.jsonl")
+        assert [json.loads(line)["name"] for line in journal.read_text().splitlines()] == ["quick"]
