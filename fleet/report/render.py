@@ -15,7 +15,8 @@ from fleet.sanitize import strip_control
 FORMATS = ("json", "md", "html")
 _TEMPLATES = jinja2.PackageLoader("fleet.report", "templates")
 _HTML_ENV = jinja2.Environment(loader=_TEMPLATES, autoescape=True, trim_blocks=True, lstrip_blocks=True,
-                               undefined=jinja2.StrictUndefined)
+                               undefined=jinja2.StrictUndefined,
+                               finalize=lambda v: strip_control(v) if type(v) is str else v)
 _MD_ENV = jinja2.Environment(loader=_TEMPLATES, autoescape=False, trim_blocks=True, lstrip_blocks=True,
                              undefined=jinja2.StrictUndefined)
 # Characters that would start markup; `_` only at a word's edge (GFM ignores it inside words).
