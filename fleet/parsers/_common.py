@@ -1,0 +1,123 @@
+"""Helpers shared by the parsers: section headers, key=value lines, addresses, caps.
+
+Probe output is untrusted, so everything here is total: odd input gives None or an empty
+result, never an exception.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+# Caps on what facts keep, so a hostile or huge output cannot blow up a report.
+MAX_LINE = 400
+MAX_ITEMS = 200
+MAX_LINES = 50_000
+
+# `== name key=value ... ==`: the plain section headers every 502 probe prints.
+_HEADER = re.compile(r"^== ([A-Za-z0-9_.-]+)((?: [A-Za-z0-9_]+=\S*)*) ==$")
+_KV = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(\S*)")
+
+
+@dataclass
+class Section:
+    """A run of output lines under one `== name k=v ==` header (name "" before any header)."""
+
+    name: str
+    attrs: dict[str, str]
+    lines: list[str]
+
+
+def clip(text: str, limit: int = MAX_LINE) -> str:
+    """One line of evidence, without trailing blanks, cut to a length a report can show."""
+    text = text.rstrip()
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def lines_of(text: str | None) -> list[str]:
+    """The lines of an output, at most MAX_LINES of them."""
+    return (text or "").splitlines()[:MAX_LINES]
+
+
+def sections(text: str | None) -> list[Section]:
+    """Split probe output at its section headers, keeping their order."""
+    result = [Section("", {}, [])]
+    for line in lines_of(text):
+        match = _HEADER.match(line.rstrip())
+        if match:
+            result.append(Section(match.group(1), dict(_KV.findall(match.group(2))), []))
+        else:
+            result[-1].lines.append(line)
+    return result
+
+
+def key_values(line: str, tail: str | None = None) -> dict[str, str]:
+    """`a=1 b=2` as a dict; the value of key `tail` runs to the end of the line (may hold spaces)."""
+    rest = ""
+    if tail is not None:
+        head, sep, rest = line.partition(f" {tail}=")
+        line = head
+    values = dict(_KV.findall(line))
+    if tail is not None and sep:
+        values[tail] = rest.strip()
+    return values
+
+
+def to_int(value: Any) -> int | None:
+    try:
+        return int(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+
+
+def to_float(value: Any) -> float | None:
+    try:
+        return float(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+
+
+def param(params: Mapping[str, Any] | None, name: str, default: Any) -> Any:
+    """A runbook parameter, or its default when params are missing or odd."""
+    try:
+        value = (params or {}).get(name)
+    except AttributeError:
+        return default
+    return default if value is None else value
+
+
+def port_param(params: Mapping[str, Any] | None) -> int:
+    port = to_int(param(params, "port", 8000))
+    return port if port is not None and 0 < port < 65536 else 8000
+
+
+def hostport(host: str, port: int | None) -> str:
+    """`host:port` as curl and nginx write it: IPv6 literals in brackets."""
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return host if port is None else f"{host}:{port}"
+
+
+def split_hostport(text: str) -> tuple[str, int | None]:
+    """`127.0.0.1:80` -> ("127.0.0.1", 80); `[::1]:80` -> ("::1", 80); `host` -> ("host", None)."""
+    text = text.strip()
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        return host, to_int(rest[1:]) if rest.startswith(":") else None
+    if text.count(":") == 1:
+        host, _, port = text.partition(":")
+        return host, to_int(port)
+    return text, None
+
+
+def ip_or_none(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address, with IPv4-mapped IPv6 (::ffff:1.2.3.4) read as the IPv4 it carries."""
+    try:
+        address = ipaddress.ip_address(text.strip("[]").split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        return address.ipv4_mapped
+    return address

@@ -1,0 +1,400 @@
+"""Parser `nginx_state`: is nginx running, is its config valid, where does it send the login path?
+
+Input (probe `nginx`), in sections:
+  `== nginx-ps ==`               ps lines containing `nginx: master` (the grep itself too)
+  `== nginx-t exit=N priv=P ==`  output of `nginx -t`
+  `== nginx-T ==`                `nginx -T`: the effective config, each file after a
+                                 `# configuration file PATH:` line
+  `== nginx-absent ==`           no nginx binary on PATH
+  `== nginx-files ==`            the same format, read from nginx_conf_dir when nginx -T gave
+                                 nothing (no binary, or no privilege)
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Mapping
+from urllib.parse import urlsplit
+
+from fleet.models import ProbeOutput
+from fleet.parsers._common import MAX_ITEMS, clip, hostport, ip_or_none, param, sections, split_hostport, to_int
+
+_FILE_HEADER = re.compile(r"^# configuration file (.+):$")
+_ERROR = re.compile(r"\[(emerg|alert|crit|error)\]")
+_ERROR_TEXT = re.compile(r"\[(?:emerg|alert|crit|error)\](?: \d+#\d+:)? (.*)$")
+_ERROR_WHERE = re.compile(r" in (\S+):(\d+)\s*$")
+_MAX_TOKENS = 200_000
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+@dataclass(frozen=True)
+class NginxTarget:
+    """A backend address from a `server` line of an upstream block or a proxy_pass literal."""
+
+    host: str
+    port: int | None
+    scheme: str
+    upstream: str | None
+    file: str | None
+    line: int | None
+    text: str
+
+    @property
+    def hostport(self) -> str:
+        return hostport(self.host, self.port)
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.line}" if self.file else "?"
+
+    @property
+    def loopback(self) -> bool:
+        """Whether the target is this host's loopback, where fleet's local checks apply."""
+        if self.host.lower() == "localhost":
+            return True
+        address = ip_or_none(self.host)
+        return address is not None and address.is_loopback
+
+    @property
+    def evidence(self) -> str:
+        """`/etc/nginx/sites-enabled/backend:2: server 127.0.0.1:8001;`"""
+        return f"{self.where}: {self.text}"
+
+
+@dataclass(frozen=True)
+class Upstream:
+    name: str
+    servers: tuple[NginxTarget, ...]
+    file: str | None
+    line: int | None
+
+
+@dataclass(frozen=True)
+class Location:
+    """A `location` block, with the server block it belongs to."""
+
+    modifier: str
+    path: str
+    proxy_pass: str | None
+    server_names: tuple[str, ...]
+    listen_ports: tuple[int, ...]
+    default_server: bool
+    file: str | None
+    line: int | None
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.line}" if self.file else "?"
+
+
+@dataclass(frozen=True)
+class NginxFacts:
+    """nginx's state. `test_ok` is None when `nginx -t` could not judge the config
+    (nginx absent, or it failed only for lack of privilege)."""
+
+    installed: bool | None
+    running: bool
+    master: str | None
+    test_exit: int | None
+    test_ok: bool | None
+    test_error: str | None
+    test_error_file: str | None
+    test_error_line: int | None
+    config_source: str | None
+    upstreams: tuple[Upstream, ...]
+    locations: tuple[Location, ...]
+    login_location: Location | None
+    backend: tuple[NginxTarget, ...]
+    notes: tuple[str, ...] = ()
+
+    @property
+    def config_invalid(self) -> bool:
+        return self.test_ok is False
+
+    @property
+    def backend_hostports(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(t.hostport for t in self.backend))
+
+    def backend_on_port(self, port: Any) -> tuple[NginxTarget, ...]:
+        """The login location's targets that use `port`."""
+        port = to_int(port)
+        return tuple(t for t in self.backend if t.port == port)
+
+    def loopback_on_port(self, port: Any) -> tuple[NginxTarget, ...]:
+        """The login location's targets on this host's loopback that use `port`."""
+        return tuple(t for t in self.backend_on_port(port) if t.loopback)
+
+    def upstream_mismatch(self, answering: Any) -> tuple[NginxTarget, ...]:
+        """The login location's targets where no backend answered (pass `http.answering`)."""
+        try:
+            answered = {str(a) for a in answering or ()}
+        except TypeError:
+            answered = set()
+        return tuple(t for t in self.backend if t.hostport not in answered)
+
+    @property
+    def backend_evidence(self) -> str:
+        return "\n".join(t.evidence for t in self.backend)
+
+
+@dataclass
+class _Server:
+    """A `server { }` block while parsing."""
+
+    names: list[str] = field(default_factory=list)
+    ports: list[int] = field(default_factory=list)
+    default: bool = False
+    locations: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _tokens(lines: list[str]) -> Iterator[tuple[str, str | None, int]]:
+    """Words, `{`, `}` and `;` of an nginx config, with the file and line each starts on.
+
+    Quotes group words; `#` starts a comment. The `# configuration file X:` comments
+    nginx -T prints switch the current file and restart the line count.
+    """
+    current, number, count = None, 0, 0
+    for raw in lines:
+        header = _FILE_HEADER.match(raw)
+        if header:
+            current, number = header.group(1), 0
+            continue
+        number += 1
+        i, text = 0, raw
+        while i < len(text):
+            char = text[i]
+            if char.isspace():
+                i += 1
+            elif char == "#":
+                break
+            elif char in "{};":
+                yield char, current, number
+                i += 1
+            else:
+                start = i
+                if char in "\"'":
+                    end = text.find(char, i + 1)
+                    i = len(text) if end < 0 else end + 1
+                    word = text[start + 1 : i - 1]
+                else:
+                    while i < len(text) and not text[i].isspace() and text[i] not in "{};":
+                        i += 1
+                    word = text[start:i]
+                yield word, current, number
+            count += 1
+            if count > _MAX_TOKENS:
+                return
+
+
+def _target(address: str, scheme: str, upstream: str | None, file: str | None, line: int | None, text: str) -> NginxTarget:
+    host, port = split_hostport(address)
+    return NginxTarget(host, port if port is not None else _DEFAULT_PORTS.get(scheme, 80), scheme, upstream, file, line, clip(text))
+
+
+def _listen_port(value: str) -> int | None:
+    """`80`, `127.0.0.1:80`, `[::]:80`, `*:80` -> 80; a bare address listens on 80."""
+    if value.startswith("unix:"):
+        return None
+    if value.isdigit():
+        return int(value)
+    return split_hostport(value)[1] or 80
+
+
+def _read_config(lines: list[str]) -> tuple[dict[str, Upstream], list[_Server]]:
+    """Upstream blocks and server blocks (with their locations) of an nginx config."""
+    upstreams: dict[str, Upstream] = {}
+    servers: list[_Server] = []
+    # One frame per open block: (directive, args, object it builds or None).
+    stack: list[tuple[str, list[str], Any]] = []
+    words: list[str] = []
+    start: tuple[str | None, int] = (None, 0)
+    for token, file, number in _tokens(lines):
+        if token not in "{};":
+            if not words:
+                start = (file, number)
+            words.append(token)
+            continue
+        name, args = (words[0], words[1:]) if words else ("", [])
+        text = " ".join(words) + ";"
+        words = []
+        if token == "{":
+            built: Any = None
+            if name == "upstream" and args:
+                built = {"name": args[0], "servers": [], "file": start[0], "line": start[1]}
+            elif name == "server" and not any(frame[0] == "upstream" for frame in stack):
+                built = _Server()
+                servers.append(built)
+            elif name == "location" and args:
+                modifier, path = (args[0], args[1]) if len(args) > 1 else ("", args[0])
+                server = next((f[2] for f in reversed(stack) if isinstance(f[2], _Server)), None)
+                built = {"modifier": modifier, "path": path, "proxy_pass": None, "file": start[0], "line": start[1]}
+                if server is not None and len(server.locations) < MAX_ITEMS:
+                    server.locations.append(built)
+            stack.append((name, args, built))
+        elif token == "}":
+            if stack:
+                name, _, built = stack.pop()
+                if name == "upstream" and isinstance(built, dict) and len(upstreams) < MAX_ITEMS:
+                    upstreams[built["name"]] = Upstream(built["name"], tuple(built["servers"]), built["file"], built["line"])
+        elif stack:
+            frame = stack[-1]
+            if frame[0] == "upstream" and name == "server" and args and isinstance(frame[2], dict):
+                if not args[0].startswith("unix:") and len(frame[2]["servers"]) < MAX_ITEMS:
+                    frame[2]["servers"].append(_target(args[0], "http", frame[2]["name"], start[0], start[1], text))
+            elif isinstance(frame[2], _Server) and name == "listen" and args:
+                port = _listen_port(args[0])
+                if port is not None:
+                    frame[2].ports.append(port)
+                frame[2].default = frame[2].default or "default_server" in args
+            elif isinstance(frame[2], _Server) and name == "server_name":
+                frame[2].names.extend(a.lower() for a in args)
+            elif name == "proxy_pass" and args:
+                location = next((f[2] for f in reversed(stack) if f[0] == "location" and isinstance(f[2], dict)), None)
+                if location is not None:
+                    location.update(proxy_pass=args[0], pp_file=start[0], pp_line=start[1], pp_text=text)
+    return upstreams, servers
+
+
+def _name_matches(name: str, host: str) -> bool:
+    if name.startswith("*."):
+        return host.endswith(name[1:])
+    if name.startswith("."):
+        return host == name[1:] or host.endswith(name)
+    return name == host
+
+
+def _pick_server(servers: list[_Server], proxy_url: str) -> _Server | None:
+    """The server block nginx would pick for `proxy_url`: same port, then server_name,
+    then default_server, then the first."""
+    try:
+        url = urlsplit(proxy_url)
+        host, port = (url.hostname or "").lower(), url.port or _DEFAULT_PORTS.get(url.scheme, 80)
+    except ValueError:
+        host, port = "", 80
+    # A server block without `listen` listens on 80.
+    candidates = [s for s in servers if port in (s.ports or [80])] or servers
+    for server in candidates:
+        if any(_name_matches(n, host) for n in server.names):
+            return server
+    return next((s for s in candidates if s.default), candidates[0] if candidates else None)
+
+
+def _match_location(locations: list[dict[str, Any]], path: str) -> dict[str, Any] | None:
+    """nginx's location choice: exact `=`, else the longest prefix unless `^~` stops there,
+    regexes (`~`, `~*`) in order, else that longest prefix."""
+    prefix = None
+    for location in locations:
+        if location["modifier"] == "=" and location["path"] == path:
+            return location
+        if location["modifier"] in ("", "^~") and path.startswith(location["path"]):
+            if prefix is None or len(location["path"]) > len(prefix["path"]):
+                prefix = location
+    if prefix is not None and prefix["modifier"] == "^~":
+        return prefix
+    for location in locations:
+        if location["modifier"] in ("~", "~*"):
+            try:
+                if re.search(location["path"], path, re.IGNORECASE if location["modifier"] == "~*" else 0):
+                    return location
+            except re.error:
+                continue
+    return prefix
+
+
+def _resolve(location: dict[str, Any], upstreams: dict[str, Upstream]) -> tuple[tuple[NginxTarget, ...], str | None]:
+    """The backend targets of a location's proxy_pass, or a note saying why there are none."""
+    proxy_pass = location.get("proxy_pass")
+    if not proxy_pass:
+        return (), f"location {location['path']} has no proxy_pass"
+    if "$" in proxy_pass:
+        return (), f"proxy_pass {proxy_pass} uses variables: not resolved"
+    scheme, sep, rest = proxy_pass.partition("://")
+    if not sep:
+        return (), f"proxy_pass {proxy_pass} not understood"
+    address = rest.split("/", 1)[0]
+    if address.startswith("unix:"):
+        return (), f"proxy_pass {proxy_pass} is a unix socket"
+    if address in upstreams:
+        return upstreams[address].servers, None
+    return (_target(address, scheme, None, location.get("pp_file"), location.get("pp_line"), location.get("pp_text", "")),), None
+
+
+def _location(location: dict[str, Any], server: _Server) -> Location:
+    return Location(
+        location["modifier"], location["path"], location["proxy_pass"], tuple(server.names),
+        tuple(server.ports), server.default, location["file"], location["line"],
+    )
+
+
+def _test(attrs: dict[str, str], lines: list[str]) -> dict[str, Any]:
+    """`nginx -t`: ok or not, and the first error with its file and line."""
+    exit_code = to_int(attrs.get("exit"))
+    error_line = next((clip(line.strip()) for line in lines if _ERROR.search(line)), None)
+    text = _ERROR_TEXT.search(error_line) if error_line else None
+    where = _ERROR_WHERE.search(error_line) if error_line else None
+    ok: bool | None = exit_code == 0 if exit_code is not None else None
+    # Unprivileged, nginx -t fails on the pid file, logs or keys, whatever the config says.
+    if not ok and attrs.get("priv") == "user" and any("Permission denied" in line for line in lines):
+        ok = None
+    return {
+        "test_exit": exit_code,
+        "test_ok": ok,
+        "test_error": clip(text.group(1)) if text else error_line,
+        "test_error_file": where.group(1) if where else None,
+        "test_error_line": to_int(where.group(2)) if where else None,
+    }
+
+
+def parse(output: ProbeOutput, params: Mapping[str, Any]) -> NginxFacts:
+    """Read nginx's state and resolve the backend targets of the location serving login_path."""
+    login_path = str(param(params, "login_path", "/api/v1/demo-login"))
+    proxy_url = str(param(params, "proxy_url", "http://localhost"))
+    facts: dict[str, Any] = {
+        "installed": None, "running": False, "master": None, "test_exit": None, "test_ok": None,
+        "test_error": None, "test_error_file": None, "test_error_line": None, "config_source": None,
+    }
+    notes: list[str] = []
+    config: list[str] = []
+    for section in sections(output.stdout):
+        if section.name == "nginx-ps":
+            for line in section.lines:
+                # ps also lists the probe's own shell and grep, whose args merely contain the words.
+                parts = line.split(None, 1)
+                if len(parts) == 2 and parts[1].startswith("nginx: master process"):
+                    facts.update(running=True, master=clip(line.strip()))
+                    break
+        elif section.name == "nginx-t":
+            facts.update(installed=True, **_test(section.attrs, section.lines))
+        elif section.name == "nginx-absent":
+            facts["installed"] = False
+        elif section.name in ("nginx-T", "nginx-files"):
+            config = section.lines
+            facts["config_source"] = section.name
+            if section.name == "nginx-files":
+                notes.append("nginx -T gave nothing: config read from the usual files, includes not followed")
+    if facts["installed"] and facts["test_ok"] is None:
+        notes.append("nginx -t could not judge the config without privilege")
+    upstreams, servers = _read_config(config)
+    if config and not servers:
+        notes.append("no server blocks in the config")
+    server = _pick_server(servers, proxy_url)
+    locations = tuple(_location(loc, s) for s in servers for loc in s.locations)[:MAX_ITEMS]
+    chosen = _match_location(server.locations, login_path) if server else None
+    backend: tuple[NginxTarget, ...] = ()
+    login_location = None
+    if server is not None and chosen is not None:
+        login_location = _location(chosen, server)
+        backend, note = _resolve(chosen, upstreams)
+        if note:
+            notes.append(note)
+    elif config:
+        notes.append(f"no location serves {login_path}")
+    return NginxFacts(
+        **facts,
+        upstreams=tuple(upstreams.values()),
+        locations=locations,
+        login_location=login_location,
+        backend=backend,
+        notes=tuple(notes),
+    )

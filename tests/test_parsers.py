@@ -1,0 +1,85 @@
+"""Parsers against real captured probe output, and against arbitrary text.
+
+Each case under tests/fixtures/parsers/<parser>/ is `<case>.txt` (the probe's stdout as
+captured), optional `<case>.stderr` / `<case>.exit` / `<case>.params.json`, and `<case>.json`
+(the expected facts, `dataclasses.asdict`). See tests/fixtures/parsers/README.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fleet.models import ProbeOutput
+from fleet.parsers import PARSERS
+
+FIXTURES = Path(__file__).parent / "fixtures" / "parsers"
+RUNBOOK = Path(__file__).parent.parent / "fleet" / "runbooks" / "502.yml"
+DEFAULTS = {name: spec["default"] for name, spec in yaml.safe_load(RUNBOOK.read_text())["parameters"].items()}
+CASES = sorted(FIXTURES.glob("*/*.txt"))
+
+
+def _optional(path: Path, default: str) -> str:
+    return path.read_text() if path.exists() else default
+
+
+@pytest.mark.parametrize("stdout_file", CASES, ids=[f"{p.parent.name}/{p.stem}" for p in CASES])
+def test_parser_matches_captured_fixture(stdout_file: Path) -> None:
+    base = stdout_file.with_suffix("")
+    output = ProbeOutput(
+        name=stdout_file.stem,
+        exit_code=int(_optional(base.with_suffix(".exit"), "0")),
+        stdout=stdout_file.read_text(),
+        stderr=_optional(base.with_suffix(".stderr"), ""),
+        duration_s=None,
+    )
+    params = {**DEFAULTS, **json.loads(_optional(base.with_suffix(".params.json"), "{}"))}
+    facts = PARSERS[stdout_file.parent.name](output, params)
+    assert json.loads(json.dumps(dataclasses.asdict(facts))) == json.loads(base.with_suffix(".json").read_text())
+
+
+def test_every_502_parser_has_fixtures() -> None:
+    used = {probe["parser"] for probe in yaml.safe_load(RUNBOOK.read_text())["probes"]}
+    fixture_dirs = {p.parent.name for p in CASES}
+    assert used <= fixture_dirs <= set(PARSERS)
+
+
+# Text that looks like probe output often enough to reach deep branches: our section headers,
+# key=value attempt lines, tool output fragments, nginx syntax, tracebacks.
+_FRAGMENTS = st.sampled_from(
+    [
+        "== ps source=ps-etimes ==", "== ps source=ps-user ==", "== cwd ==", "PID USER COMMAND",
+        "== systemd ==", "== docker exit=1 ==", "== docker exit=0 ==", "LoadState=loaded", "ExecStart={ argv[]=x ;",
+        "== listen source=netstat ==", "== listen source=ss ==", "== listen source=proc-tcp6 ==",
+        "tcp6 0 0 :::8000 :::* LISTEN -", "LISTEN 0 5 [::1]:8000 [::]:* users:((\"p\",pid=1,fd=3))",
+        "0: 0100007F:1F40 00000000:0000 0A", "== http client=curl ==", "== http client=wget ==",
+        "target=127.0.0.1:8000 path=/health method=GET code=200 connect=0.1 total=0.2 exit=0",
+        "target=proxy path=/ method=POST code=000 connected=1 exit=143 error=timed out",
+        "== logs source=file ==", "Traceback (most recent call last):", '  File "/a/venv/lib/python3.11/site-packages/x.py"',
+        "KeyError: 'X'", "ModuleNotFoundError: No module named 'x'", "Address already in use",
+        "== nginx-ps ==", "1 nginx: master process nginx", "== nginx-t exit=1 priv=user ==",
+        "[emerg] 1#1: bad in /etc/nginx/x:3", "== nginx-T ==", "== nginx-files ==", "# configuration file /x:",
+        "upstream u { server 127.0.0.1:1; }", "server { listen 80; location / { proxy_pass http://u; } }",
+        "location ~ ( {", "proxy_pass http://[::1", "}", "{", ";", "'", '"', "python main.py", "sh -c python main.py",
+    ]
+)
+_TEXT = st.lists(st.one_of(_FRAGMENTS, st.text(max_size=40)), max_size=40).map("\n".join)
+_PARAMS = st.one_of(
+    st.just(DEFAULTS),
+    st.dictionaries(st.sampled_from(sorted(DEFAULTS)), st.one_of(st.none(), st.integers(), st.text(max_size=10))),
+)
+
+
+@pytest.mark.parametrize("name", sorted(PARSERS))
+@settings(max_examples=150, deadline=None)
+@given(stdout=_TEXT, stderr=st.text(max_size=50), exit_code=st.one_of(st.none(), st.integers(-1, 255)), params=_PARAMS)
+def test_parser_never_raises(name: str, stdout: str, stderr: str, exit_code: int | None, params: dict) -> None:
+    facts = PARSERS[name](ProbeOutput(name, exit_code, stdout, stderr, None), params)
+    assert dataclasses.is_dataclass(facts)
+    json.dumps(dataclasses.asdict(facts))
