@@ -25,7 +25,7 @@ from fleet.patterns import select
 from fleet.report import document
 from fleet.report.diff import compare
 from fleet.report.render import FORMATS, RENDERERS, render_diff_markdown, write_reports
-from fleet.runbook import load_runbook
+from fleet.runbook import host_params, load_runbook
 from fleet.terminal import Progress, print_diff, print_summary
 
 app = typer.Typer(add_completion=True, no_args_is_help=True, rich_markup_mode=None,
@@ -152,7 +152,7 @@ def diagnose(
     order = {h.name: i for i, h in enumerate(hosts)}
     results.sort(key=lambda r: order[r.host.name])
     doc = document.build(
-        results, runbook=runbook, params=runbook.defaults() | options.overrides, inventory=str(inventory),
+        results, runbook=runbook, params=host_params(runbook, {}, options.overrides), inventory=str(inventory),
         limit=limit, options={"forks": forks, "connect_timeout_s": connect_timeout, "timeout_s": timeout,
                               "hosts_selected": len(hosts)},
         started_at=started.isoformat(timespec="seconds"), duration_s=time.monotonic() - clock,

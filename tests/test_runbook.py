@@ -56,7 +56,7 @@ def test_values_are_shell_quoted_in_commands(tmp_path):
     (("when: kernel.ok", "when: kernal.ok"), "uses kernal", 12),
     (("severity: ok", "severity: fine"), "bad severity", 11),
     (("    fix: []", "    fixes: []"), "unknown key 'fixes'", 15),
-    (("command: curl", "command: '{% if %}'"), "broken command template", 8),
+    (("command: curl", "command: curl {% if %}"), "broken command template", 8),
     (("name: kernel", "name: Kernel"), "bad probe name", 6),
 ])
 def test_broken_runbooks_are_rejected_with_file_and_line(tmp_path, change, message, line):

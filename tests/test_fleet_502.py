@@ -1,0 +1,115 @@
+"""The built-in 502 runbook against a fleet of real test hosts, one per scenario, through the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from tests.test_report import schema
+
+testfleet = pytest.importorskip("testfleet")
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the test fleet needs root and Linux namespaces")
+PREFIX = os.environ.get("FLEET_E2E_PREFIX", "flte")
+SUBNET = os.environ.get("FLEET_E2E_SUBNET", "198.18.210.0/24")
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("fleet502")
+    try:
+        with testfleet.TestFleet(workdir / "tf", scenarios="all", prefix=PREFIX, subnet=SUBNET, log=None) as tf:
+            yield tf
+    except testfleet.TestFleetUnavailable as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="module")
+def run(fleet, tmp_path_factory):
+    out = tmp_path_factory.mktemp("reports")
+    proc = subprocess.run(
+        [sys.executable, "-m", "fleet", "diagnose", "-i", str(fleet.inventory_path), "--known-hosts",
+         str(fleet.known_hosts_path), "--ssh-config", "/dev/null", "--out", str(out), "--timeout", "30"],
+        capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
+    [report] = out.glob("*.json")
+    return proc, json.loads(report.read_text()), out
+
+
+def hosts(run) -> dict:
+    return {h["name"]: h for h in run[1]["hosts"]}
+
+
+def test_every_scenario_gets_its_verdict(fleet, run):
+    proc, doc, _ = run
+    assert proc.returncode == 1, proc.stderr
+    got = {name: h["verdict"] for name, h in hosts(run).items()}
+    assert got == fleet.expected
+    jsonschema.validate(doc, schema())
+
+
+def evidence(run, name: str) -> str:
+    return "\n".join(hosts(run)[name]["evidence"])
+
+
+def test_backend_not_running_names_the_missing_module(run):
+    assert "ModuleNotFoundError: No module named 'jwt'" in evidence(run, "backend_not_running")
+    assert any("pip install -r requirements.txt" in f for f in hosts(run)["backend_not_running"]["fix"])
+
+
+def test_upstream_mismatch_evidence_names_both_addresses_with_file_and_line(run):
+    for name, wrong in (("nginx_upstream_mismatch", "127.0.0.1:8001"), ("nginx_upstream_wrong_ip", "198.18.9.9:8000")):
+        host = hosts(run)[name]
+        assert wrong in host["summary"] and "127.0.0.1:8000" in host["summary"]
+        assert f"/etc/nginx/sites-enabled/backend:2: server {wrong};" in evidence(run, name)
+        assert "code=502" in evidence(run, name)
+
+
+def test_refusing_backend_is_seen_listening_on_ipv6_only(run):
+    assert "::1:8000" in evidence(run, "backend_refusing")
+    assert "exit=7" in evidence(run, "backend_refusing")  # connection refused on nginx's address
+
+
+def test_hanging_backend_is_told_apart_from_refusing(run):
+    assert "exit=28" in evidence(run, "backend_hanging")  # connected, then timed out
+
+
+def test_invalid_config_names_file_and_line(run):
+    assert "/etc/nginx/sites-enabled/backend:" in hosts(run)["nginx_config_invalid"]["summary"]
+
+
+def test_degraded_hosts_still_get_the_right_verdict(run):
+    assert "privilege: user" in hosts(run)["sudo_password"]["notes"]
+    for name in ("no_netstat", "no_tools"):
+        assert hosts(run)[name]["facts"]["listen"]["source"] == {"no_netstat": "ss", "no_tools": "proc"}[name]
+
+
+def test_no_fix_suggests_forbidden_commands(run):
+    fixes = "\n".join(f for h in hosts(run).values() for f in h["fix"])
+    for forbidden in ("kill -9", "pkill", "killall", "drop_caches"):
+        assert forbidden not in fixes
+
+
+def test_healthy_hosts_get_no_fix(run):
+    for name, host in hosts(run).items():
+        if host["verdict"] == "healthy":
+            assert host["fix"] == [], name
+
+
+def test_limit_and_var_reach_the_runbook(fleet, tmp_path):
+    out = tmp_path / "r"
+    proc = subprocess.run(
+        [sys.executable, "-m", "fleet", "diagnose", "-i", str(fleet.inventory_path), "--known-hosts",
+         str(fleet.known_hosts_path), "--ssh-config", "/dev/null", "--out", str(out), "--limit", "healthy",
+         "--var", "port=8001", "--json", "--format", "json"],
+        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    doc = json.loads(proc.stdout)
+    [host] = doc["hosts"]
+    assert host["name"] == "healthy"
+    assert host["verdict"] != "healthy"  # nothing listens on 8001 there
+    assert doc["parameters"]["port"] == 8001
+    assert proc.returncode == 1
