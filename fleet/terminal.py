@@ -59,24 +59,32 @@ class Progress:
 
 
 def print_summary(console: Console, doc: Mapping[str, Any], paths: list[str]) -> None:
-    """The headline, a table of causes with their hosts and fixes, and where the reports are."""
+    """The headline, a table of causes with their hosts, each cause's fix, and where the reports are."""
     summary = doc["summary"]
     if doc.get("partial"):
         console.print(Text("PARTIAL: the run was interrupted; hosts not shown were not diagnosed.", style="bold yellow"))
     worst = "ok" if summary["problems"] == 0 else "critical"
     console.print(Text(safe(summary["headline"]), style=f"bold {_STYLE[worst]}"))
-    if summary["causes"]:
-        table = Table(show_lines=False, header_style="bold")
-        for column in ("verdict", "hosts", "cause", "fix"):
-            table.add_column(column, overflow="fold")
-        for cause in summary["causes"]:
-            hosts = ", ".join(cause["hosts"][:8]) + (f" (+{len(cause['hosts']) - 8})" if len(cause["hosts"]) > 8 else "")
-            table.add_row(Text(safe(cause["verdict"]), style=_STYLE.get(cause["severity"], "")),
-                          Text(f"{cause['count']}: {safe(hosts)}"), Text(safe(cause["summary"])),
-                          Text(safe("\n".join(cause["fix"][:3]))))
+    causes = summary["causes"]
+    if causes:
+        table = Table(header_style="bold", expand=False)
+        table.add_column("#", justify="right")
+        table.add_column("verdict", no_wrap=True)
+        table.add_column("hosts", overflow="fold")
+        table.add_column("cause", overflow="fold", ratio=1)
+        for n, cause in enumerate(causes, 1):
+            names = cause["hosts"]
+            hosts = ", ".join(names[:6]) + (f" (+{len(names) - 6})" if len(names) > 6 else "")
+            table.add_row(str(n), Text(safe(cause["verdict"]), style=_STYLE.get(cause["severity"], "")),
+                          Text(f"{cause['count']}: {safe(hosts)}"), Text(safe(cause["summary"])))
         console.print(table)
+        for n, cause in enumerate(causes, 1):
+            if cause["fix"]:
+                console.print(Text(f"fix for #{n} ({safe(cause['verdict'])}):", style="bold"))
+                for line in cause["fix"]:
+                    console.print(Text(f"  {safe(line)}"), soft_wrap=True)
     for path in paths:
-        console.print(Text(f"report: {path}"))
+        console.print(Text(f"report: {path}"), soft_wrap=True)
 
 
 def print_diff(console: Console, diff: Diff) -> None:

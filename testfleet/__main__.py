@@ -1,4 +1,4 @@
-"""python -m testfleet up|down|status|scenarios"""
+"""python -m testfleet up|down|status|scenarios|demo"""
 
 from __future__ import annotations
 
@@ -87,6 +87,12 @@ def cmd_scenarios(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(a: argparse.Namespace) -> int:
+    from .demo import demo
+
+    return demo(a.out)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m testfleet", description="namespace test hosts for fleet")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -106,6 +112,9 @@ def main(argv=None) -> int:
     st = sub.add_parser("status", help="show the hosts recorded in DIR/state.json")
     st.add_argument("--dir", required=True)
     st.set_defaults(fn=cmd_status)
+    de = sub.add_parser("demo", help="bring up a small mixed fleet, run fleet diagnose on it, tear it down")
+    de.add_argument("--out", default="reports", help="where fleet writes its reports")
+    de.set_defaults(fn=cmd_demo)
     sc = sub.add_parser("scenarios", help="list the scenarios and their expected verdicts")
     sc.set_defaults(fn=cmd_scenarios)
     a = p.parse_args(argv)
