@@ -133,6 +133,9 @@ def interpret(host: Host, execution: Execution, runbook: Runbook, params: Mappin
     probes, masked = redact_probes(output.probes, redactor)
     if masked:
         notes.append(f"redacted {masked} secret(s) from probe output")
+    unfinished = [f"{p.name} ({p.error})" for p in probes.values() if p.error]
+    if unfinished:
+        notes.append(f"probe(s) gave no result: {', '.join(unfinished)}")
     facts = parse_facts(runbook, probes, params)
     if execution.status is TransportStatus.TIMEOUT:
         unfinished = [f"{p.name}: {p.error}" for p in probes.values() if p.error]

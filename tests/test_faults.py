@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -135,3 +136,87 @@ def test_sigint_and_sigterm_leave_a_partial_report(tmp_path):
         assert "slow" in " ".join(report["notes"])
         [journal] = out.glob("*.jsonl")
         assert [json.loads(line)["name"] for line in journal.read_text().splitlines()] == ["quick"]
+
+
+@pytest.fixture
+def mute_after_banner():
+    """A loopback port that sends an SSH banner and then never another byte: a handshake that stalls."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    held = []
+    stop = threading.Event()
+
+    def serve():
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            conn.sendall(b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n")
+            held.append(conn)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    stop.set()
+    thread.join()
+    for conn in held:
+        conn.close()
+    server.close()
+
+
+@needs_root
+def test_handshake_that_stalls_after_the_banner_is_bounded(sshd, mute_after_banner, tmp_path):
+    hosts = {"stalls": {**ssh_host(sshd), "ansible_port": mute_after_banner},
+             "fine": ssh_host(sshd, cmd="echo ok")}
+    proc, out, elapsed = diagnose(tmp_path, sshd, hosts, "--connect-timeout", "2", "--timeout", "4")
+    verdicts = {h["name"]: (h["verdict"], h["duration_s"]) for h in only_report(out)["hosts"]}
+    assert verdicts["fine"][0] == "ran"
+    assert verdicts["stalls"][0] in ("unreachable", "timeout")
+    assert verdicts["stalls"][1] < 4 + 1
+    assert elapsed < 4 + 1 + 3
+
+
+@needs_root
+def test_script_killed_mid_run_keeps_what_finished(sshd, tmp_path):
+    """The host's shell dies mid-script (channel closes early): finished probes are kept, the rest marked."""
+    runbook = tmp_path / "two.yml"
+    runbook.write_text(COMMAND.read_text().replace("""    command: sh -c {{ cmd }}
+""", """    command: sh -c {{ cmd }}
+  - name: killer
+    parser: text
+    command: kill -9 -"$(ps -o sid= -p $$ | tr -d ' ')"
+  - name: after
+    parser: text
+    command: echo never
+"""))
+    inventory = write_inventory(tmp_path / "inv.yml", {"dies": ssh_host(sshd, cmd="echo partial")})
+    out = tmp_path / "reports"
+    proc = subprocess.run([sys.executable, "-m", "fleet", "diagnose", "-i", str(inventory), "--runbook",
+                           str(runbook), "--known-hosts", str(known_hosts(sshd, tmp_path / "known")),
+                           "--ssh-config", "/dev/null", "--out", str(out)],
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    [host] = only_report(out)["hosts"]
+    assert (host["probes"]["run"]["stdout"], host["probes"]["run"]["exit_code"]) == ("partial\n", 0)
+    assert host["probes"]["killer"]["exit_code"] is None
+    assert host["probes"]["after"]["exit_code"] is None
+    # `run` alone decides this runbook's verdict; the probes that never finished are said, not guessed.
+    assert host["verdict"] == "ran"
+    assert "probe(s) gave no result: killer (the script ended before this probe finished), " \
+           "after (the script ended before this probe started)" in host["notes"]
+
+
+@needs_root
+def test_secrets_in_output_are_redacted_and_the_report_says_so(sshd, tmp_path):
+    secret_lines = ("Authorization: Bearer abcdefghijklmnop; password=hunter2; "
+                    "key AKIAIOSFODNN7EXAMPLE; postgres://app:s3cr3t@db:5432/app")
+    proc, out, _ = diagnose(tmp_path, sshd, {"leaky": ssh_host(sshd, cmd=f"echo '{secret_lines}'")})
+    text = (next(out.glob("*.json")).read_text() + next(out.glob("*.md")).read_text()
+            + next(out.glob("*.html")).read_text() + next(out.glob("*.jsonl")).read_text())
+    for secret in ("abcdefghijklmnop", "hunter2", "AKIAIOSFODNN7EXAMPLE", "s3cr3t"):
+        assert secret not in text
+    [host] = only_report(out)["hosts"]
+    assert "[REDACTED]" in host["probes"]["run"]["stdout"]
+    assert any("redacted 4 secret(s)" in n for n in host["notes"])
