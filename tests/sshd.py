@@ -35,14 +35,17 @@ def keygen(path: Path) -> str:
     return f"{kind} {blob}"
 
 
-def start(workdir: Path, addresses: tuple[str, ...] = ("127.0.0.1",), max_startups: int = 100
-          ) -> tuple[Sshd, subprocess.Popen]:
-    """Start sshd -D on a free port of `addresses`, accepting only `user_key` for root."""
+def start(workdir: Path, addresses: tuple[str, ...] = ("127.0.0.1",), max_startups: int = 100,
+          netns: str | None = None, port: int | None = None) -> tuple[Sshd, subprocess.Popen]:
+    """Start sshd -D on a free port of `addresses`, accepting only `user_key` for root.
+
+    With `netns`, sshd runs inside that network namespace and readiness is checked from inside it.
+    """
     host_pub = keygen(workdir / "host_ed25519")
     keygen(workdir / "user_ed25519")
     keygen(workdir / "other_ed25519")
     (workdir / "authorized_keys").write_text((workdir / "user_ed25519.pub").read_text())
-    port = free_port()
+    port = port or free_port()
     config = workdir / "sshd_config"
     config.write_text("\n".join([
         f"Port {port}", *[f"ListenAddress {a}" for a in addresses],
@@ -50,13 +53,18 @@ def start(workdir: Path, addresses: tuple[str, ...] = ("127.0.0.1",), max_startu
         "UsePAM no", "PermitRootLogin prohibit-password", "PasswordAuthentication no",
         "StrictModes no", f"PidFile {workdir / 'sshd.pid'}", f"MaxStartups {max_startups}", "LogLevel ERROR", ""]))
     os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
-    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stderr=open(workdir / "sshd.log", "wb"))
+    inside = ["ip", "netns", "exec", netns] if netns else []
+    proc = subprocess.Popen([*inside, SSHD, "-D", "-e", "-f", str(config)], stderr=open(workdir / "sshd.log", "wb"))
     deadline = time.monotonic() + 10
     while True:
         try:
-            socket.create_connection((addresses[0], port), timeout=0.5).close()
+            if netns:
+                subprocess.run([*inside, "bash", "-c", f"exec 3<>/dev/tcp/{addresses[0]}/{port}"], check=True,
+                               capture_output=True, timeout=2)
+            else:
+                socket.create_connection((addresses[0], port), timeout=0.5).close()
             break
-        except OSError:
+        except (OSError, subprocess.SubprocessError):
             if time.monotonic() > deadline or proc.poll() is not None:
                 proc.kill()
                 raise RuntimeError(f"sshd did not start: {(workdir / 'sshd.log').read_text()}")

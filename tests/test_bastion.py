@@ -1,0 +1,114 @@
+"""ProxyJump: targets reachable only through a bastion, which is logged in to once for all of them.
+
+Topology, all in namespaces this test creates and removes (198.18.250.0/24 is the test range):
+
+    controller (root ns) --- 198.18.250.1/30 --- bastion ns (sshd) --- 198.18.250.5/30 --- target ns (sshd)
+
+The bastion does not forward packets and the controller has no route to 198.18.250.4/30, so the
+target can only be reached through an SSH direct-tcpip channel opened by the bastion.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests import sshd as sshd_mod
+from tests.test_ssh_e2e import only_report, write_inventory
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create network namespaces")
+BASTION_NS, TARGET_NS = "fltjb", "fltjt"
+CONTROLLER_IP, BASTION_OUT, BASTION_IN, TARGET_IP = "198.18.250.1", "198.18.250.2", "198.18.250.5", "198.18.250.6"
+
+
+def ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def topology(tmp_path_factory):
+    for ns in (BASTION_NS, TARGET_NS):
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)  # leftovers of a killed run
+    subprocess.run(["ip", "link", "del", "fltjv0"], capture_output=True)
+    ip("netns", "add", BASTION_NS)
+    ip("netns", "add", TARGET_NS)
+    servers = []
+    try:
+        ip("link", "add", "fltjv0", "type", "veth", "peer", "name", "fltjv1")
+        ip("link", "set", "fltjv1", "netns", BASTION_NS)
+        ip("addr", "add", f"{CONTROLLER_IP}/30", "dev", "fltjv0")
+        ip("link", "set", "fltjv0", "up")
+        ip("-n", BASTION_NS, "link", "add", "fltjv2", "type", "veth", "peer", "name", "fltjv3")
+        ip("-n", BASTION_NS, "link", "set", "fltjv3", "netns", TARGET_NS)
+        for ns, dev, addr in ((BASTION_NS, "fltjv1", BASTION_OUT), (BASTION_NS, "fltjv2", BASTION_IN),
+                              (TARGET_NS, "fltjv3", TARGET_IP)):
+            ip("-n", ns, "addr", "add", f"{addr}/30", "dev", dev)
+            ip("-n", ns, "link", "set", dev, "up")
+            ip("-n", ns, "link", "set", "lo", "up")
+        route = json.loads(subprocess.run(["ip", "-j", "route", "get", BASTION_OUT], capture_output=True,
+                                          text=True, check=True).stdout)
+        assert route[0]["dev"] == "fltjv0"  # traffic to the bastion stays on our veth
+        bastion_dir, target_dir = tmp_path_factory.mktemp("bastion"), tmp_path_factory.mktemp("target")
+        bastion, proc = sshd_mod.start(bastion_dir, (BASTION_OUT,), netns=BASTION_NS, port=22)
+        servers.append(proc)
+        target, proc = sshd_mod.start(target_dir, (TARGET_IP,), netns=TARGET_NS, port=22)
+        servers.append(proc)
+        # One key for both, as an operator's agent or key file would serve both.
+        (target_dir / "authorized_keys").write_text((bastion_dir / "user_ed25519.pub").read_text())
+        yield bastion, target
+    finally:
+        for proc in servers:
+            proc.terminate()
+            proc.wait(10)
+        subprocess.run(["ip", "link", "del", "fltjv0"], capture_output=True)
+        for ns in (BASTION_NS, TARGET_NS):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+def run(tmp_path, bastion, target, hosts: dict, ssh_config: str = "") -> tuple[subprocess.CompletedProcess, dict]:
+    known = tmp_path / "known_hosts"
+    known.write_text(f"{BASTION_OUT} {bastion.host_pub}\n{TARGET_IP} {target.host_pub}\n")
+    config = tmp_path / "ssh_config"
+    config.write_text(ssh_config)
+    inventory = write_inventory(tmp_path / "inv.yml", hosts)
+    out = tmp_path / "reports"
+    proc = subprocess.run([sys.executable, "-m", "fleet", "diagnose", "-i", str(inventory), "--runbook",
+                           "tests/fixtures/runbooks/uptime.yml", "--known-hosts", str(known), "--ssh-config",
+                           str(config), "--out", str(out), "--connect-timeout", "3", "--timeout", "10"],
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+                          cwd=os.path.dirname(os.path.dirname(__file__)))
+    return proc, {h["name"]: h for h in only_report(out)["hosts"]}
+
+
+def test_target_is_unreachable_directly(topology, tmp_path):
+    bastion, target = topology
+    _, hosts = run(tmp_path, bastion, target, {"direct": {
+        "ansible_host": TARGET_IP, "ansible_user": "root", "ansible_ssh_private_key_file": str(bastion.user_key)}})
+    assert hosts["direct"]["verdict"] == "unreachable"
+
+
+def test_proxyjump_from_inventory_args_and_from_ssh_config(topology, tmp_path):
+    bastion, target = topology
+    key = str(bastion.user_key)
+    _, hosts = run(tmp_path, bastion, target, {
+        "via-args": {"ansible_host": TARGET_IP, "ansible_user": "root", "ansible_ssh_private_key_file": key,
+                     "ansible_ssh_common_args": f"-o ProxyJump=root@{BASTION_OUT}"},
+        "via-config": {"ansible_user": "root", "ansible_ssh_private_key_file": key},
+        "jumper": {"ansible_host": BASTION_OUT, "ansible_user": "root", "ansible_ssh_private_key_file": key},
+    }, ssh_config=f"Host via-config\n  HostName {TARGET_IP}\n  ProxyJump root@{BASTION_OUT}:22\n")
+    # The controller has no route to the target (test above): only the bastion's channel gets there.
+    for name in ("via-args", "via-config", "jumper"):
+        assert hosts[name]["verdict"] == "linux", hosts[name]
+
+
+def test_unreachable_bastion_is_the_targets_verdict(topology, tmp_path):
+    bastion, target = topology
+    _, hosts = run(tmp_path, bastion, target, {
+        "behind": {"ansible_host": TARGET_IP, "ansible_user": "root", "ansible_ssh_private_key_file":
+                   str(bastion.user_key), "ansible_ssh_common_args": f"-J root@{BASTION_OUT}:2"}})
+    assert hosts["behind"]["verdict"] == "unreachable"
+    assert hosts["behind"]["summary"].startswith(f"jump host {BASTION_OUT}:2:")
