@@ -18,15 +18,19 @@ from rich.console import Console
 
 from fleet import __version__
 from fleet.diagnose import RunOptions, prepare, run
+from fleet.config import load_default_map
 from fleet.errors import FleetError, InputError
 from fleet.inventory import load_inventory
-from fleet.models import ExitCode, HostResult, Severity
+from fleet.models import Connection, ExitCode, HostResult, Severity
 from fleet.patterns import select
 from fleet.report import document
 from fleet.report.diff import compare
 from fleet.report.render import FORMATS, RENDERERS, render_diff_markdown, write_reports
-from fleet.runbook import host_params, load_runbook
-from fleet.terminal import Progress, print_diff, print_summary
+from fleet.runbook import available_runbooks, host_params, load_runbook
+from fleet.runbook_cases import load_cases, run_case
+from fleet.terminal import (Progress, host_row, print_case_results, print_diff, print_hosts, print_runbook,
+                            print_runbooks, print_summary)
+from fleet.transport.ssh import load_ssh_config, resolve_endpoint
 
 app = typer.Typer(add_completion=True, no_args_is_help=True, rich_markup_mode=None,
                   help="Agentless fleet diagnostics over SSH: run a runbook on every host, get a verdict per host.")
@@ -85,21 +89,22 @@ def _ask_passphrase(path: str) -> str | None:
 @app.command()
 def diagnose(
     inventory: Path = typer.Option(..., "--inventory", "-i", help="Ansible-style YAML inventory."),
-    runbook_name: str = typer.Option("502", "--runbook", "-r", help="Built-in runbook name or path to a runbook .yml."),
+    runbook_name: str = typer.Option("502", "--runbook", "-r", envvar="FLEET_RUNBOOK", help="Built-in runbook name or path to a runbook .yml."),
     limit: Optional[str] = typer.Option(None, "--limit", "-l",
                                         help="Ansible host pattern: names, groups, globs, a,b, !x, &y, @retry-file."),
-    forks: int = typer.Option(50, "--forks", "-f", min=1, max=1000, help="Hosts diagnosed at once."),
-    connect_timeout: float = typer.Option(10.0, "--connect-timeout", min=0.1,
+    forks: int = typer.Option(50, "--forks", "-f", min=1, max=1000, envvar="FLEET_FORKS", help="Hosts diagnosed at once."),
+    connect_timeout: float = typer.Option(10.0, "--connect-timeout", min=0.1, envvar="FLEET_CONNECT_TIMEOUT",
                                           help="Seconds for TCP connect and for the SSH handshake."),
-    timeout: float = typer.Option(60.0, "--timeout", min=0.5,
+    timeout: float = typer.Option(60.0, "--timeout", min=0.5, envvar="FLEET_TIMEOUT",
                                   help="Hard per-host deadline in seconds; past it the host is closed and gets 'timeout'."),
-    ssh_config: Optional[Path] = typer.Option(None, "--ssh-config", help="ssh_config file to use instead of ~/.ssh/config."),
-    known_hosts: list[Path] = typer.Option([], "--known-hosts", help="Extra known_hosts file (repeatable)."),
+    ssh_config: Optional[Path] = typer.Option(None, "--ssh-config", envvar="FLEET_SSH_CONFIG", help="ssh_config file to use instead of ~/.ssh/config."),
+    known_hosts: list[Path] = typer.Option([], "--known-hosts", envvar="FLEET_KNOWN_HOSTS", help="Extra known_hosts file (repeatable)."),
     accept_new: bool = typer.Option(False, "--accept-new",
                                     help="Record unknown host keys (never changed ones), like StrictHostKeyChecking=accept-new."),
     var: list[str] = typer.Option([], "--var", "-e", help="Runbook parameter KEY=VALUE for every host (repeatable)."),
-    formats: str = typer.Option("json,md,html", "--format", help="Report formats, comma separated: json,md,html."),
-    out: Path = typer.Option(Path("reports"), "--out", "-o", help="Directory for the reports."),
+    formats: str = typer.Option("json,md,html", "--format", envvar="FLEET_FORMAT",
+                               help="Report formats, comma separated: json,md,html,junit."),
+    out: Path = typer.Option(Path("reports"), "--out", "-o", envvar="FLEET_OUT", help="Directory for the reports."),
     json_out: bool = typer.Option(False, "--json", help="Print the JSON report on stdout (for jq)."),
 ) -> None:
     """Run a runbook's read-only probes on every selected host and write an incident report.
@@ -224,6 +229,90 @@ def diff(
     raise typer.Exit(ExitCode.PROBLEMS if worse else ExitCode.OK)
 
 
+@app.command()
+def hosts(
+    inventory: Path = typer.Option(..., "--inventory", "-i", help="Ansible-style inventory (YAML)."),
+    limit: Optional[str] = typer.Option(None, "--limit", "-l", help="Ansible host pattern, as for diagnose."),
+    ssh_config: Optional[Path] = typer.Option(None, "--ssh-config", envvar="FLEET_SSH_CONFIG",
+                                              help="ssh_config file to use instead of ~/.ssh/config."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Show the hosts a pattern selects, with the connection settings fleet will use (secrets masked).
+
+    Example: fleet hosts -i inventories/prod.yml --limit 'web:!web07'
+    """
+    try:
+        selected = select(load_inventory(inventory), limit)
+        config = load_ssh_config(str(ssh_config) if ssh_config else None)
+        rows = [host_row(h, resolve_endpoint(h, config) if h.connection is Connection.SSH else None)
+                for h in selected]
+    except FleetError as exc:
+        raise _fail(exc)
+    if json_out:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+    else:
+        print_hosts(Console(highlight=False), rows)
+
+
+runbook_app = typer.Typer(no_args_is_help=True, help="Inspect and test runbooks.")
+app.add_typer(runbook_app, name="runbook")
+
+
+@app.command()
+def runbooks() -> None:
+    """List the built-in runbooks and the user's ($FLEET_RUNBOOK_PATH, ./runbooks, ~/.config/fleet/runbooks)."""
+    rows = []
+    for name, (path, origin) in available_runbooks().items():
+        try:
+            description = load_runbook(path).description
+        except FleetError as exc:
+            description = f"(broken: {exc})"
+        rows.append({"name": name, "origin": origin, "path": path, "description": description})
+    print_runbooks(Console(highlight=False), rows)
+
+
+@runbook_app.command("show")
+def runbook_show(name: str = typer.Argument(..., help="Runbook name or path to a .yml file.")) -> None:
+    """Print a runbook's parameters, probes and decision table.
+
+    Example: fleet runbook show 502
+    """
+    try:
+        book = load_runbook(name)
+    except FleetError as exc:
+        raise _fail(exc)
+    print_runbook(Console(highlight=False), book)
+
+
+@runbook_app.command("test")
+def runbook_test(
+    name: str = typer.Argument(..., help="Runbook name or path to a .yml file."),
+    cases: Path = typer.Argument(..., help="A directory of cases (see docs/runbook-format.md) or a JSON report."),
+    var: list[str] = typer.Option([], "--var", "-e", help="Runbook parameter KEY=VALUE for every case."),
+) -> None:
+    """Evaluate a runbook offline on captured probe outputs: no fleet needed.
+
+    Exit code 0 when every case gets its expected verdict, 1 otherwise.
+
+    Example: fleet runbook test 502 tests/fixtures/runbook-cases/502
+    """
+    try:
+        book = load_runbook(name)
+        overrides = _parse_vars(var)
+        results = [run_case(book, case, overrides) for case in load_cases(str(cases))]
+    except FleetError as exc:
+        raise _fail(exc)
+    if not results:
+        raise _fail(f"{cases}: no cases found")
+    print_case_results(Console(highlight=False), results)
+    raise typer.Exit(ExitCode.OK if all(r.passed for r in results) else ExitCode.PROBLEMS)
+
+
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point: defaults from fleet.toml sit beneath FLEET_* variables and options."""
+    try:
+        default_map = load_default_map()
+    except FleetError as exc:
+        sys.stderr.write(f"fleet: error: {exc}\n")
+        sys.exit(ExitCode.USAGE)
+    app(default_map=default_map)

@@ -31,6 +31,10 @@ class TransportStatus(str, enum.Enum):
     TIMEOUT = "timeout"
 
 
+#: Verdict codes the transport gives when the runbook could not run (or not to its end).
+TRANSPORT_VERDICTS = frozenset(s.value for s in TransportStatus if s is not TransportStatus.OK)
+
+
 class ExitCode(enum.IntEnum):
     OK = 0
     PROBLEMS = 1
@@ -110,3 +114,5 @@ class HostResult:
     duration_s: float = 0.0
     # Host-level notes: privilege level, degraded probes, retries.
     notes: tuple[str, ...] = ()
+    # The runbook parameters this host was diagnosed with.
+    params: Mapping[str, Any] = field(default_factory=dict, hash=False)

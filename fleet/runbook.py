@@ -88,18 +88,39 @@ class Runbook:
 def builtin_runbooks() -> dict[str, str]:
     """Names of the runbooks shipped in the package, with their paths."""
     folder = resources.files("fleet") / "runbooks"
-    return {os.path.splitext(f.name)[0]: str(f) for f in folder.iterdir() if f.name.endswith(".yml")}
+    return {os.path.splitext(f.name)[0]: str(f) for f in sorted(folder.iterdir(), key=lambda f: f.name)
+            if f.name.endswith(".yml")}
+
+
+def user_runbook_dirs() -> list[str]:
+    """Where users keep runbooks: $FLEET_RUNBOOK_PATH (colon list), ./runbooks, ~/.config/fleet/runbooks."""
+    config = os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")
+    listed = [d for d in os.environ.get("FLEET_RUNBOOK_PATH", "").split(os.pathsep) if d]
+    return [*listed, "runbooks", os.path.join(config, "fleet", "runbooks")]
+
+
+def available_runbooks() -> dict[str, tuple[str, str]]:
+    """Every runbook by name: (path, "built-in" or "user"). A user's cannot shadow a built-in's name."""
+    found = {name: (path, "built-in") for name, path in builtin_runbooks().items()}
+    for folder in user_runbook_dirs():
+        if not os.path.isdir(folder):
+            continue
+        for entry in sorted(os.listdir(folder)):
+            name, ext = os.path.splitext(entry)
+            if ext in (".yml", ".yaml") and name not in found:
+                found[name] = (os.path.join(folder, entry), "user")
+    return found
 
 
 def load_runbook(name_or_path: str) -> Runbook:
-    """Load a built-in runbook by name, or a user's from a path; RunbookError if it is not sound."""
-    builtins = builtin_runbooks()
-    if name_or_path in builtins:
-        path = builtins[name_or_path]
+    """Load a runbook by name (built-in or user) or from a path; RunbookError if it is not sound."""
+    known = available_runbooks()
+    if name_or_path in known:
+        path = known[name_or_path][0]
     elif os.path.sep in name_or_path or name_or_path.endswith((".yml", ".yaml")):
         path = name_or_path
     else:
-        raise RunbookError(f"unknown runbook {name_or_path!r}; built-in: {', '.join(sorted(builtins))}, "
+        raise RunbookError(f"unknown runbook {name_or_path!r}; known: {', '.join(sorted(known))}, "
                            "or give a path to a .yml file")
     return _parse(load_yaml(path, RunbookError), path)
 

@@ -6,6 +6,7 @@ and ANSI escapes removed) and into rich as plain Text, never as markup.
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from typing import Any, Mapping
@@ -15,7 +16,11 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from fleet.models import Host
 from fleet.report.diff import Diff
+from fleet.runbook import Runbook
+from fleet.runbook_cases import CaseResult
+from fleet.transport.ssh import Endpoint, jump_hosts
 from fleet.sanitize import strip_control
 
 _STYLE = {"ok": "green", "warning": "yellow", "critical": "red", "unknown": "magenta"}
@@ -100,3 +105,81 @@ def print_diff(console: Console, diff: Diff) -> None:
                           Text(safe(change.old_verdict or "-")), Text(safe(change.new_verdict or "-")))
     if table.row_count:
         console.print(table)
+
+
+_SECRET_NAME = re.compile(r"pass|secret|token|credential|api_?key|private", re.I)
+
+
+def host_row(host: Host, endpoint: Endpoint | None) -> dict[str, Any]:
+    """A host as `fleet hosts` shows it; variables whose names look secret are masked."""
+    return {
+        "name": host.name,
+        "connection": host.connection.value,
+        "address": endpoint.hostname if endpoint else host.address,
+        "port": endpoint.port if endpoint else None,
+        "user": endpoint.user if endpoint else None,
+        "keys": list(endpoint.key_files) if endpoint else [],
+        "jump": [f"{j.user}@{j.hostname}:{j.port}" for j in jump_hosts(endpoint.jump)] if endpoint else [],
+        "groups": list(host.groups),
+        "vars": {k: "****" if _SECRET_NAME.search(k) else v for k, v in host.vars.items()},
+    }
+
+
+def print_hosts(console: Console, rows: list[dict[str, Any]]) -> None:
+    table = Table(header_style="bold")
+    for column in ("host", "connect to", "user", "groups", "variables"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        where = "local" if row["connection"] == "local" else f"{row['address']}:{row['port']}"
+        if row["jump"]:
+            where += " via " + " -> ".join(row["jump"])
+        variables = " ".join(f"{k}={v}" for k, v in row["vars"].items())
+        table.add_row(row["name"], where, row["user"] or "", ",".join(row["groups"]), variables)
+    console.print(table)
+    console.print(Text(f"{len(rows)} host(s)"))
+
+
+def print_runbooks(console: Console, rows: list[dict[str, Any]]) -> None:
+    table = Table(header_style="bold")
+    for column in ("runbook", "origin", "description", "path"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(row["name"], row["origin"], row["description"], row["path"])
+    console.print(table)
+
+
+def print_runbook(console: Console, runbook: Runbook) -> None:
+    """Parameters, probes and the decision table of a runbook."""
+    console.print(Text(f"{runbook.name}: {runbook.description}", style="bold"))
+    console.print(Text(runbook.path, style="dim"))
+    params = Table(title="parameters", header_style="bold", title_justify="left")
+    for column in ("name", "default", "description"):
+        params.add_column(column, overflow="fold")
+    for p in runbook.parameters:
+        params.add_row(p.name, repr(p.default), p.description)
+    console.print(params)
+    probes = Table(title="probes (one script, in this order)", header_style="bold", title_justify="left")
+    for column in ("probe", "parser", "timeout", "command"):
+        probes.add_column(column, overflow="fold")
+    for p in runbook.probes:
+        probes.add_row(p.name, p.parser, f"{p.timeout_s:g}s", Text(p.command.strip()))
+    console.print(probes)
+    rules = Table(title="decision table (first match wins)", header_style="bold", title_justify="left")
+    for column in ("#", "verdict", "severity", "when"):
+        rules.add_column(column, overflow="fold")
+    for n, rule in enumerate(runbook.rules, 1):
+        rules.add_row(str(n), rule.verdict, rule.severity.value, Text(" ".join(rule.when.split())))
+    rules.add_row("", "inconclusive", "unknown", Text("no rule matched"))
+    console.print(rules)
+
+
+def print_case_results(console: Console, results: list[CaseResult]) -> None:
+    table = Table(header_style="bold")
+    for column in ("case", "expected", "got", "", "summary"):
+        table.add_column(column, overflow="fold")
+    for r in results:
+        mark = Text("ok", style="green") if r.passed else Text("FAIL", style="bold red")
+        table.add_row(r.case.name, r.case.expected or "-", r.diagnosis.verdict, mark, Text(safe(r.diagnosis.summary)))
+    console.print(table)
+    failed = sum(not r.passed for r in results)
+    console.print(Text(f"{len(results) - failed} passed, {failed} failed"))

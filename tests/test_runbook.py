@@ -69,7 +69,7 @@ def test_broken_runbooks_are_rejected_with_file_and_line(tmp_path, change, messa
 
 
 def test_unknown_runbook_name_lists_builtins():
-    with pytest.raises(RunbookError, match="unknown runbook 'nope'.*502"):
+    with pytest.raises(RunbookError, match="unknown runbook .nope.; known: .*502"):
         load_runbook("nope")
 
 

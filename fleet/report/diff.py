@@ -6,9 +6,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from fleet.models import Severity, TransportStatus
+from fleet.models import Severity, TRANSPORT_VERDICTS
 
-_NOT_REACHED = {s.value for s in TransportStatus if s is not TransportStatus.OK}
 
 #: Change kinds, in the order a reader wants them: what got worse first.
 KINDS = ("newly_unreachable", "newly_broken", "still_broken", "changed_problem", "fixed", "still_healthy",
@@ -41,7 +40,7 @@ def _kind(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> str:
         return "added"
     if new is None:
         return "removed"
-    if new["verdict"] in _NOT_REACHED and old["verdict"] not in _NOT_REACHED:
+    if new["verdict"] in TRANSPORT_VERDICTS and old["verdict"] not in TRANSPORT_VERDICTS:
         return "newly_unreachable"
     if _bad(old) and not _bad(new):
         return "fixed"

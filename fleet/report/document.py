@@ -14,10 +14,9 @@ from typing import Any, Iterable, Mapping
 
 from fleet import __version__
 from fleet.errors import InputError
-from fleet.models import HostResult, Severity, TransportStatus
+from fleet.models import HostResult, Severity, TRANSPORT_VERDICTS
 
 SCHEMA = 1
-_NOT_RUN = {s.value for s in TransportStatus if s is not TransportStatus.OK}
 # Host-specific values masked so that the same cause on many hosts groups together.
 _MASKS = (
     (re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}\b"), "<ip>"),
@@ -56,6 +55,7 @@ def host_entry(result: HostResult) -> dict[str, Any]:
         "probes": {name: {"exit_code": p.exit_code, "stdout": p.stdout, "stderr": p.stderr,
                           "duration_s": p.duration_s, "truncated": p.truncated, "error": p.error}
                    for name, p in result.probes.items()},
+        "parameters": jsonable(result.params),
         "facts": jsonable(result.facts),
         "notes": list(result.notes),
         "duration_s": round(result.duration_s, 3),
@@ -68,6 +68,18 @@ def signature(entry: Mapping[str, Any]) -> str:
     for pattern, mask in _MASKS:
         text = pattern.sub(mask, text)
     return text
+
+
+def identical_outputs(hosts: list[dict[str, Any]], preview: int = 200) -> list[dict[str, Any]]:
+    """Per probe, the hosts whose output was byte-for-byte the same (dshbak's idea), largest groups first."""
+    groups: dict[tuple[str, str, str], list[str]] = defaultdict(list)
+    for entry in hosts:
+        for name, probe in entry["probes"].items():
+            if probe["stdout"] or probe["stderr"]:
+                groups[(name, probe["stdout"], probe["stderr"])].append(entry["name"])
+    shared = [{"probe": name, "hosts": members, "count": len(members), "preview": stdout[:preview]}
+              for (name, stdout, _), members in groups.items() if len(members) > 1]
+    return sorted(shared, key=lambda g: (-g["count"], g["probe"]))
 
 
 def summarise(hosts: list[dict[str, Any]]) -> dict[str, Any]:
@@ -83,9 +95,9 @@ def summarise(hosts: list[dict[str, Any]]) -> dict[str, Any]:
          "hosts": [m["name"] for m in members], "fix": members[0]["fix"], "summary": members[0]["summary"]}
         for (verdict, sig), members in groups.items()
     ]
-    causes.sort(key=lambda c: (c["verdict"] in _NOT_RUN, -c["count"], c["verdict"]))
+    causes.sort(key=lambda c: (c["verdict"] in TRANSPORT_VERDICTS, -c["count"], c["verdict"]))
     problems = sum(1 for e in hosts if e["severity"] != Severity.OK.value)
-    not_run = sum(1 for e in hosts if e["verdict"] in _NOT_RUN)
+    not_run = sum(1 for e in hosts if e["verdict"] in TRANSPORT_VERDICTS)
     return {
         "total": len(hosts),
         "healthy": len(hosts) - problems,
@@ -94,6 +106,7 @@ def summarise(hosts: list[dict[str, Any]]) -> dict[str, Any]:
         "counts": dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))),
         "causes": causes,
         "headline": headline(len(hosts), problems, not_run, causes),
+        "identical_outputs": identical_outputs(hosts),
     }
 
 
@@ -109,10 +122,10 @@ def headline(total: int, problems: int, not_run: int, causes: list[dict[str, Any
     ranked = sorted(by_verdict.items(), key=lambda kv: -kv[1])
     parts = []
     if problems > not_run:
-        top = ", ".join(f"{n} {v}" for v, n in ranked if v not in _NOT_RUN)
+        top = ", ".join(f"{n} {v}" for v, n in ranked if v not in TRANSPORT_VERDICTS)
         parts.append(f"{problems - not_run} of {total} hosts have a problem ({top})")
     if not_run:
-        kinds = ", ".join(f"{n} {v}" for v, n in ranked if v in _NOT_RUN)
+        kinds = ", ".join(f"{n} {v}" for v, n in ranked if v in TRANSPORT_VERDICTS)
         parts.append(f"{not_run} of {total} could not be diagnosed ({kinds})")
     return "; ".join(parts) + "."
 

@@ -7,12 +7,16 @@ import os
 import re
 from typing import Any, Callable, Mapping
 
+import xml.etree.ElementTree as ET
+
 import jinja2
 
+from fleet.models import TRANSPORT_VERDICTS
 from fleet.report.diff import Diff
 from fleet.sanitize import strip_control
 
-FORMATS = ("json", "md", "html")
+FORMATS = ("json", "md", "html", "junit")
+EXTENSIONS = {"json": "json", "md": "md", "html": "html", "junit": "junit.xml"}
 _TEMPLATES = jinja2.PackageLoader("fleet.report", "templates")
 _HTML_ENV = jinja2.Environment(loader=_TEMPLATES, autoescape=True, trim_blocks=True, lstrip_blocks=True,
                                undefined=jinja2.StrictUndefined,
@@ -24,6 +28,7 @@ _MD_SPECIAL = re.compile(r"([\\`*\[\]<>#|~]|(?<!\w)_|_(?!\w))")
 # Markdown raw blocks are fenced; a fence longer than any backtick run inside can't be closed early.
 _BACKTICKS = re.compile(r"`+")
 MD_RAW_LIMIT = 4000
+_XML_INVALID = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def md_cell(value: Any) -> str:
@@ -71,8 +76,32 @@ def render_html(doc: Mapping[str, Any]) -> str:
     return _HTML_ENV.get_template("report.html.j2").render(doc=doc)
 
 
+def render_junit(doc: Mapping[str, Any]) -> str:
+    """JUnit XML, one testcase per host, so a CI pipeline can gate on fleet health."""
+    hosts = doc["hosts"]
+    failed = [h for h in hosts if h["severity"] != "ok" and h["verdict"] not in TRANSPORT_VERDICTS]
+    errored = [h for h in hosts if h["verdict"] in TRANSPORT_VERDICTS]
+    suite = ET.Element("testsuite", name=f"fleet {doc['runbook']}", tests=str(len(hosts)),
+                       failures=str(len(failed)), errors=str(len(errored)), time=f"{doc['duration_s']:.3f}",
+                       timestamp=doc["started_at"])
+    for host in hosts:
+        case = ET.SubElement(suite, "testcase", classname=f"fleet.{doc['runbook']}", name=_xml_text(host["name"]),
+                             time=f"{host['duration_s']:.3f}")
+        if host["severity"] == "ok":
+            continue
+        kind = "error" if host["verdict"] in TRANSPORT_VERDICTS else "failure"
+        problem = ET.SubElement(case, kind, type=host["verdict"], message=_xml_text(host["summary"]))
+        problem.text = _xml_text("\n".join([*host["evidence"], *(f"fix: {f}" for f in host["fix"])]))
+    return ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def _xml_text(value: str) -> str:
+    # XML 1.0 cannot carry most control characters, even escaped.
+    return _XML_INVALID.sub("", strip_control(value))
+
+
 RENDERERS: Mapping[str, Callable[[Mapping[str, Any]], str]] = {
-    "json": render_json, "md": render_markdown, "html": render_html,
+    "json": render_json, "md": render_markdown, "html": render_html, "junit": render_junit,
 }
 
 
@@ -81,7 +110,7 @@ def write_reports(doc: Mapping[str, Any], out_dir: str, stem: str, formats: tupl
     os.makedirs(out_dir, mode=0o700, exist_ok=True)
     paths = []
     for fmt in formats:
-        path = os.path.join(out_dir, f"{stem}.{fmt}")
+        path = os.path.join(out_dir, f"{stem}.{EXTENSIONS[fmt]}")
         write_private(path, RENDERERS[fmt](doc))
         paths.append(path)
     return paths
