@@ -1,0 +1,62 @@
+"""ssh_config as OpenSSH reads it, including `Include`, which paramiko's parser ignores.
+
+Fabric knows where the files are (`-F`-style runtime path, else the user's then the system's);
+the text of each, with every `Include` expanded in place, goes to paramiko's parser once per run.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+
+import fabric
+import paramiko
+
+from fleet.errors import InputError
+
+# OpenSSH stops at this depth too; it also stops an Include cycle.
+MAX_INCLUDE_DEPTH = 16
+_INCLUDE = re.compile(r"^\s*include(?:\s*=\s*|\s+)(.+?)\s*$", re.I)
+
+
+def load_ssh_config(path: str | None) -> paramiko.SSHConfig:
+    """The run's ssh_config: `path` alone if given (like `ssh -F`), else ~/.ssh/config then /etc/ssh/ssh_config."""
+    if path:
+        if not os.path.isfile(path) and path != os.devnull:
+            raise InputError("ssh_config file not found", path)
+        files = [(path, os.path.dirname(os.path.abspath(path)))]
+    else:
+        defaults = fabric.Config()
+        files = [(os.path.expanduser(defaults._user_ssh_path), os.path.expanduser("~/.ssh")),
+                 (defaults._system_ssh_path, "/etc/ssh")]
+    text = "".join(expand(p, base) for p, base in files if os.path.exists(p))
+    try:
+        return paramiko.SSHConfig.from_text(text)
+    except Exception as exc:  # noqa: BLE001 - paramiko raises bare Exception subclasses for bad config
+        raise InputError(f"bad ssh_config: {exc}", path or "~/.ssh/config") from None
+
+
+def expand(path: str, base: str, depth: int = 0) -> str:
+    """The file's text with `Include` lines replaced by the files they name (globs, ~, relative to `base`)."""
+    if depth > MAX_INCLUDE_DEPTH:
+        raise InputError(f"Include nested deeper than {MAX_INCLUDE_DEPTH} (a cycle?)", path)
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            lines = handle.read().splitlines(keepends=True)
+    except OSError as exc:
+        raise InputError(f"cannot read ssh_config: {exc.strerror}", path) from None
+    out = []
+    for line in lines:
+        match = _INCLUDE.match(line)
+        if not match:
+            out.append(line if line.endswith("\n") else line + "\n")
+            continue
+        for pattern in match.group(1).split():
+            pattern = os.path.expanduser(pattern.strip('"'))
+            if not os.path.isabs(pattern):
+                pattern = os.path.join(base, pattern)
+            for included in sorted(glob.glob(pattern)):
+                if os.path.isfile(included):
+                    out.append(expand(included, base, depth + 1))
+    return "".join(out)
