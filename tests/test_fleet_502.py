@@ -29,15 +29,33 @@ def fleet(tmp_path_factory):
         pytest.skip(str(exc))
 
 
+def snapshot(fleet) -> dict[str, tuple]:
+    """Every file of every test host's private tree, with size, mode and mtime.
+
+    /var/log is left out: the services themselves log the requests the probes make. So is
+    /run/sudo: `sudo -n` keeps its own timestamp records there even when it refuses.
+    """
+    files = {}
+    for host in fleet.hosts.values():
+        root = host.hostdir / "root"
+        for path in root.rglob("*"):
+            rel = path.relative_to(root)
+            if rel.parts[:2] not in (("var", "log"), ("run", "sudo")) and not path.is_symlink():
+                info = path.lstat()
+                files[f"{host.name}/{rel}"] = (info.st_size, info.st_mode, info.st_mtime_ns)
+    return files
+
+
 @pytest.fixture(scope="module")
 def run(fleet, tmp_path_factory):
     out = tmp_path_factory.mktemp("reports")
+    before = snapshot(fleet)
     proc = subprocess.run(
         [sys.executable, "-m", "fleet", "diagnose", "-i", str(fleet.inventory_path), "--known-hosts",
          str(fleet.known_hosts_path), "--ssh-config", "/dev/null", "--out", str(out), "--timeout", "30"],
         capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
     [report] = out.glob("*.json")
-    return proc, json.loads(report.read_text()), out
+    return proc, json.loads(report.read_text()), out, before, snapshot(fleet)
 
 
 def hosts(run) -> dict:
@@ -45,7 +63,7 @@ def hosts(run) -> dict:
 
 
 def test_every_scenario_gets_its_verdict(fleet, run):
-    proc, doc, _ = run
+    proc, doc, *_ = run
     assert proc.returncode == 1, proc.stderr
     got = {name: h["verdict"] for name, h in hosts(run).items()}
     assert got == fleet.expected
@@ -113,3 +131,10 @@ def test_limit_and_var_reach_the_runbook(fleet, tmp_path):
     assert host["verdict"] != "healthy"  # nothing listens on 8001 there
     assert doc["parameters"]["port"] == 8001
     assert proc.returncode == 1
+
+
+def test_diagnose_changes_nothing_on_the_hosts(run):
+    *_, before, after = run
+    assert len(before) > 100
+    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    assert changed == [], changed

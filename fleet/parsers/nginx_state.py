@@ -6,6 +6,8 @@ Input (probe `nginx`), in sections:
   `== nginx-T ==`                `nginx -T`: the effective config, each file after a
                                  `# configuration file PATH:` line
   `== nginx-absent ==`           no nginx binary on PATH
+  `== nginx-t-skipped ==`        nginx is not running, so `nginx -t`/`-T` were not run (they
+                                 would create missing pid and log files)
   `== nginx-files ==`            the same format, read from nginx_conf_dir when nginx -T gave
                                  nothing (no binary, or no privilege)
 """
@@ -368,12 +370,16 @@ def parse(output: ProbeOutput, params: Mapping[str, Any]) -> NginxFacts:
             facts.update(installed=True, **_test(section.attrs, section.lines))
         elif section.name == "nginx-absent":
             facts["installed"] = False
+        elif section.name == "nginx-t-skipped":
+            facts["installed"] = True
+            notes.append("nginx -t not run: nginx is not running, and nginx -t would create its missing pid "
+                         "and log files")
         elif section.name in ("nginx-T", "nginx-files"):
             config = section.lines
             facts["config_source"] = section.name
             if section.name == "nginx-files":
                 notes.append("nginx -T gave nothing: config read from the usual files, includes not followed")
-    if facts["installed"] and facts["test_ok"] is None:
+    if facts["installed"] and facts["test_ok"] is None and facts["running"]:
         notes.append("nginx -t could not judge the config without privilege")
     upstreams, servers = _read_config(config)
     if config and not servers:
