@@ -149,13 +149,15 @@ def _parse(doc: Any, path: str) -> Runbook:
     names = {p.name for p in probes}
     rules = tuple(_parse_rule(node, names, path) for node in _expect(doc["rules"], list, "rules", path,
                                                                         doc.line_of("rules")))
-    redact = tuple(str(r) for r in doc.get("redact") or ())
+    redact = doc.get("redact") or []
+    if not isinstance(redact, list) or not all(isinstance(r, str) for r in redact):
+        raise RunbookError("redact must be a list of regular expressions", path, doc.line_of("redact"))
     for pattern in redact:
         try:
             re.compile(pattern)
-        except re.error as exc:
+        except (re.error, RecursionError, OverflowError) as exc:
             raise RunbookError(f"bad redact pattern {pattern!r}: {exc}", path, doc.line_of("redact")) from None
-    return Runbook(str(doc["name"]), str(doc.get("description", "")), path, params, probes, rules, redact)
+    return Runbook(str(doc["name"]), str(doc.get("description", "")), path, params, probes, rules, tuple(redact))
 
 
 def _parse_parameters(node: Any, path: str) -> tuple[Parameter, ...]:
@@ -184,7 +186,7 @@ def _parse_probes(nodes: list, path: str) -> tuple[Probe, ...]:
                                path, node.line_of("name"))
         if name in {p.name for p in probes}:
             raise RunbookError(f"duplicate probe name {name!r}", path, node.line_of("name"))
-        if node["parser"] not in PARSERS:
+        if not isinstance(node["parser"], str) or node["parser"] not in PARSERS:
             raise RunbookError(f"unknown parser {node['parser']!r} (known: {', '.join(sorted(PARSERS))})",
                                path, node.line_of("parser"))
         timeout = node.get("timeout", _DEFAULT_PROBE_TIMEOUT_S)
@@ -221,7 +223,11 @@ def _parse_rule(node: Any, probe_names: set[str], path: str) -> Rule:
     texts = {"summary": (str(node["summary"]),)}
     for key in ("evidence", "fix"):
         value = node.get(key) or ()
-        texts[key] = (str(value),) if isinstance(value, str) else tuple(str(v) for v in value)
+        if isinstance(value, str):
+            value = (value,)
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, (str, int, float)) for v in value):
+            raise RunbookError(f"{key} must be a text or a list of texts", path, node.line_of(key))
+        texts[key] = tuple(str(v) for v in value)
     templates = []
     for key, sources in texts.items():
         for source in sources:

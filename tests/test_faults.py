@@ -220,3 +220,55 @@ def test_secrets_in_output_are_redacted_and_the_report_says_so(sshd, tmp_path):
     [host] = only_report(out)["hosts"]
     assert "[REDACTED]" in host["probes"]["run"]["stdout"]
     assert any("redacted 4 secret(s)" in n for n in host["notes"])
+
+
+@needs_root
+def test_host_that_stops_sending_mid_output_ends_at_the_deadline(sshd, tmp_path):
+    """The sshd serving us is frozen (SIGSTOP) halfway through the script: the deadline ends the host."""
+    pid_file = tmp_path / "frozen.pid"
+    runbook = tmp_path / "freeze.yml"
+    runbook.write_text(COMMAND.read_text().replace("""  - name: run
+""", """  - name: first
+    parser: text
+    command: echo first
+  - name: run
+"""))
+    freeze = (f"p=$$; while [ $p -gt 1 ]; do case $(cat /proc/$p/comm) in sshd*) break;; esac; "
+              f"p=$(cut -d' ' -f4 /proc/$p/stat); done; echo $p > {pid_file}; sleep 0.5; kill -STOP $p; sleep 5")
+    inventory = write_inventory(tmp_path / "inv.yml", {"frozen": ssh_host(sshd, cmd=freeze),
+                                                       "fine": ssh_host(sshd, cmd="echo ok")})
+    out = tmp_path / "reports"
+    started = time.monotonic()
+    try:
+        subprocess.run([sys.executable, "-m", "fleet", "diagnose", "-i", str(inventory), "--runbook", str(runbook),
+                        "--known-hosts", str(known_hosts(sshd, tmp_path / "known")), "--ssh-config", "/dev/null",
+                        "--timeout", "4", "--out", str(out)], capture_output=True, text=True, timeout=60,
+                       stdin=subprocess.DEVNULL)
+        elapsed = time.monotonic() - started
+    finally:
+        if pid_file.exists():  # the sshd session process our probe froze: ours to end
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)
+    hosts = {h["name"]: h for h in only_report(out)["hosts"]}
+    assert hosts["fine"]["verdict"] == "ran"
+    frozen = hosts["frozen"]
+    assert frozen["verdict"] == "timeout"
+    assert frozen["probes"]["first"]["stdout"] == "first\n"  # what arrived before the freeze is kept
+    assert frozen["probes"]["run"]["exit_code"] is None
+    assert frozen["duration_s"] < 4 + 1.5
+    assert elapsed < 4 + 1.5 + 3
+
+
+def test_open_file_limit_caps_concurrency_instead_of_failing(tmp_path):
+    import resource
+
+    inventory = write_inventory(tmp_path / "inv.yml", {f"h{i}": {"ansible_connection": "local", "cmd": "echo ok"}
+                                                       for i in range(12)})
+    out = tmp_path / "reports"
+    proc = subprocess.run([sys.executable, "-m", "fleet", "diagnose", "-i", str(inventory), "--runbook",
+                           str(COMMAND), "--forks", "50", "--out", str(out)], capture_output=True, text=True,
+                          timeout=120, stdin=subprocess.DEVNULL,
+                          preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (90, 90)))
+    assert proc.returncode == 0, proc.stderr
+    report = only_report(out)
+    assert [h["verdict"] for h in report["hosts"]] == ["ran"] * 12
+    assert "forks reduced from 50 to 4: the open-file limit is 90" in report["notes"]

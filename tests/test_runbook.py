@@ -94,3 +94,72 @@ def test_absent_facts_never_read_as_false(tmp_path):
     diagnosis = evaluate(runbook, {}, {"kernel": out}, runbook.defaults(), {"name": "h", "address": "a"})
     assert diagnosis.verdict == "inconclusive"
     assert diagnosis.evidence == ("kernel: cut off by the deadline",)
+
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+_scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=30),
+                     st.sampled_from(["text", "kernel.ok", "{{ x", "{% if %}", "critical", "p"]))
+_values = st.recursive(_scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                                         st.dictionaries(st.text(max_size=10), inner, max_size=4)),
+                       max_leaves=20)
+_probe = st.fixed_dictionaries({"name": st.sampled_from(["p", "p", "p", "Bad", "params"]),
+                                "parser": st.sampled_from(["text", "text", "nope"]),
+                                "command": st.one_of(st.just("echo {{ p }}"), _scalars)},
+                               optional={"timeout": _scalars, "extra": _scalars})
+_rule = st.fixed_dictionaries({"verdict": st.sampled_from(["ok", "ok", "Bad!"]),
+                               "when": st.one_of(st.just("p.ok"), _scalars), "summary": _scalars},
+                              optional={"severity": _scalars, "evidence": _values, "fix": _values})
+_runbook = st.fixed_dictionaries({"name": _scalars, "probes": st.lists(_probe, max_size=3),
+                                  "rules": st.lists(_rule, max_size=3)},
+                                 optional={"parameters": _values, "redact": _values, "description": _scalars})
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(doc=st.one_of(_runbook, _values))
+def test_fuzzed_runbooks_load_or_fail_cleanly(tmp_path, doc):
+    import yaml
+
+    path = tmp_path / "fuzz.yml"
+    path.write_text(yaml.safe_dump(doc))
+    try:
+        load_runbook(str(path))
+    except RunbookError as err:
+        assert str(err).startswith(str(path))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(max_size=300))
+def test_fuzzed_runbook_text_fails_cleanly(tmp_path, text):
+    path = tmp_path / "fuzz.yml"
+    path.write_text(text)
+    try:
+        load_runbook(str(path))
+    except RunbookError:
+        pass
+
+
+_paths = st.sampled_from([("name",), ("parameters",), ("parameters", "port"), ("parameters", "port", "default"),
+                          ("probes",), ("probes", 0), ("probes", 0, "name"), ("probes", 0, "parser"),
+                          ("probes", 0, "timeout"), ("probes", 0, "command"), ("rules",), ("rules", 0),
+                          ("rules", 0, "when"), ("rules", 0, "severity"), ("rules", 0, "evidence"),
+                          ("rules", 0, "fix"), ("rules", 0, "summary"), ("rules", 0, "verdict"), ("redact",)])
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(where=_paths, value=_values)
+def test_a_good_runbook_with_one_field_broken_fails_cleanly(tmp_path, where, value):
+    import yaml
+
+    doc = yaml.safe_load(GOOD)
+    node = doc
+    for key in where[:-1]:
+        node = node[key]
+    node[where[-1]] = value
+    path = tmp_path / "mutant.yml"
+    path.write_text(yaml.safe_dump(doc))
+    try:
+        load_runbook(str(path))
+    except RunbookError as err:
+        assert str(err).startswith(str(path))
