@@ -80,6 +80,9 @@ class Runbook:
     probes: tuple[Probe, ...]
     rules: tuple[Rule, ...]
     redact: tuple[str, ...] = ()
+    # Shell text put before every probe's command (shared functions), rendered like a command.
+    prelude: str = ""
+    prelude_template: jinja2.Template | None = field(compare=False, repr=False, default=None)
 
     def defaults(self) -> dict[str, Any]:
         return {p.name: p.default for p in self.parameters}
@@ -142,8 +145,8 @@ def _keys(node: LineDict, allowed: set[str], required: set[str], what: str, path
 
 def _parse(doc: Any, path: str) -> Runbook:
     doc = _expect(doc, LineDict, "a runbook", path, 1)
-    _keys(doc, {"name", "description", "parameters", "probes", "rules", "redact"}, {"name", "probes", "rules"},
-          "the runbook", path)
+    _keys(doc, {"name", "description", "parameters", "prelude", "probes", "rules", "redact"},
+          {"name", "probes", "rules"}, "the runbook", path)
     params = _parse_parameters(doc.get("parameters") or LineDict(), path)
     probes = _parse_probes(_expect(doc["probes"], list, "probes", path, doc.line_of("probes")), path)
     names = {p.name for p in probes}
@@ -157,7 +160,14 @@ def _parse(doc: Any, path: str) -> Runbook:
             re.compile(pattern)
         except (re.error, RecursionError, OverflowError) as exc:
             raise RunbookError(f"bad redact pattern {pattern!r}: {exc}", path, doc.line_of("redact")) from None
-    return Runbook(str(doc["name"]), str(doc.get("description", "")), path, params, probes, rules, tuple(redact))
+    prelude = str(doc.get("prelude") or "")
+    try:
+        prelude_template = _COMMAND_ENV.from_string(prelude)
+    except jinja2.TemplateSyntaxError as exc:
+        raise RunbookError(f"broken prelude template: {exc.message}", path,
+                           doc.line_of("prelude") + (exc.lineno or 1)) from None
+    return Runbook(str(doc["name"]), str(doc.get("description", "")), path, params, probes, rules, tuple(redact),
+                   prelude, prelude_template)
 
 
 def _parse_parameters(node: Any, path: str) -> tuple[Parameter, ...]:
@@ -271,13 +281,14 @@ def host_params(runbook: Runbook, host_vars: Mapping[str, Any], overrides: Mappi
 def render_probes(runbook: Runbook, params: Mapping[str, Any]) -> list[ProbeCommand]:
     """The runbook's probes with this host's parameters filled in, shell-quoted."""
     rendered = []
-    for probe in runbook.probes:
-        try:
+    try:
+        prelude = runbook.prelude_template.render(params, params=params) if runbook.prelude else ""
+        for probe in runbook.probes:
             command = probe.template.render(params, params=params)
-        except jinja2.UndefinedError as exc:
-            raise RunbookError(f"probe {probe.name!r} uses an undefined parameter: {exc.message}",
-                               runbook.path) from None
-        rendered.append(ProbeCommand(probe.name, command, probe.timeout_s))
+            rendered.append(ProbeCommand(probe.name, f"{prelude}\n{command}" if prelude else command, probe.timeout_s))
+    except jinja2.UndefinedError as exc:
+        raise RunbookError(f"a probe or the prelude uses an undefined parameter: {exc.message}",
+                           runbook.path) from None
     return rendered
 
 

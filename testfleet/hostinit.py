@@ -14,7 +14,8 @@ so it runs in the host's own network, PID, mount and UTS namespaces.  It
    ``/etc/shadow``, ``/etc/group``, ``/etc/sudoers``, ``/etc/hosts``,
    ``/var/log``, ``/run``, ``/srv``, ``/home``, ``/root``, ``/tmp`` (and for
    some scenarios ``/usr/local/bin``) from HOSTDIR/root, and hides tools with
-   an overlay on their directory,
+   an overlay on their directory, and mounts and fills the scenario's private
+   tmpfs filesystems (``filesystems`` in scenarios.py: disk full, inodes exhausted),
 4. starts sshd, the backend (``python main.py``) and nginx as the scenario
    says, waits until they listen, writes HOSTDIR/status ("ready" or
    "error: ..."), and then reaps children forever.
@@ -146,6 +147,53 @@ def setup_mounts(cfg: dict) -> None:
     for rel, target in cfg["mounts"]:
         mount(hpath("root/" + rel), target, None, MS_BIND | MS_REC)
     log("mounts done: " + ", ".join(t for _, t in cfg["mounts"]))
+
+
+def scenario_filesystems(name: str) -> tuple:
+    """The scenario's `filesystems`, read from scenarios.py next to this file (stdlib only too)."""
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scenarios.py")
+    spec = importlib.util.spec_from_file_location("testfleet_scenarios", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses looks its module up while building the class
+    spec.loader.exec_module(module)
+    scenario = module.SCENARIOS.get(name)
+    return scenario.filesystems if scenario else ()
+
+
+def setup_filesystems(name: str) -> None:
+    """Mount each private tmpfs the scenario wants and fill it: with data ("bytes") or empty files ("inodes")."""
+    for target, options, fill in scenario_filesystems(name):
+        os.makedirs(target, exist_ok=True)
+        mount("tmpfs", target, "tmpfs", 0, options)
+        count = 0
+        if fill == "bytes":
+            os.makedirs(os.path.join(target, "cache"))
+            os.makedirs(os.path.join(target, "uploads"))
+            with open(os.path.join(target, "cache", "thumbs.bin"), "wb") as f:
+                f.write(b"\xa5" * 256 * 1024)
+            try:
+                while True:
+                    with open(os.path.join(target, "uploads", f"blob{count}"), "wb") as f:
+                        count += 1
+                        for _ in range(4):
+                            f.write(b"\x5a" * 64 * 1024)
+                            f.flush()
+            except OSError as exc:
+                if exc.errno != 28:  # ENOSPC: full, as wanted
+                    raise
+        elif fill == "inodes":
+            os.makedirs(os.path.join(target, "sessions"))
+            try:
+                while True:
+                    open(os.path.join(target, "sessions", f"sess_{count}"), "w").close()
+                    count += 1
+            except OSError as exc:
+                if exc.errno != 28:
+                    raise
+        st = os.statvfs(target)
+        log(f"filled {target} ({fill}, {count} files): {st.f_bavail} blocks, {st.f_favail} inodes free")
 
 
 # ------------------------------------------------------------ latency proxy
@@ -286,6 +334,7 @@ def main() -> int:
             else:
                 delay_proxy = cfg["latency_ms"] / 1000.0
         setup_mounts(cfg)
+        setup_filesystems(cfg["scenario"])
 
         sshd_addr = "127.0.0.1" if delay_proxy else cfg["ip"]
         with open("/etc/ssh/sshd_config", "a") as f:

@@ -32,6 +32,11 @@ class Scenario:
     # expected is an HTTP code, "refused" or "timeout"
     http_checks: tuple[tuple[str, str, object], ...] = ((*LOGIN, 401), (*HEALTH, 200))
     log_expect: str | None = None  # substring that must be in app.log
+    # verdict under the `host` runbook (fleet/runbooks/host.yml); None: "healthy", or for
+    # SSH-level scenarios the same transport verdict as `expected`. See EXPECTED_HOST.
+    expected_host: str | None = None
+    # private filesystems hostinit mounts and fills: (mount point, tmpfs options, "bytes" | "inodes")
+    filesystems: tuple[tuple[str, str, str], ...] = ()
 
 
 _S = [
@@ -123,11 +128,30 @@ _S = [
         "known_hosts records a different ed25519 key than the host presents",
         known_host_ok=False,
     ),
+    # The host runbook's scenarios: healthy for the 502 runbook, sick under `--runbook host`.
+    Scenario(
+        "disk_full", "host", "healthy",
+        "healthy backend and nginx, but a private 2 MiB tmpfs at /srv/data is 100% full "
+        "(uploads/ 1.75 MiB, cache/ 256 KiB)",
+        expected_host="disk_full", filesystems=(("/srv/data", "size=2m,mode=0755", "bytes"),),
+    ),
+    Scenario(
+        "inodes_exhausted", "host", "healthy",
+        "healthy backend and nginx, but a private tmpfs at /srv/data with nr_inodes=64 has no inode "
+        "left (sessions/ full of empty files), with its space almost all free",
+        expected_host="inodes_exhausted", filesystems=(("/srv/data", "size=4m,nr_inodes=64,mode=0755", "inodes"),),
+    ),
 ]
 
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in _S}
 EXPECTED: dict[str, str] = {s.name: s.expected for s in _S}
-FAMILIES: tuple[str, ...] = ("baseline", "backend", "nginx", "tooling", "ssh")
+# Verdicts under `--runbook host`, given a machine that is itself healthy: kernel log and
+# /proc/meminfo are the machine's (not namespaced), so run it with `--var paths=...`,
+# `oom_window_minutes=0` and `mem_available_min_pct=0` to judge only what a scenario made.
+EXPECTED_HOST: dict[str, str] = {
+    s.name: s.expected_host or (s.expected if s.family == "ssh" else "healthy") for s in _S
+}
+FAMILIES: tuple[str, ...] = ("baseline", "backend", "nginx", "tooling", "ssh", "host")
 
 
 def parse_scenarios(spec, count: int = 1) -> list[tuple[str, str]]:

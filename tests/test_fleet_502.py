@@ -42,7 +42,9 @@ def snapshot(fleet) -> dict[str, tuple]:
             rel = path.relative_to(root)
             if rel.parts[:2] not in (("var", "log"), ("run", "sudo")) and not path.is_symlink():
                 info = path.lstat()
-                files[f"{host.name}/{rel}"] = (info.st_size, info.st_mode, info.st_mtime_ns)
+                # A directory's own mtime only says an entry came or went, and entries are compared.
+                mtime = None if path.is_dir() else info.st_mtime_ns
+                files[f"{host.name}/{rel}"] = (info.st_size if mtime else None, info.st_mode, mtime)
     return files
 
 

@@ -54,7 +54,7 @@ VERDICTS = {
 
 # ------------------------------------------------------------ no root needed
 def test_scenario_table_is_complete():
-    assert len(SCENARIOS) == 17
+    assert len(SCENARIOS) == 19
     assert set(EXPECTED.values()) == VERDICTS
     assert EXPECTED["nginx_upstream_wrong_ip"] == "nginx_upstream_mismatch"
     for name in ("slow", "no_netstat", "no_tools", "sudo_password"):

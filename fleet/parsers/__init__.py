@@ -9,7 +9,18 @@ from types import MappingProxyType
 from typing import Any, Callable, Mapping
 
 from fleet.models import ProbeOutput
-from fleet.parsers import generic, http_checks, listeners, log_signatures, nginx_state, processes, service_state
+from fleet.parsers import (
+    filesystems,
+    generic,
+    http_checks,
+    kernel_log,
+    listeners,
+    log_signatures,
+    memory,
+    nginx_state,
+    processes,
+    service_state,
+)
 
 Parser = Callable[[ProbeOutput, Mapping[str, Any]], Any]
 
@@ -22,5 +33,9 @@ PARSERS: Mapping[str, Parser] = MappingProxyType(
         "log_signatures": log_signatures.parse,
         "nginx_state": nginx_state.parse,
         "text": generic.parse_text,
+        # the host runbook (fleet/runbooks/host.yml)
+        "filesystems": filesystems.parse,
+        "kernel_log": kernel_log.parse,
+        "memory": memory.parse,
     }
 )
