@@ -157,7 +157,7 @@ def diagnose(
     order = {h.name: i for i, h in enumerate(hosts)}
     results.sort(key=lambda r: order[r.host.name])
     doc = document.build(
-        results, runbook=runbook, params=host_params(runbook, {}, options.overrides), inventory=str(inventory),
+        results, runbook=runbook, params=prepared.redactor.redact_params(host_params(runbook, {}, options.overrides)), inventory=str(inventory),
         limit=limit, options={"forks": forks, "connect_timeout_s": connect_timeout, "timeout_s": timeout,
                               "hosts_selected": len(hosts)},
         started_at=started.isoformat(timespec="seconds"), duration_s=time.monotonic() - clock,

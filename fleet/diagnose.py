@@ -122,7 +122,8 @@ def interpret(host: Host, execution: Execution, runbook: Runbook, params: Mappin
         notes.append(f"{execution.attempts} connection attempts: sshd dropped connections (MaxStartups?)")
     if execution.status not in (TransportStatus.OK, TransportStatus.TIMEOUT):
         diagnosis = Diagnosis(execution.status.value, Severity.CRITICAL, execution.reason)
-        return HostResult(host, diagnosis, duration_s=execution.duration_s, notes=tuple(notes), params=params)
+        return HostResult(host, diagnosis, duration_s=execution.duration_s, notes=tuple(notes),
+                          params=redactor.redact_params(params))
     cut = execution.reason if execution.status is TransportStatus.TIMEOUT else ""
     if execution.truncated:
         cut = cut or "output passed the controller's size cap"
@@ -142,7 +143,8 @@ def interpret(host: Host, execution: Execution, runbook: Runbook, params: Mappin
         diagnosis = Diagnosis(TransportStatus.TIMEOUT.value, Severity.CRITICAL, execution.reason, tuple(unfinished))
     else:
         diagnosis = evaluate(runbook, facts, probes, params, {"name": host.name, "address": host.address})
-    return HostResult(host, diagnosis, probes, facts, execution.duration_s, tuple(notes), params)
+    return HostResult(host, diagnosis, probes, facts, execution.duration_s, tuple(notes),
+                      redactor.redact_params(params))
 
 
 def redact_probes(probes: Mapping[str, ProbeOutput], redactor: Redactor) -> tuple[dict[str, ProbeOutput], int]:

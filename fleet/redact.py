@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Any, Iterable, Mapping
 
 MASK = "[REDACTED]"
+#: Variable names whose values are secrets whatever they look like.
+SECRET_NAME = re.compile(r"pass|secret|token|credential|api_?key|private", re.I)
 
 # Each pattern's group 1, when present, is kept: it names the secret without being it.
 DEFAULT_PATTERNS: tuple[str, ...] = (
@@ -30,6 +32,11 @@ class Redactor:
     @classmethod
     def build(cls, extra: Iterable[str] = ()) -> "Redactor":
         return cls(tuple(re.compile(p) for p in (*DEFAULT_PATTERNS, *extra)))
+
+    def redact_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Parameters fit for a report: secret-looking names masked, secrets inside text values redacted."""
+        return {name: MASK if SECRET_NAME.search(name) else self.redact(value)[0] if isinstance(value, str)
+                else value for name, value in params.items()}
 
     def redact(self, text: str) -> tuple[str, int]:
         total = 0

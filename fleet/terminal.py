@@ -6,7 +6,6 @@ and ANSI escapes removed) and into rich as plain Text, never as markup.
 
 from __future__ import annotations
 
-import re
 import time
 from collections import Counter
 from typing import Any, Mapping
@@ -17,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from fleet.models import Host
+from fleet.redact import SECRET_NAME
 from fleet.report.diff import Diff
 from fleet.runbook import Runbook
 from fleet.runbook_cases import CaseResult
@@ -107,9 +107,6 @@ def print_diff(console: Console, diff: Diff) -> None:
         console.print(table)
 
 
-_SECRET_NAME = re.compile(r"pass|secret|token|credential|api_?key|private", re.I)
-
-
 def host_row(host: Host, endpoint: Endpoint | None) -> dict[str, Any]:
     """A host as `fleet hosts` shows it; variables whose names look secret are masked."""
     return {
@@ -121,7 +118,7 @@ def host_row(host: Host, endpoint: Endpoint | None) -> dict[str, Any]:
         "keys": list(endpoint.key_files) if endpoint else [],
         "jump": [f"{j.user}@{j.hostname}:{j.port}" for j in jump_hosts(endpoint.jump)] if endpoint else [],
         "groups": list(host.groups),
-        "vars": {k: "****" if _SECRET_NAME.search(k) else v for k, v in host.vars.items()},
+        "vars": {k: "****" if SECRET_NAME.search(k) else v for k, v in host.vars.items()},
     }
 
 

@@ -7,7 +7,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fleet import inventory as inventory_module
+from fleet.inventory import files as inventory_files
 from fleet.errors import InventoryError
 from fleet.inventory import Inventory, load_inventory
 from fleet.models import Connection, Host
@@ -552,8 +552,9 @@ def test_missing_file(tmp_path):
     assert caught.value.path == str(path)
 
 
-def test_directory(tmp_path):
-    with pytest.raises(InventoryError, match="is a directory") as caught:
+def test_empty_directory(tmp_path):
+    # A directory is an inventory (see test_inventory_dirs.py), but this one has nothing in it.
+    with pytest.raises(InventoryError, match="holds no inventory files") as caught:
         load_inventory(tmp_path)
     assert caught.value.path == str(tmp_path)
 
@@ -565,7 +566,7 @@ def test_unreadable_file(tmp_path, monkeypatch):
         raise PermissionError(13, "Permission denied")
 
     # Tests often run as root, where chmod 000 does not stop reading.
-    monkeypatch.setattr(inventory_module, "open", refuse, raising=False)
+    monkeypatch.setattr(inventory_files, "open", refuse, raising=False)
     with pytest.raises(InventoryError, match="permission denied") as caught:
         load_inventory(path)
     assert caught.value.path == str(path)

@@ -1,0 +1,31 @@
+"""Reading inventory and variable files, every failure an InventoryError naming the file (and line)."""
+
+from __future__ import annotations
+
+from fleet.errors import InventoryError
+
+
+def read_bytes(path: str, what: str = "inventory file") -> bytes:
+    """The file's bytes; `what` names the kind of file in error messages."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        raise InventoryError(f"{what} not found", path) from None
+    except IsADirectoryError:
+        raise InventoryError(f"{what} is a directory", path) from None
+    except PermissionError:
+        raise InventoryError(f"cannot read {what}: permission denied", path) from None
+    except OSError as exc:
+        raise InventoryError(f"cannot read {what}: {exc.strerror or exc}", path) from None
+    except ValueError as exc:  # a NUL byte in the path
+        raise InventoryError(f"cannot read {what}: {exc}", path) from None
+
+
+def decode(data: bytes, path: str) -> str:
+    """UTF-8 text (a leading BOM dropped); bytes that are not UTF-8 are an error naming their line."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise InventoryError(f"not valid UTF-8 (byte 0x{data[exc.start]:02x})", path, line) from None

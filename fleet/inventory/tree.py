@@ -1,0 +1,90 @@
+"""The intermediate form every inventory source fills in: groups, links, hosts and variables, not yet resolved."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from fleet.errors import InventoryError
+
+# (file, line) of an entry; line is None when the source has no lines (a script's JSON output).
+Where = tuple[str, int | None]
+
+
+@dataclass(frozen=True)
+class Var:
+    """One variable's value and where it was set.
+
+    A value that could not be read (Ansible Vault, a bad YAML tag) keeps its error instead, raised
+    only if fleet uses the variable: a secret fleet never needs must not stop the inventory loading.
+    """
+
+    value: Any
+    path: str
+    line: int | None
+    error: str | None = None
+
+    def get(self, name: str) -> Any:
+        """The value, or the InventoryError saying why it could not be read."""
+        if self.error is not None:
+            raise InventoryError(f"variable '{name}': {self.error}", self.path, self.line)
+        return self.value
+
+    def fail(self, message: str) -> InventoryError:
+        """An error about this variable, placed where it was set."""
+        return InventoryError(message, self.path, self.line)
+
+
+@dataclass
+class Tree:
+    """Everything the sources said, in the order they said it; several sources add to one Tree."""
+
+    group_order: dict[str, None] = field(default_factory=dict)
+    group_vars: dict[str, dict[str, Var]] = field(default_factory=dict)
+    # parent -> child -> where the link was written.
+    children: dict[str, dict[str, Where]] = field(default_factory=dict)
+    host_groups: dict[str, dict[str, None]] = field(default_factory=dict)  # host -> groups it is listed in
+    host_vars: dict[str, dict[str, Var]] = field(default_factory=dict)
+    # group_vars/ and host_vars/ files: Ansible ranks every one of them above all inventory-source vars.
+    group_files: dict[str, dict[str, Var]] = field(default_factory=dict)
+    host_files: dict[str, dict[str, Var]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # 'all' and 'ungrouped' always exist and come first, as in Ansible.
+        self.add_group("all")
+        self.add_group("ungrouped")
+
+    def add_group(self, name: str) -> None:
+        """Declare a group (declaring it again is harmless)."""
+        self.group_order.setdefault(name, None)
+        self.group_vars.setdefault(name, {})
+        self.children.setdefault(name, {})
+
+    def has_group(self, name: str) -> bool:
+        return name in self.group_order
+
+    def add_child(self, parent: str, child: str, where: Where) -> None:
+        """Make `child` a child of `parent`, declaring both; the first place a link is written is kept."""
+        self.add_group(parent)
+        self.add_group(child)
+        self.children[parent].setdefault(child, where)
+
+    def set_group_vars(self, group: str, variables: Mapping[str, Var]) -> None:
+        """Set group variables; a later source overrides an earlier one, variable by variable."""
+        self.add_group(group)
+        self.group_vars[group].update(variables)
+
+    def add_host(self, name: str, group: str, variables: Mapping[str, Var]) -> None:
+        """List a host in a group with variables; a host listed again keeps one entry and merges its vars."""
+        self.add_group(group)
+        self.host_groups.setdefault(name, {})[group] = None
+        self.host_vars.setdefault(name, {}).update(variables)
+
+    def set_host_vars(self, name: str, variables: Mapping[str, Var]) -> None:
+        """Set variables of a host already listed in a group; they override what was set before."""
+        self.host_vars.setdefault(name, {}).update(variables)
+
+    def is_empty(self) -> bool:
+        """True when no source declared a host, a group of its own or any variable."""
+        return (not self.host_groups and len(self.group_order) == 2
+                and not any(self.group_vars.values()) and not any(self.children.values()))

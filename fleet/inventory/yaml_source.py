@@ -1,0 +1,240 @@
+"""Ansible YAML inventories, and the YAML/JSON variable files of group_vars/ and host_vars/, with line numbers."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable, TypeVar
+
+import yaml
+
+from fleet.errors import InventoryError
+from fleet.inventory.hostnames import expand_ranges, split_port
+from fleet.inventory.tree import Tree, Var
+
+GROUP_SECTIONS = ("hosts", "children", "vars")
+
+_NULL_TAG = "tag:yaml.org,2002:null"
+_STR_TAG = "tag:yaml.org,2002:str"
+
+_T = TypeVar("_T")
+
+
+def parse_inventory(path: str, text: str, tree: Tree) -> None:
+    """Add a YAML inventory's groups, hosts and variables to `tree`.
+
+    Raises InventoryError naming the file and line for anything malformed.
+    """
+    _run(path, text, lambda parser: parser.inventory(tree))
+
+
+def parse_vars(path: str, text: str) -> dict[str, Var]:
+    """The variables of a group_vars/ or host_vars/ file: a mapping, or nothing if the file is empty.
+
+    A .json file that YAML cannot read (tab indentation) is read as JSON, as Ansible reads JSON first.
+    Raises InventoryError naming the file and line.
+    """
+    try:
+        return _run(path, text, lambda parser: parser.vars_file())
+    except InventoryError:
+        if not path.endswith(".json"):
+            raise
+        return _json_vars(path, text)
+
+
+def is_mapping(path: str, text: str) -> bool:
+    """True if the text is YAML with a mapping at the top, how a file without extension is told from INI.
+
+    Raises InventoryError (file and line) if the text is not YAML at all.
+    """
+    return _run(path, text, lambda parser: isinstance(parser.loader.get_single_node(), yaml.MappingNode))
+
+
+def _run(path: str, text: str, action: Callable[[_Parser], _T]) -> _T:
+    parser = None
+    try:
+        parser = _Parser(path, text)  # the reader already rejects control characters here
+        return action(parser)
+    except yaml.YAMLError as exc:
+        raise _yaml_error(exc, path, text) from None
+    except RecursionError:
+        raise InventoryError("YAML is nested too deeply", path) from None
+    finally:
+        if parser is not None:
+            parser.loader.dispose()
+
+
+def _json_vars(path: str, text: str) -> dict[str, Var]:
+    try:
+        data = json.loads(text)
+    except ValueError as exc:  # JSONDecodeError, and ints past Python's digit limit
+        raise InventoryError(f"invalid JSON: {getattr(exc, 'msg', exc)}", path, getattr(exc, "lineno", None)) from None
+    if not isinstance(data, dict):
+        raise InventoryError(f"variables file must be a mapping of variable names, not {type(data).__name__}", path)
+    return {name: Var(value, path, None) for name, value in data.items()}
+
+
+def _yaml_error(exc: yaml.YAMLError, path: str, text: str) -> InventoryError:
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or str(exc)
+        return InventoryError(f"invalid YAML: {problem}", path, mark.line + 1 if mark else None)
+    if isinstance(exc, yaml.reader.ReaderError):
+        line = text.count("\n", 0, exc.position) + 1
+        return InventoryError(f"invalid YAML: {exc.reason} (character #x{exc.character:04x})", path, line)
+    return InventoryError(f"invalid YAML: {exc}", path)
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads the tags Ansible adds to YAML."""
+
+
+def _construct_unsafe(loader: _Loader, node: yaml.Node) -> Any:
+    # !unsafe only switches off Jinja templating in Ansible; fleet never templates.
+    if isinstance(node, yaml.ScalarNode):
+        return loader.construct_scalar(node)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node, deep=True)
+    return loader.construct_mapping(node, deep=True)
+
+
+def _construct_vault(loader: _Loader, node: yaml.Node) -> Any:
+    raise yaml.constructor.ConstructorError(
+        None, None, "value is encrypted with Ansible Vault, which fleet cannot decrypt", node.start_mark)
+
+
+_Loader.add_constructor("!unsafe", _construct_unsafe)
+_Loader.add_constructor("!vault", _construct_vault)
+
+
+def _line(node: yaml.Node) -> int:
+    return node.start_mark.line + 1
+
+
+def _is_null(node: yaml.Node) -> bool:
+    return isinstance(node, yaml.ScalarNode) and node.tag == _NULL_TAG
+
+
+def _describe(node: yaml.Node) -> str:
+    if isinstance(node, yaml.MappingNode):
+        return "a mapping"
+    if isinstance(node, yaml.SequenceNode):
+        return "a list"
+    return f"the value {node.value[:40]!r}"
+
+
+class _Parser:
+    """One file: walks the YAML node tree, which keeps line numbers that constructed data would lose."""
+
+    def __init__(self, path: str, text: str):
+        self.path = path
+        self.loader = _Loader(text)
+        # YAML aliases can share one node between groups; parse each (group, node) once so
+        # aliases neither loop forever nor blow up exponentially.
+        self.parsed: set[tuple[str, yaml.Node]] = set()
+
+    def error(self, message: str, node: yaml.Node | None = None) -> InventoryError:
+        return InventoryError(message, self.path, _line(node) if node is not None else None)
+
+    def root(self) -> yaml.Node | None:
+        """The document's top node, or None for an empty document ('', comments, '~', '{}')."""
+        root = self.loader.get_single_node()
+        if root is None or _is_null(root) or (isinstance(root, yaml.MappingNode) and not root.value):
+            return None
+        return root
+
+    def inventory(self, tree: Tree) -> None:
+        root = self.root()
+        if root is None:
+            return
+        if not isinstance(root, yaml.MappingNode):
+            raise self.error(f"inventory must be a mapping of group names at the top level, not {_describe(root)}", root)
+        for key, value in self.items(root):
+            name = self.name_of(key, "group")
+            if name == "plugin":
+                raise self.error("this is an inventory plugin configuration; fleet reads only static YAML "
+                                 "inventories", key)
+            self.group(tree, name, value)
+
+    def vars_file(self) -> dict[str, Var]:
+        root = self.root()
+        return {} if root is None else self.variables(root, "variables file")
+
+    def items(self, node: yaml.MappingNode) -> list[tuple[yaml.Node, yaml.Node]]:
+        # Resolves '<<: *anchor' merge keys, which Ansible users rely on to share host vars.
+        self.loader.flatten_mapping(node)
+        return node.value
+
+    def name_of(self, key: yaml.Node, what: str) -> str:
+        if not isinstance(key, yaml.ScalarNode) or _is_null(key) or not key.value.strip():
+            raise self.error(f"{what} name must be a non-empty string, not {_describe(key)}", key)
+        # The text as written: YAML would turn a group 'yes' into True or a host '1e3' into 1000.0.
+        return key.value
+
+    def group(self, tree: Tree, name: str, node: yaml.Node) -> None:
+        tree.add_group(name)
+        if _is_null(node) or (name, node) in self.parsed:
+            return
+        self.parsed.add((name, node))
+        if not isinstance(node, yaml.MappingNode):
+            raise self.error(f"group '{name}' must be a mapping with hosts, children or vars, not {_describe(node)}",
+                             node)
+        for key, value in self.items(node):
+            section = key.value if isinstance(key, yaml.ScalarNode) else None
+            if section not in GROUP_SECTIONS:
+                shown = repr(section) if section is not None else _describe(key)
+                raise self.error(f"unknown key {shown} in group '{name}': only hosts, children and vars are allowed",
+                                 key)
+            if _is_null(value):
+                continue
+            if section == "vars":
+                tree.set_group_vars(name, self.variables(value, f"vars of group '{name}'"))
+            elif section == "hosts":
+                for host_key, host_value in self.entries(value, "hosts", name):
+                    self.host(tree, name, host_key, host_value)
+            else:
+                for child_key, child_value in self.entries(value, "children", name):
+                    child = self.name_of(child_key, "group")
+                    tree.add_child(name, child, (self.path, _line(child_key)))
+                    self.group(tree, child, child_value)
+
+    def entries(self, node: yaml.Node, section: str, group: str) -> list[tuple[yaml.Node, yaml.Node]]:
+        """The name -> value pairs of a hosts/children section; Ansible also takes one bare name."""
+        if isinstance(node, yaml.ScalarNode):
+            return [(node, yaml.ScalarNode(_NULL_TAG, "", node.start_mark, node.end_mark))]
+        if not isinstance(node, yaml.MappingNode):
+            raise self.error(f"'{section}' of group '{group}' must be a mapping of names, not {_describe(node)} "
+                             f"(write each name as a key ending in ':')", node)
+        return self.items(node)
+
+    def variables(self, node: yaml.Node, what: str) -> dict[str, Var]:
+        if not isinstance(node, yaml.MappingNode):
+            raise self.error(f"{what} must be a mapping, not {_describe(node)}", node)
+        found: dict[str, Var] = {}
+        for key, value in self.items(node):
+            if not isinstance(key, yaml.ScalarNode) or key.tag != _STR_TAG or not key.value:
+                raise self.error(f"variable names must be strings, not {_describe(key)} (in {what})", key)
+            found[key.value] = self.var(key, value)
+        return found
+
+    def var(self, key: yaml.Node, node: yaml.Node) -> Var:
+        line = _line(key)
+        try:
+            return Var(self.loader.construct_object(node, deep=True), self.path, line)
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            return Var(None, self.path, mark.line + 1 if mark else line, error=str(exc.problem or exc))
+        except Exception as exc:  # SafeConstructor lets ValueError & co. out for tagged scalars like '!!int x'
+            return Var(None, self.path, line, error=f"cannot read its value ({exc})")
+
+    def host(self, tree: Tree, group: str, key: yaml.Node, value: yaml.Node) -> None:
+        pattern, port = split_port(self.name_of(key, "host"))
+        try:
+            names = expand_ranges(pattern)
+        except ValueError as exc:
+            raise self.error(f"bad host range in '{pattern}': {exc}", key) from None
+        host_vars = {} if _is_null(value) else self.variables(value, f"vars of host '{pattern}'")
+        if port is not None:
+            # host:port is shorthand for ansible_port; the host's own vars may still override it.
+            host_vars = {"ansible_port": Var(port, self.path, _line(key)), **host_vars}
+        for name in names:
+            tree.add_host(name, group, host_vars)

@@ -1,0 +1,88 @@
+"""Privilege escalation (Ansible's `become`) with sudo, settled before the probe script runs.
+
+The script itself is fed on stdin, so a sudo password must never end up there by mistake: a
+sudo that does not ask (NOPASSWD, cached credentials) would hand the password line to `sh` as a
+command. So the mode is settled first, each step an exec of its own on the same connection:
+`sudo -n true` tells whether no password is needed; otherwise `sudo -k -S` checks the password,
+and the script then runs under `sudo -k -S`, where `-k` makes sudo read the password every time.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+
+import paramiko
+
+from fleet.executor import Deadline
+
+
+class Secret:
+    """A password that does not show itself in reprs, logs or tracebacks."""
+
+    def __init__(self, value: str):
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('****')"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True)
+class Become:
+    """How to wrap `sh -s` for a host, and what to send before the script."""
+
+    command: str
+    stdin_prefix: bytes = b""
+
+
+class BecomeFailed(Exception):
+    """sudo refused; the message is safe to show (it never holds the password)."""
+
+
+def settle(transport: paramiko.Transport, user: str, password: Secret | None, deadline: Deadline) -> Become:
+    """Find how to become `user` on this connection, or raise BecomeFailed saying why."""
+    target = f"-u {shlex.quote(user)} " if user and user != "root" else ""
+    rc, err = _exec(transport, f"sudo -n {target}true", b"", deadline)
+    if rc == 0:
+        return Become(f"sudo -n {target}-- sh -s")
+    if "password is required" not in err:
+        raise BecomeFailed(f"sudo: {_first_line(err) or f'exit {rc}'}")
+    if password is None:
+        raise BecomeFailed("sudo needs a password for this user (give --ask-become-pass or --become-password-file)")
+    line = password.reveal().encode() + b"\n"
+    rc, err = _exec(transport, f"sudo -k -S -p '' {target}true", line, deadline)
+    if rc != 0:
+        raise BecomeFailed("sudo: incorrect password" if "incorrect password" in err or "try again" in err
+                           else f"sudo: {_first_line(err) or f'exit {rc}'}")
+    return Become(f"sudo -k -S -p '' {target}-- sh -s", line)
+
+
+def _exec(transport: paramiko.Transport, command: str, stdin: bytes, deadline: Deadline) -> tuple[int, str]:
+    """Run a short command; its exit code and stderr (stdout is not needed)."""
+    channel = transport.open_session(timeout=max(0.1, deadline.remaining()))
+    try:
+        channel.settimeout(max(0.1, deadline.remaining()))
+        channel.exec_command(command)
+        if stdin:
+            channel.sendall(stdin)
+        channel.shutdown_write()
+        err = b""
+        while not channel.exit_status_ready() or channel.recv_stderr_ready():
+            if deadline.expired():
+                raise BecomeFailed("sudo did not answer before the deadline")
+            chunk = channel.recv_stderr(4096) if channel.recv_stderr_ready() else b""
+            err += chunk[: max(0, 4096 - len(err))]
+            if not chunk:
+                channel.status_event.wait(min(0.05, deadline.remaining()))
+        return channel.recv_exit_status(), err.decode("utf-8", "replace")
+    finally:
+        channel.close()
+
+
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
