@@ -88,7 +88,7 @@ def _ask_passphrase(path: str) -> str | None:
 
 @app.command()
 def diagnose(
-    inventory: Path = typer.Option(..., "--inventory", "-i", help="Ansible-style YAML inventory."),
+    inventory: Path = typer.Option(..., "--inventory", "-i", help="Ansible inventory: YAML, INI, a directory of them, or an executable dynamic inventory."),
     runbook_name: str = typer.Option("502", "--runbook", "-r", envvar="FLEET_RUNBOOK", help="Built-in runbook name or path to a runbook .yml."),
     limit: Optional[str] = typer.Option(None, "--limit", "-l",
                                         help="Ansible host pattern: names, groups, globs, a,b, !x, &y, @retry-file."),
@@ -231,7 +231,7 @@ def diff(
 
 @app.command()
 def hosts(
-    inventory: Path = typer.Option(..., "--inventory", "-i", help="Ansible-style inventory (YAML)."),
+    inventory: Path = typer.Option(..., "--inventory", "-i", help="Ansible inventory: YAML, INI, a directory of them, or an executable dynamic inventory."),
     limit: Optional[str] = typer.Option(None, "--limit", "-l", help="Ansible host pattern, as for diagnose."),
     ssh_config: Optional[Path] = typer.Option(None, "--ssh-config", envvar="FLEET_SSH_CONFIG",
                                               help="ssh_config file to use instead of ~/.ssh/config."),
