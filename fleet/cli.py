@@ -28,6 +28,7 @@ from fleet.report.diff import compare
 from fleet.report.render import FORMATS, RENDERERS, render_diff_markdown, write_reports
 from fleet.runbook import available_runbooks, host_params, load_runbook
 from fleet.runbook_cases import load_cases, run_case
+from fleet.transport.become import Secret
 from fleet.terminal import (Progress, host_row, print_case_results, print_diff, print_hosts, print_runbook,
                             print_runbooks, print_summary)
 from fleet.transport.ssh import load_ssh_config, resolve_endpoint
@@ -80,6 +81,21 @@ def _parse_formats(text: str) -> tuple[str, ...]:
     return formats
 
 
+def _become_password(ask: bool, path: Path | None) -> Secret | None:
+    """The sudo password, asked once before any connection, or read from a file; never echoed or logged."""
+    if path is not None:
+        try:
+            return Secret(path.read_text(encoding="utf-8").rstrip("\r\n"))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"cannot read the become password: {getattr(exc, 'strerror', None) or exc}",
+                             str(path)) from None
+    if not ask:
+        return None
+    if not sys.stdin.isatty():
+        raise InputError("--ask-become-pass needs a terminal; use --become-password-file")
+    return Secret(getpass.getpass("BECOME password: "))
+
+
 def _ask_passphrase(path: str) -> str | None:
     if not sys.stdin.isatty():
         return None
@@ -106,6 +122,11 @@ def diagnose(
                                help="Report formats, comma separated: json,md,html,junit."),
     out: Path = typer.Option(Path("reports"), "--out", "-o", envvar="FLEET_OUT", help="Directory for the reports."),
     json_out: bool = typer.Option(False, "--json", help="Print the JSON report on stdout (for jq)."),
+    ask_become_pass: bool = typer.Option(False, "--ask-become-pass", "-K",
+                                         help="Ask once, before connecting, for the sudo password of hosts with "
+                                              "ansible_become."),
+    become_password_file: Optional[Path] = typer.Option(None, "--become-password-file",
+                                                        help="Read the sudo password for become from this file."),
 ) -> None:
     """Run a runbook's read-only probes on every selected host and write an incident report.
 
@@ -123,7 +144,8 @@ def diagnose(
         options = RunOptions(forks=forks, connect_timeout_s=connect_timeout, timeout_s=timeout,
                              ssh_config=str(ssh_config) if ssh_config else None,
                              known_hosts=tuple(str(p) for p in known_hosts), accept_new=accept_new,
-                             overrides=_parse_vars(var))
+                             overrides=_parse_vars(var),
+                             become_password=_become_password(ask_become_pass, become_password_file))
         wanted = _parse_formats(formats)
         prepared = prepare(hosts, runbook, options, _ask_passphrase)
     except FleetError as exc:

@@ -15,6 +15,7 @@ from fleet.redact import Redactor
 from fleet.runbook import Runbook, evaluate, host_params, render_probes
 from fleet.script import compose, new_marker, split
 from fleet.transport import Transport
+from fleet.transport.become import Secret
 from fleet.transport.credentials import load_credentials
 from fleet.transport.hostkeys import KnownHosts, record
 from fleet.transport.local import LocalTransport
@@ -34,6 +35,7 @@ class RunOptions:
     known_hosts: tuple[str, ...] = ()
     accept_new: bool = False
     overrides: Mapping[str, str] = field(default_factory=dict)
+    become_password: Secret | None = None
 
     def known_hosts_files(self) -> list[str]:
         """--known-hosts files first (new keys are recorded in the first), then the user's."""
@@ -80,7 +82,8 @@ def prepare(hosts: Sequence[Host], runbook: Runbook, options: RunOptions,
         credentials = load_credentials({k for e in endpoints.values() for hop in (e, *jump_hosts(e.jump)) for k in hop.key_files},
                                        ask_passphrase)
         notes = credentials.notes
-        settings = SSHSettings(options.connect_timeout_s, tuple(options.known_hosts_files()), options.accept_new)
+        settings = SSHSettings(options.connect_timeout_s, tuple(options.known_hosts_files()), options.accept_new,
+                               become_password=options.become_password)
         ssh = SSHTransport(settings, KnownHosts(options.known_hosts_files()), credentials, endpoints)
         ssh.open_bastions(options.connect_timeout_s * 2)
         transports[Connection.SSH] = ssh

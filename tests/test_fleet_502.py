@@ -140,3 +140,56 @@ def test_diagnose_changes_nothing_on_the_hosts(run):
     assert len(before) > 100
     changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
     assert changed == [], changed
+
+
+def become_run(fleet, tmp_path, password: str | None):
+    import yaml
+
+    doc = yaml.safe_load(fleet.inventory_path.read_text())
+    inventory = tmp_path / "become.yml"
+    host = {**_find_host(doc, "sudo_password"), "ansible_become": True}
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": {"sudo_password": host}}}))
+    args = []
+    if password is not None:
+        (tmp_path / "pw").write_text(password + "\n")
+        args = ["--become-password-file", str(tmp_path / "pw")]
+    out = tmp_path / "r"
+    proc = subprocess.run(
+        [sys.executable, "-m", "fleet", "diagnose", "-i", str(inventory), "--known-hosts", str(fleet.known_hosts_path),
+         "--ssh-config", "/dev/null", "--out", str(out), *args], capture_output=True, text=True, timeout=120,
+        stdin=subprocess.DEVNULL)
+    [report] = out.glob("*.json")
+    everything = proc.stdout + proc.stderr + "".join(p.read_text() for p in out.iterdir())
+    return json.loads(report.read_text())["hosts"][0], everything
+
+
+def _find_host(group: dict, name: str) -> dict:
+    for key, value in (group or {}).items():
+        if key == "hosts" and name in (value or {}):
+            return value[name] or {}
+        if isinstance(value, dict):
+            found = _find_host(value, name)
+            if found is not None:
+                return found
+    return None
+
+
+def test_become_with_the_right_password_runs_as_root(fleet, tmp_path):
+    password = (fleet.workdir / "fleetops.password").read_text().strip()
+    host, everything = become_run(fleet, tmp_path, password)
+    assert host["verdict"] == "healthy"
+    assert "privilege: root" in host["notes"]
+    assert host["facts"]["listen"]["pids_visible"] is True  # no longer degraded
+    assert password not in everything
+
+
+def test_become_with_a_wrong_or_missing_password_is_auth_failed(fleet, tmp_path):
+    (tmp_path / "wrong").mkdir()
+    host, everything = become_run(fleet, tmp_path / "wrong", "not-the-password")
+    assert host["verdict"] == "auth_failed"
+    assert "sudo: incorrect password" in host["summary"]
+    assert "not-the-password" not in everything
+    (tmp_path / "none").mkdir()
+    host, _ = become_run(fleet, tmp_path / "none", None)
+    assert host["verdict"] == "auth_failed"
+    assert "sudo needs a password" in host["summary"]
