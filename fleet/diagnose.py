@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -85,11 +86,36 @@ def prepare(hosts: Sequence[Host], runbook: Runbook, options: RunOptions,
         settings = SSHSettings(options.connect_timeout_s, tuple(options.known_hosts_files()), options.accept_new,
                                become_password=options.become_password)
         ssh = SSHTransport(settings, KnownHosts(options.known_hosts_files()), credentials, endpoints)
+        resolve_names(ssh, options)
         ssh.open_bastions(options.connect_timeout_s * 2)
         transports[Connection.SSH] = ssh
     forks, limit_note = fit_forks(options.forks)
     notes += (limit_note,) if limit_note else ()
     return Prepared(tuple(hosts), scripts, params, marker, transports, Redactor.build(runbook.redact), forks, notes)
+
+
+def resolve_names(ssh: SSHTransport, options: RunOptions) -> None:
+    """Look every host name up before the pool starts, in parallel and under the connect timeout.
+
+    A resolver that hangs then costs the run one connect timeout, not a worker per host; a name
+    that does not resolve is that host's verdict.
+    """
+
+    def lookup(name: str, deadline: Deadline) -> tuple[str | None, str]:
+        try:
+            infos = socket.getaddrinfo(name, None, type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            return None, f"{name} does not resolve ({exc.strerror})"
+        except UnicodeError:
+            return None, f"{name} is not a valid host name"
+        return infos[0][4][0], ""
+
+    names = ssh.names_to_resolve()
+    for name, (address, error) in run_pool(
+            names, lookup, forks=min(options.forks, 64), deadline_s=options.connect_timeout_s,
+            on_overrun=lambda n, d: (None, f"looking up {n} took longer than {d.seconds:g}s"),
+            on_error=lambda n, exc: (None, f"looking up {n} failed: {exc}")):
+        ssh.record_address(name, address, error)
 
 
 def run(prepared: Prepared, runbook: Runbook, options: RunOptions) -> Iterator[HostResult]:

@@ -272,3 +272,22 @@ def test_open_file_limit_caps_concurrency_instead_of_failing(tmp_path):
     report = only_report(out)
     assert [h["verdict"] for h in report["hosts"]] == ["ran"] * 12
     assert "forks reduced from 50 to 4: the open-file limit is 90" in report["notes"]
+
+
+def test_names_that_do_not_resolve_are_a_verdict_not_a_hang(tmp_path):
+    """Run in an empty network namespace: no DNS query can leave it, lookups fail at once."""
+    inventory = write_inventory(tmp_path / "inv.yml", {
+        "ghost": {"ansible_host": "no-such-host.invalid", "ansible_user": "root"},
+        "here": {"ansible_connection": "local", "cmd": "echo ok"},
+    })
+    out = tmp_path / "reports"
+    proc = subprocess.run(["unshare", "--net", sys.executable, "-m", "fleet", "diagnose", "-i", str(inventory),
+                           "--runbook", str(COMMAND), "--known-hosts", "/dev/null", "--ssh-config", "/dev/null",
+                           "--connect-timeout", "3", "--out", str(out)], capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL)
+    if proc.returncode not in (0, 1) and "unshare" in proc.stderr:
+        pytest.skip(f"cannot unshare the network namespace: {proc.stderr.strip()}")
+    hosts = {h["name"]: h for h in only_report(out)["hosts"]}
+    assert hosts["here"]["verdict"] == "ran"
+    assert hosts["ghost"]["verdict"] == "unreachable"
+    assert hosts["ghost"]["summary"].startswith("DNS: no-such-host.invalid does not resolve")

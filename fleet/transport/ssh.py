@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import getpass
+import ipaddress
 import os
 import random
 import select
@@ -138,6 +139,19 @@ class SSHTransport:
         self.credentials = credentials
         self.endpoints = endpoints
         self._bastions: dict[Endpoint, paramiko.Transport | _HostFailure] = {}
+        # Names resolved before the pool starts (see `names_to_resolve`); jump targets are
+        # resolved by their bastion, IP literals need no lookup.
+        self.addresses: dict[str, str | _HostFailure] = {}
+
+    def names_to_resolve(self) -> list[str]:
+        """Host names this machine must look up itself, once each."""
+        names = {e.hostname for e in self.endpoints.values() if e.jump is None}
+        names |= {hop.hostname for e in self.endpoints.values() for hop in jump_hosts(e.jump)[:1]}
+        return sorted(n for n in names if not _is_ip(n))
+
+    def record_address(self, name: str, address: str | None, error: str = "") -> None:
+        """The outcome of looking `name` up: its address, or why it has none (that host's verdict)."""
+        self.addresses[name] = address if address else _HostFailure(TransportStatus.UNREACHABLE, f"DNS: {error}")
 
     def open_bastions(self, deadline_s: float) -> None:
         """Log in to every jump host once, before the pool starts, for all targets behind it to share.
@@ -255,7 +269,10 @@ class SSHTransport:
     def _socket(self, endpoint: Endpoint, timeout: float):
         """A TCP connection to the endpoint, or a direct-tcpip channel through its bastion."""
         if endpoint.jump is None:
-            sock = socket.create_connection((endpoint.hostname, endpoint.port), timeout=max(0.1, timeout))
+            address = self.addresses.get(endpoint.hostname, endpoint.hostname)
+            if isinstance(address, _HostFailure):
+                raise address
+            sock = socket.create_connection((address, endpoint.port), timeout=max(0.1, timeout))
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             return sock
         bastion = self._bastions.get(endpoint.jump)
@@ -408,6 +425,14 @@ def jump_hosts(endpoint: Endpoint | None) -> list[Endpoint]:
         hops.append(endpoint)
         endpoint = endpoint.jump
     return hops[::-1]
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
 
 
 def _socket_reason(exc: OSError, where: str) -> str:
