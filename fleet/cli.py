@@ -31,7 +31,8 @@ from fleet.runbook_cases import load_cases, run_case
 from fleet.transport.become import Secret
 from fleet.terminal import (Progress, host_row, print_case_results, print_diff, print_hosts, print_runbook,
                             print_runbooks, print_summary)
-from fleet.transport.ssh import load_ssh_config, resolve_endpoint
+from fleet.transport.ssh import resolve_endpoint
+from fleet.transport.sshconfig import load_ssh_config
 
 app = typer.Typer(add_completion=True, no_args_is_help=True, rich_markup_mode=None,
                   help="Agentless fleet diagnostics over SSH: run a runbook on every host, get a verdict per host.")

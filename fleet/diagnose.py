@@ -20,7 +20,8 @@ from fleet.transport.become import Secret
 from fleet.transport.credentials import load_credentials
 from fleet.transport.hostkeys import KnownHosts, record
 from fleet.transport.local import LocalTransport
-from fleet.transport.ssh import SSHSettings, SSHTransport, jump_hosts, load_ssh_config, resolve_endpoint
+from fleet.transport.ssh import SSHSettings, SSHTransport, jump_hosts, resolve_endpoint
+from fleet.transport.sshconfig import load_ssh_config
 
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
 

@@ -120,8 +120,13 @@ def run_pool(
     remaining = len(items)
     try:
         while remaining:
+            # Sleep until a result lands or the earliest running job would overrun, rather than
+            # polling: a job that starts meanwhile cannot overrun before `deadline_s + grace_s`.
+            with lock:
+                first = min((e.deadline.expires_at for e in running.values()), default=None)
+            horizon = deadline_s + grace_s if first is None else first + grace_s - time.monotonic()
             try:
-                key, result = done.get(timeout=0.05)
+                key, result = done.get(timeout=min(max(horizon, 0.0) + 0.001, 1.0))
             except queue.Empty:
                 pass
             else:

@@ -19,7 +19,6 @@ import threading
 import time
 from dataclasses import dataclass, replace
 
-import fabric
 import paramiko
 
 from fleet.executor import Deadline
@@ -67,12 +66,6 @@ class Endpoint:
     jump: "Endpoint | None" = None
     # Ansible's become: run the script through sudo as this user ("" = no become).
     become_user: str = ""
-
-
-def load_ssh_config(path: str | None) -> paramiko.SSHConfig:
-    """The ssh_config of the run, built once: `path` alone if given (like `ssh -F`), else the user's and system's."""
-    config = fabric.Config(runtime_ssh_path=path) if path else fabric.Config()
-    return config.base_ssh_config
 
 
 def resolve_endpoint(host: Host, ssh_config: paramiko.SSHConfig) -> Endpoint:
