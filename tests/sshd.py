@@ -36,7 +36,8 @@ def keygen(path: Path) -> str:
 
 
 def start(workdir: Path, addresses: tuple[str, ...] = ("127.0.0.1",), max_startups: int = 100,
-          netns: str | None = None, port: int | None = None) -> tuple[Sshd, subprocess.Popen]:
+          netns: str | None = None, port: int | None = None, log_level: str = "ERROR"
+          ) -> tuple[Sshd, subprocess.Popen]:
     """Start sshd -D on a free port of `addresses`, accepting only `user_key` for root.
 
     With `netns`, sshd runs inside that network namespace and readiness is checked from inside it.
@@ -51,7 +52,7 @@ def start(workdir: Path, addresses: tuple[str, ...] = ("127.0.0.1",), max_startu
         f"Port {port}", *[f"ListenAddress {a}" for a in addresses],
         f"HostKey {workdir / 'host_ed25519'}", f"AuthorizedKeysFile {workdir / 'authorized_keys'}",
         "UsePAM no", "PermitRootLogin prohibit-password", "PasswordAuthentication no",
-        "StrictModes no", f"PidFile {workdir / 'sshd.pid'}", f"MaxStartups {max_startups}", "LogLevel ERROR", ""]))
+        "StrictModes no", f"PidFile {workdir / 'sshd.pid'}", f"MaxStartups {max_startups}", f"LogLevel {log_level}", ""]))
     os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
     inside = ["ip", "netns", "exec", netns] if netns else []
     proc = subprocess.Popen([*inside, SSHD, "-D", "-e", "-f", str(config)], stderr=open(workdir / "sshd.log", "wb"))

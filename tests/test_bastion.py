@@ -53,13 +53,13 @@ def topology(tmp_path_factory):
                                           text=True, check=True).stdout)
         assert route[0]["dev"] == "fltjv0"  # traffic to the bastion stays on our veth
         bastion_dir, target_dir = tmp_path_factory.mktemp("bastion"), tmp_path_factory.mktemp("target")
-        bastion, proc = sshd_mod.start(bastion_dir, (BASTION_OUT,), netns=BASTION_NS, port=22)
+        bastion, proc = sshd_mod.start(bastion_dir, (BASTION_OUT,), netns=BASTION_NS, port=22, log_level="INFO")
         servers.append(proc)
         target, proc = sshd_mod.start(target_dir, (TARGET_IP,), netns=TARGET_NS, port=22)
         servers.append(proc)
         # One key for both, as an operator's agent or key file would serve both.
         (target_dir / "authorized_keys").write_text((bastion_dir / "user_ed25519.pub").read_text())
-        yield bastion, target
+        yield bastion, target, bastion_dir / "sshd.log"
     finally:
         for proc in servers:
             proc.terminate()
@@ -85,14 +85,14 @@ def run(tmp_path, bastion, target, hosts: dict, ssh_config: str = "") -> tuple[s
 
 
 def test_target_is_unreachable_directly(topology, tmp_path):
-    bastion, target = topology
+    bastion, target, _ = topology
     _, hosts = run(tmp_path, bastion, target, {"direct": {
         "ansible_host": TARGET_IP, "ansible_user": "root", "ansible_ssh_private_key_file": str(bastion.user_key)}})
     assert hosts["direct"]["verdict"] == "unreachable"
 
 
 def test_proxyjump_from_inventory_args_and_from_ssh_config(topology, tmp_path):
-    bastion, target = topology
+    bastion, target, _ = topology
     key = str(bastion.user_key)
     _, hosts = run(tmp_path, bastion, target, {
         "via-args": {"ansible_host": TARGET_IP, "ansible_user": "root", "ansible_ssh_private_key_file": key,
@@ -106,9 +106,21 @@ def test_proxyjump_from_inventory_args_and_from_ssh_config(topology, tmp_path):
 
 
 def test_unreachable_bastion_is_the_targets_verdict(topology, tmp_path):
-    bastion, target = topology
+    bastion, target, _ = topology
     _, hosts = run(tmp_path, bastion, target, {
         "behind": {"ansible_host": TARGET_IP, "ansible_user": "root", "ansible_ssh_private_key_file":
                    str(bastion.user_key), "ansible_ssh_common_args": f"-J root@{BASTION_OUT}:2"}})
     assert hosts["behind"]["verdict"] == "unreachable"
     assert hosts["behind"]["summary"].startswith(f"jump host {BASTION_OUT}:2:")
+
+
+def test_targets_behind_a_bastion_share_one_login_to_it(topology, tmp_path):
+    bastion, target, bastion_log = topology
+    logins = lambda: bastion_log.read_text().count("Accepted publickey")  # noqa: E731
+    before = logins()
+    key = str(bastion.user_key)
+    hosts = {f"t{i}": {"ansible_host": TARGET_IP, "ansible_user": "root", "ansible_ssh_private_key_file": key,
+                       "ansible_ssh_common_args": f"-J root@{BASTION_OUT}"} for i in range(5)}
+    _, results = run(tmp_path, bastion, target, hosts)
+    assert {h["verdict"] for h in results.values()} == {"linux"}
+    assert logins() - before == 1
