@@ -8,6 +8,7 @@ import re
 from typing import Callable
 
 from fleet.errors import InventoryError
+from fleet.textfile import read_text
 from fleet.inventory import Inventory
 from fleet.models import Host
 
@@ -83,19 +84,7 @@ def _expand_files(terms: list[str]) -> list[str]:
 
 
 def _read_limit_file(path: str) -> list[str]:
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except FileNotFoundError:
-        raise InventoryError("limit file not found", path) from None
-    except IsADirectoryError:
-        raise InventoryError("a limit starting with '@' must name a file, not a directory", path) from None
-    except OSError as exc:
-        raise InventoryError(f"cannot read limit file: {exc.strerror or exc}", path) from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InventoryError("limit file is not valid UTF-8", path, data.count(b"\n", 0, exc.start) + 1) from None
+    text = read_text(path, "limit file", InventoryError)
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 
 from fleet.errors import InputError
+from fleet.textfile import read_text
 
 
 class LineDict(dict):
@@ -50,20 +51,7 @@ _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _Loader
 def load_yaml(path: str | os.PathLike, error: type[InputError] = InputError) -> Any:
     """Read and parse a YAML file; every failure becomes `error` naming the file (and line)."""
     path = os.fspath(path)
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read()
-    except IsADirectoryError:
-        raise error("is a directory, not a file", path) from None
-    except FileNotFoundError:
-        raise error("no such file", path) from None
-    except OSError as exc:
-        raise error(f"cannot read: {exc.strerror}", path) from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise error("not UTF-8 text", path, line) from None
+    text = read_text(path, "file", error)
     try:
         data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:

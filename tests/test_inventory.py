@@ -7,7 +7,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fleet.inventory import files as inventory_files
+from fleet import textfile as inventory_files
 from fleet.errors import InventoryError
 from fleet.inventory import Inventory, load_inventory
 from fleet.models import Connection, Host

@@ -130,7 +130,7 @@ def test_limit_file_lines_are_not_split(inventory, tmp_path):
 
 @pytest.mark.parametrize("make, message", [
     (lambda tmp: tmp / "missing.retry", "not found"),
-    (lambda tmp: tmp, "not a directory"),
+    (lambda tmp: tmp, "limit file is a directory"),
 ])
 def test_limit_file_errors(inventory, tmp_path, make, message):
     path = make(tmp_path)

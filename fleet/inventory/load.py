@@ -8,7 +8,7 @@ import stat
 
 from fleet.errors import InventoryError
 from fleet.inventory import ini_source, script_source, yaml_source
-from fleet.inventory.files import decode, read_bytes
+from fleet.textfile import decode, read_bytes
 from fleet.inventory.resolve import Inventory, resolve
 from fleet.inventory.tree import Tree
 from fleet.inventory.vars_dirs import load_vars_dirs
@@ -79,13 +79,13 @@ def _load_file(path: str, tree: Tree, timeout_s: float) -> None:
             # The executable bit on a text file without '#!': Ansible falls back to the static formats too.
             if exc.errno != errno.ENOEXEC:
                 raise
-    data = read_bytes(path)
+    data = read_bytes(path, "inventory file", InventoryError)
     if data.startswith(b"#!"):
         raise InventoryError("starts with '#!' like a dynamic inventory script, but is not executable "
                              "(chmod +x it to have fleet run it)", path)
     extension = os.path.splitext(path)[1].lower()
     if extension in YAML_EXTENSIONS:
-        yaml_source.parse_inventory(path, decode(data, path), tree)
+        yaml_source.parse_inventory(path, decode(data, path, InventoryError), tree)
     elif extension:
         ini_source.parse_inventory(path, data, tree)
     else:
@@ -96,7 +96,7 @@ def _load_unnamed(path: str, data: bytes, tree: Tree) -> None:
     """A file without extension is YAML if its top level is a mapping, else INI, as Ansible tries them in turn."""
     not_yaml: InventoryError | None = None
     try:
-        text = decode(data, path)
+        text = decode(data, path, InventoryError)
         is_yaml = yaml_source.is_mapping(path, text)
     except InventoryError as exc:
         is_yaml, not_yaml = False, exc

@@ -7,7 +7,7 @@ from typing import Iterable
 
 from fleet.errors import InventoryError
 from fleet.inventory import yaml_source
-from fleet.inventory.files import decode, read_bytes
+from fleet.textfile import decode, read_bytes
 from fleet.inventory.tree import Tree, Var
 
 VARS_EXTENSIONS = (".yml", ".yaml", ".json")
@@ -81,7 +81,7 @@ def _list(directory: str, missing_ok: bool = False) -> set[str]:
 
 
 def _read(path: str) -> dict[str, Var]:
-    text = decode(read_bytes(path, "variables file"), path)
+    text = decode(read_bytes(path, "variables file", InventoryError), path, InventoryError)
     if text.lstrip().startswith("$ANSIBLE_VAULT;"):
         return {}
     return yaml_source.parse_vars(path, text)
