@@ -47,6 +47,9 @@ def test_report_renders_filters_and_makes_no_request(tmp_path):
 
             # The hostile host's output shows as text; no script from it ran.
             page.locator("tr.detail details").nth(4).locator("summary").click()
+            raw = page.locator("tr.detail").nth(4).locator(".probes pre")
+            assert raw.count() == 1  # the probe's output, put in as text when the row opened
+            assert raw.first.inner_text().startswith("<script>alert(1)</script></textarea>")
             assert "<script>alert(1)</script>" in page.locator("tr.detail").nth(4).inner_text()
 
             page.click("#hosts th[data-key='4']")  # sort by time: must not lose rows

@@ -77,6 +77,9 @@ def test_hostile_output_is_inert_in_html():
     assert "&lt;script&gt;alert(1)&lt;/script&gt;&lt;/textarea&gt;" in html
     assert "{{ 7*7 }}" in html  # shown as text, never evaluated
     assert html.count("<script>") == 1  # fleet's own filter/sort script only
+    # Raw outputs travel as JSON in a data block that no "</script>" inside them can close.
+    data = html.split('<script id="probe-data" type="application/json">', 1)[1].split("</script>", 1)[0]
+    assert "\\u003c/textarea\\u003e" in data and "<" not in data
 
 
 def test_hostile_output_cannot_break_markdown():

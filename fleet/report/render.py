@@ -10,6 +10,7 @@ from typing import Any, Callable, Mapping
 import xml.etree.ElementTree as ET
 
 import jinja2
+from markupsafe import Markup
 
 from fleet.models import TRANSPORT_VERDICTS
 from fleet.report.diff import Diff
@@ -28,6 +29,10 @@ _MD_SPECIAL = re.compile(r"([\\`*\[\]<>#|~]|(?<!\w)_|_(?!\w))")
 # Markdown raw blocks are fenced; a fence longer than any backtick run inside can't be closed early.
 _BACKTICKS = re.compile(r"`+")
 MD_RAW_LIMIT = 4000
+# Problem hosts whose raw output the Markdown shows; a channel post is no place for thousands.
+MD_MAX_DETAILED = 50
+# Characters of each probe's output carried in the HTML; everything is in the JSON.
+HTML_RAW_LIMIT = 16000
 _XML_INVALID = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
@@ -57,7 +62,23 @@ def md_code(value: Any, limit: int = MD_RAW_LIMIT) -> str:
 
 
 _MD_ENV.filters.update(cell=md_cell, code=md_code, span=md_span)
-_HTML_ENV.filters["tojson_safe"] = lambda v: jinja2.utils.htmlsafe_json_dumps(v)
+def probes_json(probes: list[Mapping[str, Any]]) -> Markup:
+    """Every host's probe outputs as JSON safe inside a <script> element (no '<', '>', '&' or quote)."""
+    clipped = [{name: {**p, "stdout": clip(p["stdout"]), "stderr": clip(p["stderr"])} for name, p in host.items()}
+               for host in probes]
+    return jinja2.utils.htmlsafe_json_dumps(clipped)
+
+
+def clip(value: Any, limit: int = HTML_RAW_LIMIT) -> str:
+    """Text cut to `limit` characters, saying how much more the JSON holds.
+
+    Control characters need no stripping here: JSON escapes them and the page shows them as text.
+    """
+    text = str(value)
+    return text if len(text) <= limit else f"{text[:limit]}\n... ({len(text) - limit} more characters in the JSON report)"
+
+
+_HTML_ENV.filters["probes_json"] = probes_json
 
 
 def render_json(doc: Mapping[str, Any]) -> str:
@@ -65,7 +86,7 @@ def render_json(doc: Mapping[str, Any]) -> str:
 
 
 def render_markdown(doc: Mapping[str, Any]) -> str:
-    return _MD_ENV.get_template("report.md.j2").render(doc=doc)
+    return _MD_ENV.get_template("report.md.j2").render(doc=doc, max_detailed=MD_MAX_DETAILED)
 
 
 def render_diff_markdown(diff: Diff, old_name: str, new_name: str) -> str:
