@@ -591,6 +591,7 @@ class TestFleet:
             "blackholes": list(sc.blackholes),
             "latency_ms": sc.latency_ms,
             "hide_tools": list(sc.hide_tools),
+            "filesystems": [list(f) for f in sc.filesystems],
             "mounts": mounts,
             "backend": backend,
             "nginx": bool(full and sc.nginx),

@@ -149,22 +149,12 @@ def setup_mounts(cfg: dict) -> None:
     log("mounts done: " + ", ".join(t for _, t in cfg["mounts"]))
 
 
-def scenario_filesystems(name: str) -> tuple:
-    """The scenario's `filesystems`, read from scenarios.py next to this file (stdlib only too)."""
-    import importlib.util
+def setup_filesystems(filesystems: list) -> None:
+    """Mount each private tmpfs the scenario wants and fill it: with data ("bytes") or empty files ("inodes").
 
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scenarios.py")
-    spec = importlib.util.spec_from_file_location("testfleet_scenarios", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses looks its module up while building the class
-    spec.loader.exec_module(module)
-    scenario = module.SCENARIOS.get(name)
-    return scenario.filesystems if scenario else ()
-
-
-def setup_filesystems(name: str) -> None:
-    """Mount each private tmpfs the scenario wants and fill it: with data ("bytes") or empty files ("inodes")."""
-    for target, options, fill in scenario_filesystems(name):
+    The list comes in init.json: once /tmp is private, files of a checkout under /tmp are gone.
+    """
+    for target, options, fill in filesystems:
         os.makedirs(target, exist_ok=True)
         mount("tmpfs", target, "tmpfs", 0, options)
         count = 0
@@ -334,7 +324,7 @@ def main() -> int:
             else:
                 delay_proxy = cfg["latency_ms"] / 1000.0
         setup_mounts(cfg)
-        setup_filesystems(cfg["scenario"])
+        setup_filesystems(cfg.get("filesystems", []))
 
         sshd_addr = "127.0.0.1" if delay_proxy else cfg["ip"]
         with open("/etc/ssh/sshd_config", "a") as f:
