@@ -18,7 +18,6 @@ import cProfile
 import io
 import json
 import pstats
-import subprocess
 import sys
 import threading
 import time

@@ -115,7 +115,7 @@ def main() -> int:
         spy = [str(bench.VENV / "bin" / "py-spy"), "record", "--format", "raw", "-r", str(a.rate), "-o", str(raw),
                *(["--gil"] if not a.all_threads else []), "--", *argv]
         t = time.monotonic()
-        m = bench.measure(spy, env=bench.base_env(), log_path=tmp / "spy.log")
+        bench.measure(spy, env=bench.base_env(), log_path=tmp / "spy.log")
         print(f"profiled run: {time.monotonic() - t:.1f}s wall; plain runs CPU {[round(x['cpu_s'], 2) for x in plain]} s")
         cpu = min(x["cpu_s"] for x in plain)
     res = analyze(raw, a.hosts, cpu)

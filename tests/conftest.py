@@ -22,28 +22,66 @@ def sshd(tmp_path_factory):
     proc.wait(timeout=10)
 
 
-@pytest.fixture
-def silent_port():
-    """A loopback port that accepts TCP connections and never says a word (no SSH banner)."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(16)
-    held = []
-    stop = threading.Event()
+class FakeServer:
+    """A loopback TCP server that accepts, sends `greeting` (maybe nothing) and then never another byte."""
 
-    def accept():
-        server.settimeout(0.2)
-        while not stop.is_set():
+    def __init__(self, greeting: bytes = b""):
+        self.greeting = greeting
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(16)
+        self.port = self.server.getsockname()[1]
+        self.held: list[socket.socket] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        self.server.settimeout(0.2)
+        while not self.stop.is_set():
             try:
-                held.append(server.accept()[0])
+                conn, _ = self.server.accept()
             except OSError:
                 continue
+            if self.greeting:
+                conn.sendall(self.greeting)
+            self.held.append(conn)
 
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield server.getsockname()[1]
-    stop.set()
-    thread.join()
-    for conn in held:
-        conn.close()
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join()
+        for conn in self.held:
+            conn.close()
+        self.server.close()
+
+
+@pytest.fixture
+def silent_port():
+    """A port that accepts TCP connections and never says a word (no SSH banner)."""
+    server = FakeServer()
+    yield server.port
     server.close()
+
+
+@pytest.fixture
+def mute_after_banner():
+    """A port that sends an SSH banner and then never another byte: a handshake that stalls."""
+    server = FakeServer(b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n")
+    yield server.port
+    server.close()
+
+
+def only_inventory_errors(path, data: bytes) -> None:
+    """Load `data` as an inventory: it must give Hosts or an InventoryError naming the file, nothing else."""
+    from fleet.errors import InventoryError
+    from fleet.inventory import Inventory, load_inventory
+    from fleet.models import Host
+
+    path.write_bytes(data)
+    try:
+        result = load_inventory(path)
+    except InventoryError as error:
+        assert error.path == str(path)
+    else:
+        assert isinstance(result, Inventory)
+        assert all(isinstance(host, Host) for host in result.hosts)

@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import pytest
 
 from tests import sshd as sshd_mod
 from tests.conftest import needs_root
-from tests.test_ssh_e2e import only_report, run_fleet, write_inventory
+from tests.test_ssh_e2e import only_report, write_inventory
 
 COMMAND = Path(__file__).resolve().parent / "fixtures/runbooks/command.yml"
 
@@ -138,35 +137,6 @@ def test_sigint_and_sigterm_leave_a_partial_report(tmp_path):
         assert [json.loads(line)["name"] for line in journal.read_text().splitlines()] == ["quick"]
 
 
-@pytest.fixture
-def mute_after_banner():
-    """A loopback port that sends an SSH banner and then never another byte: a handshake that stalls."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(8)
-    held = []
-    stop = threading.Event()
-
-    def serve():
-        server.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                continue
-            conn.sendall(b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n")
-            held.append(conn)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield server.getsockname()[1]
-    stop.set()
-    thread.join()
-    for conn in held:
-        conn.close()
-    server.close()
-
-
 @needs_root
 def test_handshake_that_stalls_after_the_banner_is_bounded(sshd, mute_after_banner, tmp_path):
     hosts = {"stalls": {**ssh_host(sshd), "ansible_port": mute_after_banner},
@@ -194,10 +164,9 @@ def test_script_killed_mid_run_keeps_what_finished(sshd, tmp_path):
 """))
     inventory = write_inventory(tmp_path / "inv.yml", {"dies": ssh_host(sshd, cmd="echo partial")})
     out = tmp_path / "reports"
-    proc = subprocess.run([sys.executable, "-m", "fleet", "diagnose", "-i", str(inventory), "--runbook",
-                           str(runbook), "--known-hosts", str(known_hosts(sshd, tmp_path / "known")),
-                           "--ssh-config", "/dev/null", "--out", str(out)],
-                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    subprocess.run([sys.executable, "-m", "fleet", "diagnose", "-i", str(inventory), "--runbook", str(runbook),
+                    "--known-hosts", str(known_hosts(sshd, tmp_path / "known")), "--ssh-config", "/dev/null",
+                    "--out", str(out)], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     [host] = only_report(out)["hosts"]
     assert (host["probes"]["run"]["stdout"], host["probes"]["run"]["exit_code"]) == ("partial\n", 0)
     assert host["probes"]["killer"]["exit_code"] is None

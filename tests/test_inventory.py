@@ -11,6 +11,7 @@ from fleet import textfile as inventory_files
 from fleet.errors import InventoryError
 from fleet.inventory import Inventory, load_inventory
 from fleet.models import Connection, Host
+from tests.conftest import only_inventory_errors
 
 FIXTURES = Path(__file__).parent / "fixtures" / "inventories"
 
@@ -631,17 +632,6 @@ GROUPS = st.deferred(lambda: st.one_of(st.none(), st.fixed_dictionaries({}, opti
 INVENTORIES = st.dictionaries(GROUP_NAMES, GROUPS, min_size=1, max_size=3)
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-
-
-def only_inventory_errors(path: Path, data: bytes) -> None:
-    path.write_bytes(data)
-    try:
-        result = load_inventory(path)
-    except InventoryError as error:
-        assert error.path == str(path)
-    else:
-        assert isinstance(result, Inventory)
-        assert all(isinstance(host, Host) for host in result.hosts)
 
 
 @FUZZ

@@ -7,10 +7,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fleet.errors import InventoryError
-from fleet.inventory import Inventory, load_inventory
+from fleet.inventory import load_inventory
 from fleet.inventory.ini_source import parse_value
 from fleet.models import Connection, Host
 from tests.test_inventory import FIXTURES, by_name, write
+from tests.conftest import only_inventory_errors
 
 
 def load_ini(tmp_path: Path, text: str, name: str = "hosts.ini") -> dict[str, Host]:
@@ -268,17 +269,6 @@ INI_FRAGMENTS = st.lists(st.sampled_from([
 ]), max_size=40).map("".join)
 
 FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-
-
-def only_inventory_errors(path: Path, data: bytes) -> None:
-    path.write_bytes(data)
-    try:
-        result = load_inventory(path)
-    except InventoryError as error:
-        assert error.path == str(path)
-    else:
-        assert isinstance(result, Inventory)
-        assert all(isinstance(host, Host) for host in result.hosts)
 
 
 @FUZZ
