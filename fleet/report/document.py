@@ -123,7 +123,9 @@ def headline(total: int, problems: int, not_run: int, causes: list[dict[str, Any
     parts = []
     if problems > not_run:
         top = ", ".join(f"{n} {v}" for v, n in ranked if v not in TRANSPORT_VERDICTS)
-        parts.append(f"{problems - not_run} of {total} hosts have a problem ({top})")
+        broken = problems - not_run
+        parts.append(f"{broken} of {total} host{'s' if total != 1 else ''} {'has' if broken == 1 else 'have'} "
+                     f"a problem ({top})")
     if not_run:
         kinds = ", ".join(f"{n} {v}" for v, n in ranked if v in TRANSPORT_VERDICTS)
         parts.append(f"{not_run} of {total} could not be diagnosed ({kinds})")
