@@ -38,7 +38,8 @@ class Progress:
         self.console, self.total = console, total
         self.counts: Counter[str] = Counter()
         self.started = time.monotonic()
-        self._live = Live(self._render(), console=console, transient=True, refresh_per_second=8) \
+        # Live redraws 8 times a second by calling __rich__, so the clock moves between hosts too.
+        self._live = Live(self, console=console, transient=True, refresh_per_second=8) \
             if console.is_terminal else None
 
     def __enter__(self) -> "Progress":
@@ -52,10 +53,8 @@ class Progress:
 
     def host_done(self, verdict: str) -> None:
         self.counts[verdict] += 1
-        if self._live:
-            self._live.update(self._render())
 
-    def _render(self) -> Text:
+    def __rich__(self) -> Text:
         done = sum(self.counts.values())
         text = Text(f"{done}/{self.total} hosts  {time.monotonic() - self.started:5.1f}s  ")
         for verdict, n in self.counts.most_common():

@@ -139,3 +139,20 @@ def test_hosts_masks_secrets(tmp_path):
     rows = json.loads(fleet("hosts", "-i", str(inventory), "--ssh-config", "/dev/null", "--json", cwd=tmp_path).stdout)
     assert rows[0]["address"] == "192.0.2.10" and rows[0]["user"] == "deploy" and rows[0]["port"] == 22
     assert rows[0]["vars"] == {"db_password": "****", "api_token": "****", "port": 8000}
+
+
+def test_progress_on_a_terminal_and_quiet_off_it(tmp_path):
+    inventory = tmp_path / "inv.yml"
+    inventory.write_text("all:\n  hosts:\n    a: {ansible_connection: local, cmd: 'sleep 1'}\n")
+    command = (f"{sys.executable} -m fleet diagnose -i {inventory} --runbook "
+               f"{ROOT / 'tests/fixtures/runbooks/command.yml'} --out {tmp_path / 'r'}")
+    log = tmp_path / "tty.log"
+    subprocess.run(["script", "-qec", command, str(log)], capture_output=True, timeout=60, cwd=tmp_path)
+    screen = log.read_text(errors="replace")
+    frames = {line.split("hosts")[1].split("s")[0].strip() for line in screen.replace("\r", "\n").splitlines()
+              if line.lstrip("\x1b[2K").startswith("0/1 hosts")}
+    assert len(frames) >= 3  # the clock moves while the host runs
+    assert "The host is healthy." in screen
+    piped = fleet("diagnose", "-i", str(inventory), "--runbook", str(ROOT / "tests/fixtures/runbooks/command.yml"),
+                  cwd=tmp_path)
+    assert "0/1 hosts" not in piped.stderr and "The host is healthy." in piped.stderr
