@@ -156,3 +156,14 @@ def test_progress_on_a_terminal_and_quiet_off_it(tmp_path):
     piped = fleet("diagnose", "-i", str(inventory), "--runbook", str(ROOT / "tests/fixtures/runbooks/command.yml"),
                   cwd=tmp_path)
     assert "0/1 hosts" not in piped.stderr and "The host is healthy." in piped.stderr
+
+
+def test_the_example_inventory_resolves(tmp_path):
+    rows = json.loads(fleet("hosts", "-i", str(ROOT / "inventories/example.yml"), "--ssh-config", "/dev/null",
+                            "--json", cwd=tmp_path).stdout)
+    by_name = {r["name"]: r for r in rows}
+    assert len(rows) == 12 + 1 + 3 + 1
+    assert by_name["web07.example.com"]["jump"] == ["deploy@bastion.example.com:22"]
+    assert by_name["web-canary.example.com"]["vars"]["port"] == 8001
+    assert by_name["api-b.example.com"]["vars"]["ansible_become"] is True
+    assert by_name["bastion.example.com"]["address"] == "203.0.113.10"
