@@ -88,7 +88,8 @@ def prepare(hosts: Sequence[Host], runbook: Runbook, options: RunOptions,
                                become_password=options.become_password)
         ssh = SSHTransport(settings, KnownHosts(options.known_hosts_files()), credentials, endpoints)
         resolve_names(ssh, options)
-        ssh.open_bastions(options.connect_timeout_s * 2)
+        for line in ssh.open_bastions(options.connect_timeout_s * 2):
+            record(options.known_hosts_files()[0], line)
         transports[Connection.SSH] = ssh
     forks, limit_note = fit_forks(options.forks)
     notes += (limit_note,) if limit_note else ()

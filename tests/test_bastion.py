@@ -124,3 +124,18 @@ def test_targets_behind_a_bastion_share_one_login_to_it(topology, tmp_path):
     _, results = run(tmp_path, bastion, target, hosts)
     assert {h["verdict"] for h in results.values()} == {"linux"}
     assert logins() - before == 1
+
+
+def test_accept_new_records_the_bastions_key_too(topology, tmp_path):
+    bastion, target, _ = topology
+    known = tmp_path / "known_hosts"
+    inventory = write_inventory(tmp_path / "inv.yml", {"behind": {
+        "ansible_host": TARGET_IP, "ansible_user": "root", "ansible_ssh_private_key_file": str(bastion.user_key),
+        "ansible_ssh_common_args": f"-J root@{BASTION_OUT}"}})
+    proc = subprocess.run([sys.executable, "-m", "fleet", "diagnose", "-i", str(inventory), "--runbook",
+                           "tests/fixtures/runbooks/uptime.yml", "--known-hosts", str(known), "--ssh-config",
+                           "/dev/null", "--accept-new", "--out", str(tmp_path / "r")], capture_output=True,
+                          text=True, timeout=60, stdin=subprocess.DEVNULL, cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(known.read_text().splitlines()) == sorted([f"{BASTION_OUT} {bastion.host_pub}",
+                                                             f"{TARGET_IP} {target.host_pub}"])

@@ -134,7 +134,8 @@ class SSHTransport:
         self._bastions: dict[Endpoint, paramiko.Transport | _HostFailure] = {}
         # Names resolved before the pool starts (see `names_to_resolve`); jump targets are
         # resolved by their bastion, IP literals need no lookup.
-        self.addresses: dict[str, str | _HostFailure] = {}
+        self.addresses: dict[str, str] = {}
+        self.dns_errors: dict[str, str] = {}
 
     def names_to_resolve(self) -> list[str]:
         """Host names this machine must look up itself, once each."""
@@ -144,21 +145,28 @@ class SSHTransport:
 
     def record_address(self, name: str, address: str | None, error: str = "") -> None:
         """The outcome of looking `name` up: its address, or why it has none (that host's verdict)."""
-        self.addresses[name] = address if address else _HostFailure(TransportStatus.UNREACHABLE, f"DNS: {error}")
+        if address:
+            self.addresses[name] = address
+        else:
+            self.dns_errors[name] = error
 
-    def open_bastions(self, deadline_s: float) -> None:
+    def open_bastions(self, deadline_s: float) -> list[str]:
         """Log in to every jump host once, before the pool starts, for all targets behind it to share.
 
         Opening one connection per target through a bastion would be N logins at once, which
-        OpenSSH's default `MaxStartups 10:30:100` starts dropping.
+        OpenSSH's default `MaxStartups 10:30:100` starts dropping. Returns the known_hosts lines
+        of jump-host keys accepted under --accept-new, for the caller to record.
         """
+        new_keys = []
         for endpoint in self.endpoints.values():
             for hop in jump_hosts(endpoint.jump):
                 if hop not in self._bastions:
                     try:
-                        self._bastions[hop] = self._session(hop, Deadline(deadline_s))[0]
+                        self._bastions[hop], new_key = self._session(hop, Deadline(deadline_s))
+                        new_keys += [new_key] if new_key else []
                     except _HostFailure as failure:
                         self._bastions[hop] = failure
+        return new_keys
 
     def close(self) -> None:
         """Close the shared bastion connections."""
@@ -262,9 +270,9 @@ class SSHTransport:
     def _socket(self, endpoint: Endpoint, timeout: float):
         """A TCP connection to the endpoint, or a direct-tcpip channel through its bastion."""
         if endpoint.jump is None:
+            if endpoint.hostname in self.dns_errors:
+                raise _HostFailure(TransportStatus.UNREACHABLE, f"DNS: {self.dns_errors[endpoint.hostname]}")
             address = self.addresses.get(endpoint.hostname, endpoint.hostname)
-            if isinstance(address, _HostFailure):
-                raise address
             sock = socket.create_connection((address, endpoint.port), timeout=max(0.1, timeout))
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             return sock
