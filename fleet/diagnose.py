@@ -62,38 +62,50 @@ def prepare(hosts: Sequence[Host], runbook: Runbook, options: RunOptions,
             ask_passphrase: Callable[[str], str | None] | None = None) -> Prepared:
     """Render every host's script and build the transports. Raises InputError on bad input."""
     marker = new_marker()
-    scripts: dict[str, bytes] = {}
-    params: dict[str, dict[str, Any]] = {}
+    params = {h.name: host_params(runbook, h.vars, options.overrides) for h in hosts}
+    transports: dict[Connection, Transport] = {Connection.LOCAL: LocalTransport()}
+    notes: list[str] = []
+    ssh_hosts = [h for h in hosts if h.connection is Connection.SSH]
+    if ssh_hosts:
+        transports[Connection.SSH], ssh_notes = ssh_transport(ssh_hosts, options, ask_passphrase)
+        notes += ssh_notes
+    forks, limit_note = fit_forks(options.forks)
+    notes += [limit_note] if limit_note else []
+    return Prepared(tuple(hosts), _scripts(runbook, params, marker, options.timeout_s), params, marker, transports,
+                    Redactor.build(runbook.redact), forks, tuple(notes))
+
+
+def _scripts(runbook: Runbook, params: Mapping[str, Mapping[str, Any]], marker: str,
+             timeout_s: float) -> dict[str, bytes]:
+    """Each host's script; hosts with the same parameters share one."""
     by_params: dict[str, bytes] = {}
-    for host in hosts:
-        params[host.name] = host_params(runbook, host.vars, options.overrides)
-        key = repr(sorted(params[host.name].items()))
+    scripts = {}
+    for name, values in params.items():
+        key = repr(sorted(values.items()))
         if key not in by_params:
             # A probe is killed on the host a second before the host's deadline, so its partial
             # output (which `head -c` only flushes when the probe ends) still comes back.
-            probes = [replace(p, timeout_s=min(p.timeout_s, max(1.0, options.timeout_s - 1.0)))
-                      for p in render_probes(runbook, params[host.name])]
+            probes = [replace(p, timeout_s=min(p.timeout_s, max(1.0, timeout_s - 1.0)))
+                      for p in render_probes(runbook, values)]
             by_params[key] = compose(probes, marker).encode()
-        scripts[host.name] = by_params[key]
-    transports: dict[Connection, Transport] = {Connection.LOCAL: LocalTransport()}
-    notes: tuple[str, ...] = ()
-    ssh_hosts = [h for h in hosts if h.connection is Connection.SSH]
-    if ssh_hosts:
-        ssh_config = load_ssh_config(options.ssh_config)
-        endpoints = {h.name: resolve_endpoint(h, ssh_config) for h in ssh_hosts}
-        credentials = load_credentials({k for e in endpoints.values() for hop in (e, *jump_hosts(e.jump)) for k in hop.key_files},
-                                       ask_passphrase)
-        notes = credentials.notes
-        settings = SSHSettings(options.connect_timeout_s, tuple(options.known_hosts_files()), options.accept_new,
-                               become_password=options.become_password)
-        ssh = SSHTransport(settings, KnownHosts(options.known_hosts_files()), credentials, endpoints)
-        resolve_names(ssh, options)
-        for line in ssh.open_bastions(options.connect_timeout_s * 2):
-            record(options.known_hosts_files()[0], line)
-        transports[Connection.SSH] = ssh
-    forks, limit_note = fit_forks(options.forks)
-    notes += (limit_note,) if limit_note else ()
-    return Prepared(tuple(hosts), scripts, params, marker, transports, Redactor.build(runbook.redact), forks, notes)
+        scripts[name] = by_params[key]
+    return scripts
+
+
+def ssh_transport(hosts: Sequence[Host], options: RunOptions,
+                  ask_passphrase: Callable[[str], str | None] | None) -> tuple[SSHTransport, list[str]]:
+    """The SSH transport for a run: config, keys and known_hosts read once, names resolved, bastions open."""
+    ssh_config = load_ssh_config(options.ssh_config)
+    endpoints = {h.name: resolve_endpoint(h, ssh_config) for h in hosts}
+    key_files = {k for e in endpoints.values() for hop in (e, *jump_hosts(e.jump)) for k in hop.key_files}
+    credentials = load_credentials(key_files, ask_passphrase)
+    settings = SSHSettings(options.connect_timeout_s, tuple(options.known_hosts_files()), options.accept_new,
+                           become_password=options.become_password)
+    ssh = SSHTransport(settings, KnownHosts(options.known_hosts_files()), credentials, endpoints)
+    resolve_names(ssh, options)
+    for line in ssh.open_bastions(options.connect_timeout_s * 2):
+        record(options.known_hosts_files()[0], line)
+    return ssh, list(credentials.notes)
 
 
 def resolve_names(ssh: SSHTransport, options: RunOptions) -> None:
