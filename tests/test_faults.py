@@ -260,3 +260,24 @@ def test_names_that_do_not_resolve_are_a_verdict_not_a_hang(tmp_path):
     assert hosts["here"]["verdict"] == "ran"
     assert hosts["ghost"]["verdict"] == "unreachable"
     assert hosts["ghost"]["summary"].startswith("DNS: no-such-host.invalid does not resolve")
+
+
+@needs_root
+def test_keys_from_a_real_ssh_agent_are_used(sshd, tmp_path):
+    """No key in the inventory: authentication goes through ssh-agent, which holds the only right key."""
+    sock = tmp_path / "agent.sock"
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not sock.exists():
+            assert time.monotonic() < deadline, "ssh-agent did not start"
+            time.sleep(0.05)
+        env = {**os.environ, "SSH_AUTH_SOCK": str(sock), "HOME": str(tmp_path)}  # no ~/.ssh/id_* either
+        subprocess.run(["ssh-add", str(sshd.user_key)], env=env, check=True, capture_output=True)
+        host = {k: v for k, v in ssh_host(sshd, cmd="echo ok").items() if k != "ansible_ssh_private_key_file"}
+        proc, out, _ = diagnose(tmp_path, sshd, {"via-agent": host}, env=env)
+    finally:
+        agent.terminate()
+        agent.wait(10)
+    assert proc.returncode == 0, proc.stderr
+    assert only_report(out)["hosts"][0]["verdict"] == "ran"
