@@ -94,13 +94,20 @@ def _become_password(ask: bool, path: Path | None) -> Secret | None:
         return None
     if not sys.stdin.isatty():
         raise InputError("--ask-become-pass needs a terminal; use --become-password-file")
-    return Secret(getpass.getpass("BECOME password: "))
+    try:
+        return Secret(getpass.getpass("BECOME password: "))
+    except EOFError:
+        raise InputError("no become password given") from None
 
 
 def _ask_passphrase(path: str) -> str | None:
+    """Asked once per encrypted key; without a terminal (or on Ctrl-D) the key is skipped, and the report says so."""
     if not sys.stdin.isatty():
         return None
-    return getpass.getpass(f"Passphrase for {path}: ") or None
+    try:
+        return getpass.getpass(f"Passphrase for {path}: ") or None
+    except EOFError:
+        return None
 
 
 @app.command()

@@ -281,3 +281,30 @@ def test_keys_from_a_real_ssh_agent_are_used(sshd, tmp_path):
         agent.wait(10)
     assert proc.returncode == 0, proc.stderr
     assert only_report(out)["hosts"][0]["verdict"] == "ran"
+
+
+@needs_root
+def test_an_encrypted_key_asks_for_its_passphrase_once(sshd, tmp_path):
+    key = tmp_path / "locked"
+    subprocess.run(["cp", str(sshd.user_key), str(key)], check=True)
+    subprocess.run(["ssh-keygen", "-q", "-p", "-N", "correct horse", "-f", str(key)], check=True, capture_output=True)
+    hosts = {f"h{i}": {**ssh_host(sshd, cmd="echo ok"), "ansible_ssh_private_key_file": str(key)} for i in range(3)}
+    inventory = write_inventory(tmp_path / "inv.yml", hosts)
+    known = known_hosts(sshd, tmp_path / "known")
+    out, log = tmp_path / "reports", tmp_path / "tty.log"
+    command = (f"{sys.executable} -m fleet diagnose -i {inventory} --runbook {COMMAND} --known-hosts {known} "
+               f"--ssh-config /dev/null --out {out}")
+    # `script` gives fleet a terminal, so getpass prompts on it; the passphrase is typed once the
+    # prompt shows (getpass discards what was typed before it).
+    proc = subprocess.Popen(["script", "-qefc", command, str(log)], stdin=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, env={**os.environ, "HOME": str(tmp_path)})
+    deadline = time.monotonic() + 30
+    while "Passphrase for" not in (log.read_text(errors="replace") if log.exists() else ""):
+        assert time.monotonic() < deadline and proc.poll() is None, "no passphrase prompt"
+        time.sleep(0.05)
+    proc.stdin.write(b"correct horse\n")
+    proc.stdin.flush()
+    assert proc.wait(timeout=60) == 0
+    assert log.read_text(errors="replace").count("Passphrase for") == 1
+    assert [h["verdict"] for h in only_report(out)["hosts"]] == ["ran"] * 3
+    assert "correct horse" not in "".join(p.read_text() for p in out.iterdir())

@@ -48,25 +48,34 @@ def load_credentials(paths: set[str], ask_passphrase: Callable[[str], str | None
             continue
         try:
             keys[path] = _load_key(path, ask_passphrase)
-        except paramiko.PasswordRequiredException:
+        except _NoPassphrase:
             notes.append(f"skipped encrypted key {path}: no passphrase given")
-        except (paramiko.SSHException, ValueError, OSError) as exc:
+        except (paramiko.SSHException, ValueError, TypeError, OSError) as exc:
             if path not in defaults:
-                raise InputError(f"cannot read private key: {exc}", path) from None
+                raise InputError(f"cannot read private key (wrong passphrase?): {' '.join(str(exc).split())}",
+                                 path) from None
     use_agent = agent_responds(os.environ.get("SSH_AUTH_SOCK"), agent_timeout_s)
     if os.environ.get("SSH_AUTH_SOCK") and not use_agent:
         notes.append("ssh-agent at SSH_AUTH_SOCK did not answer; not using it")
     return Credentials(keys, use_agent, tuple(notes))
 
 
+class _NoPassphrase(Exception):
+    """An encrypted key, and nobody to ask for its passphrase."""
+
+
 def _load_key(path: str, ask_passphrase: Callable[[str], str | None] | None) -> paramiko.PKey:
     try:
         return paramiko.PKey.from_path(path)
-    except paramiko.PasswordRequiredException:
+    except (paramiko.PasswordRequiredException, TypeError) as exc:
+        # Old PEM keys raise PasswordRequiredException; new OpenSSH-format keys come through
+        # cryptography, which raises TypeError ("Key is password-protected ...").
+        if isinstance(exc, TypeError) and "password" not in str(exc).lower():
+            raise
         passphrase = ask_passphrase(path) if ask_passphrase else None
         if not passphrase:
-            raise
-        return paramiko.PKey.from_path(path, passphrase=passphrase)
+            raise _NoPassphrase() from None
+        return paramiko.PKey.from_path(path, passphrase=passphrase.encode())
 
 
 def agent_responds(sock_path: str | None, timeout_s: float) -> bool:
