@@ -105,7 +105,7 @@ def phases(inv: Path, known_hosts: Path, runbook_name: str, forks: int, profile:
     out["interpret_parts"] = parts
 
     t = cpu()
-    doc = document.build(results, runbook=runbook, params={}, inventory=str(inv), limit=None, options={},
+    doc = document.build([document.host_entry(r) for r in results], runbook=runbook, params={}, inventory=str(inv), limit=None, options={},
                          started_at="x", duration_s=1.0)
     out["report_build"] = cpu() - t
     for fmt in ("json", "md", "html"):

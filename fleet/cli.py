@@ -21,10 +21,11 @@ from fleet.diagnose import RunOptions, prepare, run
 from fleet.config import load_default_map
 from fleet.errors import FleetError, InputError
 from fleet.inventory import load_inventory
-from fleet.models import Connection, ExitCode, HostResult, Severity
+from fleet.models import Connection, ExitCode, Severity
 from fleet.patterns import select
 from fleet.report import document
 from fleet.report.diff import compare
+from fleet.report.journal import Journal
 from fleet.report.render import FORMATS, RENDERERS, render_diff_markdown, write_reports
 from fleet.runbook import available_runbooks, host_params, load_runbook
 from fleet.runbook_cases import load_cases, run_case
@@ -162,19 +163,16 @@ def diagnose(
     started = dt.datetime.now(dt.timezone.utc)
     stem = f"{started.strftime('%Y%m%dT%H%M%SZ')}-{runbook.name}"
     clock = time.monotonic()
-    results: list[HostResult] = []
+    entries: list[dict] = []
     interrupted: ExitCode | None = None
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     os.makedirs(out, mode=0o700, exist_ok=True)
-    # Each host's result is appended as it lands, so a killed run still leaves what it learnt.
-    journal_path = out / f"{stem}.jsonl"
-    fd = os.open(journal_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    journal = Journal(out / f"{stem}.jsonl")
     try:
-        with os.fdopen(fd, "a", encoding="utf-8") as journal, Progress(console, len(hosts)) as progress:
+        with journal, Progress(console, len(hosts)) as progress:
             for result in run(prepared, runbook, options):
-                results.append(result)
-                journal.write(json.dumps(document.host_entry(result), ensure_ascii=False) + "\n")
-                journal.flush()
+                entries.append(document.host_entry(result))
+                journal.write(entries[-1])
                 progress.host_done(result.diagnosis.verdict)
     except KeyboardInterrupt:
         interrupted = ExitCode.INTERRUPTED
@@ -183,18 +181,18 @@ def diagnose(
     finally:
         signal.signal(signal.SIGTERM, previous)
 
-    done = {r.host.name for r in results}
     order = {h.name: i for i, h in enumerate(hosts)}
-    results.sort(key=lambda r: order[r.host.name])
+    entries.sort(key=lambda e: order[e["name"]])
+    missing = [h.name for h in hosts if h.name not in {e["name"] for e in entries}]
     doc = document.build(
-        results, runbook=runbook, params=prepared.redactor.redact_params(host_params(runbook, {}, options.overrides)), inventory=str(inventory),
-        limit=limit, options={"forks": forks, "connect_timeout_s": connect_timeout, "timeout_s": timeout,
-                              "hosts_selected": len(hosts)},
+        entries, runbook=runbook, params=prepared.redactor.redact_params(host_params(runbook, {}, options.overrides)),
+        inventory=str(inventory), limit=limit,
+        options={"forks": forks, "connect_timeout_s": connect_timeout, "timeout_s": timeout,
+                 "hosts_selected": len(hosts)},
         started_at=started.isoformat(timespec="seconds"), duration_s=time.monotonic() - clock,
         partial=interrupted is not None,
-        notes=[*prepared.notes, *([f"not diagnosed: {', '.join(h.name for h in hosts if h.name not in done)}"]
-                                  if interrupted else [])])
-    paths = write_reports(doc, str(out), stem, wanted) + [str(journal_path)]
+        notes=[*prepared.notes, *([f"not diagnosed: {', '.join(missing)}"] if missing else [])])
+    paths = write_reports(doc, str(out), stem, wanted) + [journal.path]
     _write_retry(out, stem, doc)
     print_summary(console, doc, paths)
     if json_out:

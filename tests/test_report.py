@@ -43,7 +43,7 @@ def sample_doc() -> dict:
         result("web-04", "unreachable", Severity.CRITICAL, "connection refused on 198.18.0.6:22"),
         result("web-05", "backend_app_error", Severity.CRITICAL, HOSTILE, stdout=HOSTILE),
     ]
-    return document.build(results, runbook=FakeRunbook(), params={"port": 8000}, inventory="inv.yml", limit=None,
+    return document.build([document.host_entry(r) for r in results], runbook=FakeRunbook(), params={"port": 8000}, inventory="inv.yml", limit=None,
                           options={"forks": 50}, started_at="2026-11-24T03:00:00+00:00", duration_s=1.25)
 
 

@@ -132,11 +132,10 @@ def headline(total: int, problems: int, not_run: int, causes: list[dict[str, Any
     return "; ".join(parts) + "."
 
 
-def build(results: Iterable[HostResult], *, runbook: Any, params: Mapping[str, Any], inventory: str,
+def build(hosts: list[dict[str, Any]], *, runbook: Any, params: Mapping[str, Any], inventory: str,
           limit: str | None, options: Mapping[str, Any], started_at: str, duration_s: float,
           partial: bool = False, notes: Iterable[str] = ()) -> dict[str, Any]:
-    """The whole report document for a run."""
-    hosts = [host_entry(r) for r in results]
+    """The whole report document for a run, from its hosts' entries (see `host_entry`)."""
     return {
         "schema": SCHEMA,
         "fleet_version": __version__,
