@@ -26,7 +26,7 @@ from fleet.patterns import select
 from fleet.report import document
 from fleet.report.diff import compare
 from fleet.report.journal import Journal
-from fleet.report.render import FORMATS, RENDERERS, render_diff_markdown, write_reports
+from fleet.report.render import FORMATS, RENDERERS, render_diff_markdown, write_private, write_reports
 from fleet.runbook import available_runbooks, host_params, load_runbook
 from fleet.runbook_cases import load_cases, run_case
 from fleet.transport.become import Secret
@@ -206,7 +206,7 @@ def _write_retry(out: Path, stem: str, doc: dict) -> None:
     """Problem hosts one per line, so `--limit @FILE` re-runs only them (Ansible's retry files)."""
     problems = [h["name"] for h in doc["hosts"] if h["severity"] != Severity.OK.value]
     if problems:
-        (out / f"{stem}.retry").write_text("\n".join(problems) + "\n")
+        write_private(str(out / f"{stem}.retry"), "\n".join(problems) + "\n")
 
 
 @app.command()

@@ -90,6 +90,18 @@ def test_hostile_output_cannot_break_markdown():
     assert "{{ 7*7 }}" in md
 
 
+def test_every_file_of_a_run_is_private(tmp_path):
+    inventory = tmp_path / "inv.yml"
+    inventory.write_text("all:\n  hosts:\n    a: {ansible_connection: local, cmd: 'exit 1'}\n")
+    out = tmp_path / "r"
+    subprocess.run([sys.executable, "-m", "fleet", "diagnose", "-i", str(inventory), "--runbook",
+                    str(Path(__file__).parent / "fixtures/runbooks/command.yml"), "--format", "json,md,html,junit",
+                    "--out", str(out)], capture_output=True, timeout=60)
+    files = sorted(p.name.split(".", 1)[1] for p in out.iterdir())
+    assert files == ["html", "json", "jsonl", "junit.xml", "md", "retry"]
+    assert {oct(p.stat().st_mode & 0o777) for p in out.iterdir()} == {"0o600"}
+
+
 def test_reports_are_private_files(tmp_path):
     paths = write_reports(sample_doc(), str(tmp_path / "out"), "run", ("json", "md", "html"))
     for path in paths:

@@ -378,7 +378,7 @@ def parse(output: ProbeOutput, params: Mapping[str, Any]) -> NginxFacts:
             config = section.lines
             facts["config_source"] = section.name
             if section.name == "nginx-files":
-                notes.append("nginx -T gave nothing: config read from the usual files, includes not followed")
+                notes.append("config read from the usual files (nginx -T not run or gave nothing), includes not followed")
     if facts["installed"] and facts["test_ok"] is None and facts["running"]:
         notes.append("nginx -t could not judge the config without privilege")
     upstreams, servers = _read_config(config)
