@@ -100,3 +100,18 @@ def test_accept_new_records_unknown_key_and_injection_is_inert(sshd, tmp_path):
     proc = run_fleet("diagnose", "-i", str(inventory), "--runbook", str(UPTIME), "--known-hosts", str(known),
                      "--ssh-config", "/dev/null", "--out", str(out2), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
+
+
+@needs_root
+def test_hashed_known_hosts_entries_are_honoured(sshd, tmp_path):
+    known = tmp_path / "known_hosts"
+    known.write_text(f"[127.0.0.1]:{sshd.port} {sshd.host_pub}\n")
+    subprocess.run(["ssh-keygen", "-H", "-f", str(known)], check=True, capture_output=True)
+    assert known.read_text().startswith("|1|")  # OpenSSH's HashKnownHosts form
+    inventory = write_inventory(tmp_path / "inv.yml", {"hashed": {
+        "ansible_host": "127.0.0.1", "ansible_port": sshd.port, "ansible_user": "root",
+        "ansible_ssh_private_key_file": str(sshd.user_key)}})
+    proc = run_fleet("diagnose", "-i", str(inventory), "--runbook", str(UPTIME), "--known-hosts", str(known),
+                     "--ssh-config", "/dev/null", "--out", str(tmp_path / "r"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert only_report(tmp_path / "r")["hosts"][0]["verdict"] == "linux"
