@@ -53,7 +53,10 @@ def topology(tmp_path_factory):
                                           text=True, check=True).stdout)
         assert route[0]["dev"] == "fltjv0"  # traffic to the bastion stays on our veth
         bastion_dir, target_dir = tmp_path_factory.mktemp("bastion"), tmp_path_factory.mktemp("target")
-        bastion, proc = sshd_mod.start(bastion_dir, (BASTION_OUT,), netns=BASTION_NS, port=22, log_level="INFO")
+        # The bastion's sshd also listens on its inner address, so a chain of two jumps can be
+        # built from one bastion: controller -> bastion (outer) -> bastion (inner) -> target.
+        bastion, proc = sshd_mod.start(bastion_dir, (BASTION_OUT, BASTION_IN), netns=BASTION_NS, port=22,
+                                       log_level="INFO")
         servers.append(proc)
         target, proc = sshd_mod.start(target_dir, (TARGET_IP,), netns=TARGET_NS, port=22)
         servers.append(proc)
@@ -71,7 +74,8 @@ def topology(tmp_path_factory):
 
 def run(tmp_path, bastion, target, hosts: dict, ssh_config: str = "") -> tuple[subprocess.CompletedProcess, dict]:
     known = tmp_path / "known_hosts"
-    known.write_text(f"{BASTION_OUT} {bastion.host_pub}\n{TARGET_IP} {target.host_pub}\n")
+    known.write_text(f"{BASTION_OUT} {bastion.host_pub}\n{BASTION_IN} {bastion.host_pub}\n"
+                     f"{TARGET_IP} {target.host_pub}\n")
     config = tmp_path / "ssh_config"
     config.write_text(ssh_config)
     inventory = write_inventory(tmp_path / "inv.yml", hosts)
@@ -139,3 +143,14 @@ def test_accept_new_records_the_bastions_key_too(topology, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert sorted(known.read_text().splitlines()) == sorted([f"{BASTION_OUT} {bastion.host_pub}",
                                                              f"{TARGET_IP} {target.host_pub}"])
+
+
+def test_a_chain_of_two_jumps(topology, tmp_path):
+    bastion, target, bastion_log = topology
+    before = bastion_log.read_text().count("Accepted publickey")
+    _, hosts = run(tmp_path, bastion, target, {"deep": {
+        "ansible_host": TARGET_IP, "ansible_user": "root", "ansible_ssh_private_key_file": str(bastion.user_key),
+        "ansible_ssh_common_args": f"-J root@{BASTION_OUT},root@{BASTION_IN}"}})
+    assert hosts["deep"]["verdict"] == "linux", hosts["deep"]
+    # Two logins to the bastion: one per hop of the chain, each made once.
+    assert bastion_log.read_text().count("Accepted publickey") - before == 2
