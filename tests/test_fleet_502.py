@@ -192,3 +192,30 @@ def test_become_with_a_wrong_or_missing_password_is_auth_failed(fleet, tmp_path)
     host, _ = become_run(fleet, tmp_path / "none", None)
     assert host["verdict"] == "auth_failed"
     assert "sudo needs a password" in host["summary"]
+
+
+def test_ask_become_pass_prompts_once_on_the_terminal(fleet, tmp_path):
+    import time
+
+    import yaml
+
+    doc = yaml.safe_load(fleet.inventory_path.read_text())
+    host = {**_find_host(doc, "sudo_password"), "ansible_become": True}
+    inventory = tmp_path / "become.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": {"sudo_password": host, "again": host}}}))
+    out, log = tmp_path / "r", tmp_path / "tty.log"
+    command = (f"{sys.executable} -m fleet diagnose -i {inventory} --known-hosts {fleet.known_hosts_path} "
+               f"--ssh-config /dev/null --out {out} --ask-become-pass")
+    proc = subprocess.Popen(["script", "-qefc", command, str(log)], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while "BECOME password:" not in (log.read_text(errors="replace") if log.exists() else ""):
+        assert time.monotonic() < deadline and proc.poll() is None, "no become prompt"
+        time.sleep(0.05)
+    password = (fleet.workdir / "fleetops.password").read_text().strip()
+    proc.stdin.write(password.encode() + b"\n")
+    proc.stdin.flush()
+    assert proc.wait(timeout=120) == 0
+    assert log.read_text(errors="replace").count("BECOME password:") == 1  # once, for both hosts
+    [report] = out.glob("*.json")
+    assert [h["verdict"] for h in json.loads(report.read_text())["hosts"]] == ["healthy", "healthy"]
+    assert password not in log.read_text(errors="replace")  # never echoed
