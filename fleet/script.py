@@ -45,18 +45,18 @@ if [ "$(id -u 2>/dev/null)" = 0 ]; then FLEET_PRIV=root; FLEET_SUDO=
 elif command -v sudo >/dev/null 2>&1 && sudo -n true </dev/null >/dev/null 2>&1; then FLEET_PRIV=sudo; FLEET_SUDO='sudo -n'
 else FLEET_PRIV=user; FLEET_SUDO=; fi
 export FLEET_PRIV FLEET_SUDO
-fleet_mark() { printf '%s %s\n' "$fleet_m" "$*"; printf '%s %s\n' "$fleet_m" "$*" >&2; }
+# One write per marker and stream: each write can become an SSH packet of its own.
+fleet_mark() { printf "$1"'%s %s\n' "$fleet_m" "$2"; printf "$1"'%s %s\n' "$fleet_m" "$2" >&2; }
 fleet_probe() {
-  fleet_mark begin "$1"
+  fleet_mark '' "begin $1"
   fleet_t0=$(fleet_now)
   # The probe's exit code comes back on fd 3 while its stdout goes through the cap; fds 3
   # and 4 are closed for the probe itself so it cannot write a forged exit code.
   { fleet_rc=$( { { $fleet_to ${fleet_to:+"$2"} sh -c "$3" </dev/null 3>&- 4>&-; echo $? >&3; } | $fleet_cap >&4; } 3>&1 ); } 4>&1
   fleet_t1=$(fleet_now)
-  printf '\n'; printf '\n' >&2
-  fleet_mark end "$1" "${fleet_rc:-255}" "$fleet_t0" "$fleet_t1"
+  fleet_mark '\n' "end $1 ${fleet_rc:-255} $fleet_t0 $fleet_t1"
 }
-fleet_mark meta priv="$FLEET_PRIV" timeout="${fleet_to:-none}"
+fleet_mark '' "meta priv=$FLEET_PRIV timeout=${fleet_to:-none}"
 """
 
 
