@@ -150,6 +150,11 @@ class _Server:
     locations: list[dict[str, Any]] = field(default_factory=list)
 
 
+# One token at a time after optional blanks: a comment (ends the line), a brace or semicolon, a
+# quoted word (quotes dropped; an unclosed quote runs to the end of the line) or a bare word.
+_TOKEN = re.compile(r"""\s*(?:(#)|([{};])|"([^"]*)"?|'([^']*)'?|([^\s{};]+))""")
+
+
 def _tokens(lines: list[str]) -> Iterator[tuple[str, str | None, int]]:
     """Words, `{`, `}` and `;` of an nginx config, with the file and line each starts on.
 
@@ -163,27 +168,10 @@ def _tokens(lines: list[str]) -> Iterator[tuple[str, str | None, int]]:
             current, number = header.group(1), 0
             continue
         number += 1
-        i, text = 0, raw
-        while i < len(text):
-            char = text[i]
-            if char.isspace():
-                i += 1
-            elif char == "#":
+        for comment, punct, dquoted, squoted, word in _TOKEN.findall(raw):
+            if comment:
                 break
-            elif char in "{};":
-                yield char, current, number
-                i += 1
-            else:
-                start = i
-                if char in "\"'":
-                    end = text.find(char, i + 1)
-                    i = len(text) if end < 0 else end + 1
-                    word = text[start + 1 : i - 1]
-                else:
-                    while i < len(text) and not text[i].isspace() and text[i] not in "{};":
-                        i += 1
-                    word = text[start:i]
-                yield word, current, number
+            yield punct or dquoted or squoted or word, current, number
             count += 1
             if count > _MAX_TOKENS:
                 return

@@ -82,7 +82,8 @@ _HTML_ENV.filters["probes_json"] = probes_json
 
 
 def render_json(doc: Mapping[str, Any]) -> str:
-    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    """Compact JSON: Python's encoder only runs in C without indentation (`jq .` pretty-prints it)."""
+    return json.dumps(doc, ensure_ascii=False) + "\n"
 
 
 def render_markdown(doc: Mapping[str, Any]) -> str:
