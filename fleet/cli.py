@@ -10,14 +10,13 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import jinja2
 import typer
 from rich.console import Console
 
 from fleet import __version__
-from fleet.diagnose import RunOptions, prepare, run
 from fleet.config import load_default_map
 from fleet.errors import FleetError, InputError
 from fleet.inventory import load_inventory
@@ -28,12 +27,14 @@ from fleet.report.diff import compare
 from fleet.report.journal import Journal
 from fleet.report.render import FORMATS, RENDERERS, render_diff_markdown, write_private, write_reports
 from fleet.runbook import available_runbooks, host_params, load_runbook
-from fleet.runbook_cases import load_cases, run_case
-from fleet.transport.become import Secret
 from fleet.terminal import (Progress, host_row, print_case_results, print_diff, print_hosts, print_runbook,
                             print_runbooks, print_summary)
-from fleet.transport.ssh import resolve_endpoint
-from fleet.transport.sshconfig import load_ssh_config
+
+if TYPE_CHECKING:
+    from fleet.transport.become import Secret
+
+# The SSH stack (paramiko, fabric) is imported by the commands that connect, so `fleet report`,
+# `fleet diff` and `--help` start without it.
 
 app = typer.Typer(add_completion=True, no_args_is_help=True, rich_markup_mode=None,
                   help="Agentless fleet diagnostics over SSH: run a runbook on every host, get a verdict per host.")
@@ -85,6 +86,8 @@ def _parse_formats(text: str) -> tuple[str, ...]:
 
 def _become_password(ask: bool, path: Path | None) -> Secret | None:
     """The sudo password, asked once before any connection, or read from a file; never echoed or logged."""
+    from fleet.transport.become import Secret
+
     if path is not None:
         try:
             return Secret(path.read_text(encoding="utf-8").rstrip("\r\n"))
@@ -143,6 +146,8 @@ def diagnose(
 
     Example: fleet diagnose -i inventories/prod.yml --limit 'web*:!web07' --var port=8001
     """
+    from fleet.diagnose import RunOptions, prepare, run
+
     console = Console(stderr=True, highlight=False)
     try:
         runbook = load_runbook(runbook_name)
@@ -269,6 +274,9 @@ def hosts(
 
     Example: fleet hosts -i inventories/prod.yml --limit 'web:!web07'
     """
+    from fleet.transport.ssh import resolve_endpoint
+    from fleet.transport.sshconfig import load_ssh_config
+
     try:
         selected = select(load_inventory(inventory), limit)
         config = load_ssh_config(str(ssh_config) if ssh_config else None)
@@ -324,6 +332,8 @@ def runbook_test(
 
     Example: fleet runbook test 502 tests/fixtures/runbook-cases/502
     """
+    from fleet.runbook_cases import load_cases, run_case
+
     try:
         book = load_runbook(name)
         overrides = _parse_vars(var)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from rich.console import Console
 from rich.live import Live
@@ -18,9 +18,11 @@ from rich.text import Text
 from fleet.models import Host
 from fleet.redact import SECRET_NAME
 from fleet.report.diff import Diff
-from fleet.runbook import Runbook
-from fleet.runbook_cases import CaseResult
-from fleet.transport.ssh import Endpoint, jump_hosts
+
+if TYPE_CHECKING:
+    from fleet.runbook import Runbook
+    from fleet.runbook_cases import CaseResult
+    from fleet.transport.ssh import Endpoint
 from fleet.sanitize import strip_control
 
 _STYLE = {"ok": "green", "warning": "yellow", "critical": "red", "unknown": "magenta"}
@@ -108,6 +110,8 @@ def print_diff(console: Console, diff: Diff) -> None:
 
 def host_row(host: Host, endpoint: Endpoint | None) -> dict[str, Any]:
     """A host as `fleet hosts` shows it; variables whose names look secret are masked."""
+    from fleet.transport.ssh import jump_hosts
+
     return {
         "name": host.name,
         "connection": host.connection.value,
