@@ -25,6 +25,7 @@ from fleet.patterns import select
 from fleet.report import document
 from fleet.report.diff import compare
 from fleet.report.journal import Journal
+from fleet.report.journal import load as journal_load
 from fleet.report.render import FORMATS, RENDERERS, render_diff_markdown, write_private, write_reports
 from fleet.runbook import available_runbooks, host_params, load_runbook
 from fleet.terminal import (Progress, host_row, print_case_results, print_diff, print_hosts, print_runbook,
@@ -216,18 +217,18 @@ def _write_retry(out: Path, stem: str, doc: dict) -> None:
 
 @app.command()
 def report(
-    results: Path = typer.Argument(..., help="A JSON report written by `fleet diagnose`."),
+    results: Path = typer.Argument(..., help="A JSON report written by `fleet diagnose`, or its .jsonl journal."),
     formats: str = typer.Option("md,html", "--format", help="Formats to render, comma separated: json,md,html."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Directory (default: beside the JSON)."),
 ) -> None:
-    """Re-render a report from its JSON.
+    """Re-render a report from its JSON, or rebuild one from the journal of a killed run.
 
     Example: fleet report reports/20261124T031500Z-502.json --format html
     """
     console = Console(stderr=True, highlight=False)
     try:
         wanted = _parse_formats(formats)
-        doc = document.load(str(results))
+        doc = _load_results(results)
         paths = write_reports(doc, str(out or results.parent), results.stem, wanted)
     except FleetError as exc:
         raise _fail(exc)
@@ -235,6 +236,11 @@ def report(
         raise _fail(f"{results}: the report lacks what rendering needs ({exc})")
     for path in paths:
         console.print(f"report: {path}", markup=False)
+
+
+def _load_results(path: Path) -> dict:
+    """A JSON report, or the journal of a run killed before it wrote one."""
+    return journal_load(str(path)) if path.suffix == ".jsonl" else document.load(str(path))
 
 
 @app.command()
@@ -251,7 +257,7 @@ def diff(
     """
     console = Console(highlight=False)
     try:
-        changes = compare(document.load(str(old)), document.load(str(new)))
+        changes = compare(_load_results(old), _load_results(new))
     except FleetError as exc:
         raise _fail(exc)
     if markdown:

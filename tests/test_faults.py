@@ -308,3 +308,33 @@ def test_an_encrypted_key_asks_for_its_passphrase_once(sshd, tmp_path):
     assert log.read_text(errors="replace").count("Passphrase for") == 1
     assert [h["verdict"] for h in only_report(out)["hosts"]] == ["ran"] * 3
     assert "correct horse" not in "".join(p.read_text() for p in out.iterdir())
+
+
+def test_a_run_killed_outright_is_rebuilt_from_its_journal(tmp_path):
+    """SIGKILL leaves no report, only the journal: `fleet report run.jsonl` makes the report from it."""
+    inventory = write_inventory(tmp_path / "inv.yml", {
+        "quick": {"ansible_connection": "local", "cmd": "echo done"},
+        # Its shell runs in a session of its own, so it outlives the kill: kept short to end soon.
+        "slow": {"ansible_connection": "local", "cmd": "sleep 8"},
+    })
+    out = tmp_path / "reports"
+    proc = subprocess.Popen([sys.executable, "-m", "fleet", "diagnose", "-i", str(inventory), "--runbook",
+                             str(COMMAND), "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 20
+    while not list(out.glob("*.jsonl")) or not list(out.glob("*.jsonl"))[0].read_text():
+        assert time.monotonic() < deadline, "the quick host never finished"
+        time.sleep(0.1)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    [journal] = out.glob("*.jsonl")
+    assert not list(out.glob("*.json"))
+    with journal.open("a") as handle:
+        handle.write('{"name": "half-writ')  # as if killed mid-write
+    rebuilt = subprocess.run([sys.executable, "-m", "fleet", "report", str(journal), "--format", "json,md"],
+                             capture_output=True, text=True, timeout=60)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    doc = json.loads(journal.with_suffix(".json").read_text())
+    assert doc["partial"] is True and doc["runbook"] == "command"
+    assert [h["name"] for h in doc["hosts"]] == ["quick"]
+    assert any("cut off mid-write" in n for n in doc["notes"])

@@ -5,9 +5,17 @@ A run that is killed, even with SIGKILL, still leaves every result it had.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
+import re
+from types import SimpleNamespace
 from typing import Any, Mapping
+
+from fleet.errors import InputError
+from fleet.report import document
+
+_STEM = re.compile(r"^(\d{8}T\d{6}Z)-(.+)$")
 
 
 class Journal:
@@ -28,3 +36,33 @@ class Journal:
     def write(self, entry: Mapping[str, Any]) -> None:
         self._file.write(json.dumps(entry, ensure_ascii=False) + "\n")
         self._file.flush()
+
+
+def load(path: str) -> dict[str, Any]:
+    """A report document rebuilt from a journal, for a run that was killed before it could write one.
+
+    A last line cut off mid-write is dropped and said; any other bad line is an InputError.
+    """
+    try:
+        with open(path, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read: {getattr(exc, 'strerror', None) or exc}", path) from None
+    hosts, notes = [], [f"rebuilt from the journal {os.path.basename(path)}: the run did not finish its report"]
+    for number, line in enumerate(lines, 1):
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            if number == len(lines):
+                notes.append(f"the journal's last line was cut off mid-write (line {number})")
+                continue
+            raise InputError("not a JSON line", path, number) from None
+        if not isinstance(entry, dict) or not {"name", "verdict", "severity"} <= entry.keys():
+            raise InputError("not a host entry of a fleet journal", path, number)
+        hosts.append(entry)
+    stem = _STEM.match(os.path.basename(path).removesuffix(".jsonl"))
+    started = (dt.datetime.strptime(stem.group(1), "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.timezone.utc)
+               .isoformat(timespec="seconds") if stem else "")
+    return document.build(hosts, runbook=SimpleNamespace(name=stem.group(2) if stem else "unknown", description=""),
+                          params={}, inventory="", limit=None, options={}, started_at=started,
+                          duration_s=sum(h.get("duration_s", 0) for h in hosts), partial=True, notes=notes)
