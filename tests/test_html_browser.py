@@ -48,6 +48,7 @@ def test_report_renders_filters_and_makes_no_request(tmp_path):
             # The hostile host's output shows as text; no script from it ran.
             page.locator("tr.detail details").nth(4).locator("summary").click()
             raw = page.locator("tr.detail").nth(4).locator(".probes pre")
+            raw.first.wait_for(state="attached", timeout=5000)  # the toggle event fires after the click
             assert raw.count() == 1  # the probe's output, put in as text when the row opened
             assert raw.first.inner_text().startswith("<script>alert(1)</script></textarea>")
             assert "<script>alert(1)</script>" in page.locator("tr.detail").nth(4).inner_text()
