@@ -99,8 +99,7 @@ def ssh_transport(hosts: Sequence[Host], options: RunOptions,
     endpoints = {h.name: resolve_endpoint(h, ssh_config) for h in hosts}
     key_files = {k for e in endpoints.values() for hop in (e, *jump_hosts(e.jump)) for k in hop.key_files}
     credentials = load_credentials(key_files, ask_passphrase)
-    settings = SSHSettings(options.connect_timeout_s, tuple(options.known_hosts_files()), options.accept_new,
-                           become_password=options.become_password)
+    settings = SSHSettings(options.connect_timeout_s, options.accept_new, become_password=options.become_password)
     ssh = SSHTransport(settings, KnownHosts(options.known_hosts_files()), credentials, endpoints)
     resolve_names(ssh, options)
     for line in ssh.open_bastions(options.connect_timeout_s * 2):

@@ -45,7 +45,6 @@ _IDLE_CHECK_S = 1.0
 @dataclass(frozen=True)
 class SSHSettings:
     connect_timeout_s: float = 10.0
-    known_hosts: tuple[str, ...] = ()
     accept_new: bool = False
     output_cap: int = DEFAULT_OUTPUT_CAP
     # Connection attempts when sshd drops us before its banner (MaxStartups).
