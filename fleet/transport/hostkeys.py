@@ -27,27 +27,23 @@ class KnownHosts:
         for path in self.paths:
             self._keys.load(path)
 
-    def key_types(self, names: tuple[str, ...]) -> list[str]:
-        """Key types recorded for a host, so the server is asked for one we can check."""
-        types: list[str] = []
-        for name in names:
-            entry = self._keys.lookup(name)
-            if entry:
-                types.extend(t for t in entry.keys() if t not in types)
-        return types
+    def recorded(self, names: tuple[str, ...]) -> dict[str, paramiko.PKey]:
+        """The keys recorded for a host, by key type (the first name that has a type wins).
 
-    def check(self, names: tuple[str, ...], key: paramiko.PKey) -> KeyCheck:
-        """KNOWN if any name records this key, CHANGED if names record other keys, else UNKNOWN."""
-        recorded = False
+        Looked up once per connection: each lookup scans every entry, hashing it for hashed ones.
+        """
+        keys: dict[str, paramiko.PKey] = {}
         for name in names:
-            entry = self._keys.lookup(name)
-            if not entry:
-                continue
-            recorded = True
-            known = entry.get(key.get_name())
-            if known is not None and known == key:
-                return KeyCheck.KNOWN
-        return KeyCheck.CHANGED if recorded else KeyCheck.UNKNOWN
+            for key_type, key in (self._keys.lookup(name) or {}).items():
+                keys.setdefault(key_type, key)
+        return keys
+
+
+def check(recorded: dict[str, paramiko.PKey], key: paramiko.PKey) -> KeyCheck:
+    """KNOWN if this key is recorded, CHANGED if other keys are, else UNKNOWN."""
+    if not recorded:
+        return KeyCheck.UNKNOWN
+    return KeyCheck.KNOWN if recorded.get(key.get_name()) == key else KeyCheck.CHANGED
 
 
 def record(path: str, line: str) -> None:

@@ -1,7 +1,7 @@
 """SSH transport: one connection and one exec per host, every phase under the host's deadline.
 
-Fabric reads the configuration (ssh_config files); the hot path (connect, handshake, host key
-check, auth, one exec, read to EOF) drives paramiko's Transport directly, because Fabric's
+ssh_config is read once by `fleet.transport.sshconfig`; the hot path (connect, handshake, host
+key check, auth, one exec, read to EOF) drives paramiko's Transport directly, because Fabric's
 `run()` spends most of its per-host CPU in invoke's polling threads, not in SSH.
 """
 
@@ -25,7 +25,7 @@ from fleet.executor import Deadline
 from fleet.models import Execution, Host, TransportStatus
 from fleet.transport.become import Become, BecomeFailed, Secret, settle
 from fleet.transport.credentials import Credentials
-from fleet.transport.hostkeys import KeyCheck, KnownHosts, known_hosts_names
+from fleet.transport.hostkeys import KeyCheck, KnownHosts, check, known_hosts_names
 
 #: Bytes of stdout plus stderr kept per host; beyond that the controller stops reading.
 DEFAULT_OUTPUT_CAP = 16 * 1024 * 1024
@@ -221,14 +221,14 @@ class SSHTransport:
             transport.banner_timeout = transport.handshake_timeout = step
             transport.auth_timeout = max(0.1, deadline.remaining())
             names = known_hosts_names(endpoint.hostname, endpoint.port)
-            known_types = self.known_hosts.key_types(names)
+            recorded = self.known_hosts.recorded(names)
             options = transport.get_security_options()
             options.ciphers = _prefer(options.ciphers, _AEAD_FIRST)
-            if known_types:
+            if recorded:
                 # Ask for a key type we hold, or a changed key could pass as "unknown type".
-                options.key_types = [t for t in options.key_types if t in known_types] or known_types
+                options.key_types = [t for t in options.key_types if t in recorded] or list(recorded)
             transport.start_client(timeout=step)
-            new_key = self._verify(transport.get_remote_server_key(), names)
+            new_key = self._verify(transport.get_remote_server_key(), names[0], recorded)
             reason = self._authenticate(transport, endpoint, deadline)
             if reason:
                 raise _HostFailure(TransportStatus.AUTH_FAILED, reason)
@@ -288,18 +288,18 @@ class SSHTransport:
                                f"jump host {endpoint.jump.hostname} cannot reach {endpoint.hostname}:"
                                f"{endpoint.port}: {exc.text}") from None
 
-    def _verify(self, key: paramiko.PKey, names: tuple[str, ...]) -> str:
+    def _verify(self, key: paramiko.PKey, name: str, recorded: dict[str, paramiko.PKey]) -> str:
         """Refuse unknown or changed keys; under --accept-new return the line recording an unknown one."""
-        check = self.known_hosts.check(names, key)
-        if check is KeyCheck.CHANGED:
+        outcome = check(recorded, key)
+        if outcome is KeyCheck.CHANGED:
             raise _HostFailure(TransportStatus.HOST_KEY_REJECTED,
                                f"host key CHANGED: {key.get_name()} {key.fingerprint} does not match known_hosts")
-        if check is KeyCheck.UNKNOWN:
+        if outcome is KeyCheck.UNKNOWN:
             if not self.settings.accept_new:
                 raise _HostFailure(TransportStatus.HOST_KEY_REJECTED,
                                    f"host key unknown: {key.get_name()} {key.fingerprint} is not in known_hosts "
                                    "(add it, or run once with --accept-new)")
-            return f"{names[0]} {key.get_name()} {key.get_base64()}"
+            return f"{name} {key.get_name()} {key.get_base64()}"
         return ""
 
     def _authenticate(self, transport: paramiko.Transport, endpoint: Endpoint, deadline: Deadline) -> str:
