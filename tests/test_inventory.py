@@ -1,4 +1,6 @@
 import os
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -586,6 +588,18 @@ def test_deep_nesting_is_an_inventory_error(tmp_path):
     path.write_text("all:\n  vars:\n    deep: " + "[" * 5000 + "]" * 5000 + "\n")
     with pytest.raises(InventoryError):
         load_inventory(path)
+
+
+@pytest.mark.parametrize("deep", ["[" * 60_000, "- " * 60_000, "{a: " * 60_000], ids=["flow", "block", "mapping"])
+def test_nesting_that_crashes_libyaml_is_an_error_not_a_crash(tmp_path, deep):
+    # libyaml dies of SIGSEGV on these; a subprocess, so a crash fails the test instead of pytest.
+    path = tmp_path / "hosts.yml"
+    path.write_text("all:\n  vars:\n    deep: " + deep + "\n")
+    code = ("import sys; from fleet.inventory import load_inventory; from fleet.errors import InventoryError\n"
+            "try:\n    load_inventory(sys.argv[1])\nexcept InventoryError as e:\n    print(e)")
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-500:]
+    assert "hosts.yml" in done.stdout
 
 
 def test_recursive_alias_is_an_inventory_error(tmp_path):

@@ -10,6 +10,7 @@ import yaml
 from fleet.errors import InventoryError
 from fleet.inventory.hostnames import expand_ranges, split_port
 from fleet.inventory.tree import Tree, Var
+from fleet.yamlfile import libyaml_can_take, on_libyaml
 
 GROUP_SECTIONS = ("hosts", "children", "vars")
 
@@ -46,13 +47,13 @@ def is_mapping(path: str, text: str) -> bool:
 
     Raises InventoryError (file and line) if the text is not YAML at all.
     """
-    return _run(path, text, lambda parser: isinstance(parser.loader.get_single_node(), yaml.MappingNode))
+    return _run(path, text, lambda parser: isinstance(parser.node, yaml.MappingNode))
 
 
 def _run(path: str, text: str, action: Callable[[_Parser], _T]) -> _T:
     parser = None
     try:
-        parser = _Parser(path, text)  # the reader already rejects control characters here
+        parser = _Parser(path, text)
         return action(parser)
     except yaml.YAMLError as exc:
         raise _yaml_error(exc, path, text) from None
@@ -104,6 +105,23 @@ def _construct_vault(loader: _Loader, node: yaml.Node) -> Any:
 
 _Loader.add_constructor("!unsafe", _construct_unsafe)
 _Loader.add_constructor("!vault", _construct_vault)
+_FastLoader = on_libyaml(_Loader)
+
+
+def _compose(text: str) -> tuple[yaml.SafeLoader, yaml.Node | None]:
+    """The document's node tree, and the loader that built it (it constructs the values later)."""
+    if _FastLoader is not None and libyaml_can_take(text):
+        loader = _FastLoader(text)
+        try:
+            return loader, loader.get_single_node()
+        except yaml.YAMLError:
+            loader.dispose()  # PyYAML's reader words the error below
+    loader = _Loader(text)
+    try:
+        return loader, loader.get_single_node()
+    except BaseException:
+        loader.dispose()
+        raise
 
 
 def _line(node: yaml.Node) -> int:
@@ -127,7 +145,7 @@ class _Parser:
 
     def __init__(self, path: str, text: str):
         self.path = path
-        self.loader = _Loader(text)
+        self.loader, self.node = _compose(text)  # the reader already rejects control characters here
         # YAML aliases can share one node between groups; parse each (group, node) once so
         # aliases neither loop forever nor blow up exponentially.
         self.parsed: set[tuple[str, yaml.Node]] = set()
@@ -137,7 +155,7 @@ class _Parser:
 
     def root(self) -> yaml.Node | None:
         """The document's top node, or None for an empty document ('', comments, '~', '{}')."""
-        root = self.loader.get_single_node()
+        root = self.node
         if root is None or _is_null(root) or (isinstance(root, yaml.MappingNode) and not root.value):
             return None
         return root
