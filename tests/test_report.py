@@ -79,7 +79,7 @@ def test_hostile_output_is_inert_in_html():
     assert html.count("<script>") == 1  # fleet's own filter/sort script only
     # Raw outputs travel as JSON in a data block that no "</script>" inside them can close.
     data = html.split('<script id="probe-data" type="application/json">', 1)[1].split("</script>", 1)[0]
-    assert "\\u003c/textarea\\u003e" in data and "<" not in data
+    assert "\\u003c/textarea>" in data and "<" not in data  # no "<": nothing can end or change the element
 
 
 def test_hostile_output_cannot_break_markdown():
