@@ -155,6 +155,13 @@ class _Server:
 _TOKEN = re.compile(r"""\s*(?:(#)|([{};])|"([^"]*)"?|'([^']*)'?|([^\s{};]+))""")
 
 
+# A line holding one whole `directive args;` and nothing else (no block, quote or comment).
+_SIMPLE_STATEMENT = re.compile(r"""\s*([^\s{};#"']+)[^{};#"']*;\s*$""")
+# The directives _read_config reads; other simple statements (mime types, log formats, most of
+# what nginx -T prints) are skipped without being tokenized.
+_READ = frozenset({"upstream", "server", "location", "listen", "server_name", "proxy_pass"})
+
+
 def _tokens(lines: list[str]) -> Iterator[tuple[str, str | None, int]]:
     """Words, `{`, `}` and `;` of an nginx config, with the file and line each starts on.
 
@@ -162,16 +169,22 @@ def _tokens(lines: list[str]) -> Iterator[tuple[str, str | None, int]]:
     nginx -T prints switch the current file and restart the line count.
     """
     current, number, count = None, 0, 0
+    between_statements = True
     for raw in lines:
         header = _FILE_HEADER.match(raw)
         if header:
             current, number = header.group(1), 0
             continue
         number += 1
+        if between_statements:
+            simple = _SIMPLE_STATEMENT.match(raw)
+            if simple and simple.group(1) not in _READ:
+                continue
         for comment, punct, dquoted, squoted, word in _TOKEN.findall(raw):
             if comment:
                 break
             yield punct or dquoted or squoted or word, current, number
+            between_statements = bool(punct)
             count += 1
             if count > _MAX_TOKENS:
                 return
