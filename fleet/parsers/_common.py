@@ -45,7 +45,7 @@ def sections(text: str | None) -> list[Section]:
     """Split probe output at its section headers, keeping their order."""
     result = [Section("", {}, [])]
     for line in lines_of(text):
-        match = _HEADER.match(line.rstrip())
+        match = _HEADER.match(line.rstrip()) if line.startswith("== ") else None
         if match:
             result.append(Section(match.group(1), dict(_KV.findall(match.group(2))), []))
         else:
