@@ -40,7 +40,7 @@ WORK = BENCH / "work"
 RESULTS = BENCH / "results"
 RUNBOOKS = BENCH / "runbooks"
 PEER_PKGS = ["parallel-ssh", "asyncssh", "ansible-core", "py-spy"]
-ALL_PEERS = ("fleet", "pssh", "asyncssh", "openssh", "ansible", "fleet-base")
+ALL_PEERS = ("fleet", "pssh", "asyncssh", "openssh", "ansible", "fleet-base", "paramiko")
 BASELINE_DIR = ""  # --baseline: a directory holding another copy of the fleet package
 
 # Our own test-fleet names and subnets, so we never collide with other users of testfleet.
@@ -292,7 +292,9 @@ def run_tool(tool: str, fl: Fleet, hosts: list, runbook: str, script: Path, fork
         m.update(ok=ok, failed=len(hosts) - ok)
         return m
     job = fl.job(tmp / "job.json", hosts, script, forks, timeout)
-    m = measure([str(VPY), str(BENCH / "peers" / f"{tool}_peer.py"), str(job)], env=env,
+    # Bare paramiko runs on fleet's own interpreter and paramiko, the floor under fleet's transport.
+    python = sys.executable if tool == "paramiko" else str(VPY)
+    m = measure([python, str(BENCH / "peers" / f"{tool}_peer.py"), str(job)], env=env,
                 log_path=tmp / f"{tool}.log", tree=tool == "openssh")
     lines = (tmp / f"{tool}.log").read_text(errors="replace").strip().splitlines()
     try:

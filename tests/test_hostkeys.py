@@ -51,10 +51,17 @@ def test_lookups_match_paramiko(tmp_path, keys):
     assert set(ours.recorded(("web1",))) == {"ssh-ed25519", "ecdsa-sha2-nistp256"}
 
 
-def test_a_malformed_hashed_entry_is_skipped(tmp_path, keys):
-    # paramiko's own lookup raises binascii.Error on this line, for every host of the run.
+@pytest.mark.parametrize("bad", [
+    "|1|not-base64|x {ed}",  # paramiko's HostKeys.lookup raises binascii.Error on it, for every host
+    "h1 ssh-ed25519 !!!notbase64",  # paramiko's HostKeys.load raises InvalidHostKey
+    "h1 ssh-ed25519 AAAA",  # a key cut short
+    "@cert-authority *.example.com {ed}",
+    "h1",
+])
+def test_lines_that_cannot_be_read_are_skipped(tmp_path, keys, bad):
     path = tmp_path / "known_hosts"
-    path.write_text(f"|1|not-base64|x {keys['ed1'][0]} {keys['ed1'][1]}\nh1 {keys['ec'][0]} {keys['ec'][1]}\n")
+    ed = f"{keys['ed1'][0]} {keys['ed1'][1]}"
+    path.write_text(bad.format(ed=ed) + f"\nh1 {keys['ec'][0]} {keys['ec'][1]}\n")
     assert set(KnownHosts([str(path)]).recorded(("h1",))) == {"ecdsa-sha2-nistp256"}
 
 

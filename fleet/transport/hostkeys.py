@@ -47,8 +47,8 @@ class KnownHosts:
                     continue
                 try:
                     entry = HostKeyEntry.from_line(line, lineno)
-                except (paramiko.SSHException, ValueError):
-                    continue  # as OpenSSH and paramiko do: a bad line is skipped, not fatal
+                except Exception:  # noqa: BLE001 - bad base64 (InvalidHostKey), a truncated key, ...
+                    continue  # as OpenSSH does: a line it cannot read is skipped, not fatal
                 if entry is None:
                     continue
                 position = (number, lineno)
