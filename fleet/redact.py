@@ -19,7 +19,7 @@ DEFAULT_PATTERNS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (r"(?i)(authorization:\s*(?:bearer|basic|token)?\s*)\S+", ("authorization",)),
     (r"(?i)(\bbearer\s+)[A-Za-z0-9._~+/=-]{8,}", ("bearer",)),
     (r"(?i)((?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key)[\"']?\s*[:=]\s*[\"']?)[^\s\"'&,;]+",
-     ("pass", "pwd", "secret", "token", "apikey", "api_key", "api-key", "accesskey", "access_key", "access-key")),
+     ("passw", "pwd", "secret", "token", "apikey", "api_key", "api-key", "accesskey", "access_key", "access-key")),
     (r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b", ("akia", "asia")),
     (r"(?i)(aws_secret_access_key\s*[:=]\s*)\S+", ("aws_secret_access_key",)),
     (r"\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}", ("eyj",)),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fleet.redact import Redactor
 
@@ -43,3 +45,20 @@ def test_parameters_are_masked_by_name_and_redacted_by_shape():
     params = {"db_password": "x", "port": 8000, "url": "https://u:pw@h/"}
     assert REDACTOR.redact_params(params) == {"db_password": "[REDACTED]", "port": 8000,
                                               "url": "https://u:[REDACTED]@h/"}
+
+
+# Pieces of the secret shapes above and of ordinary output, in any case, glued in any order.
+_PIECES = ["password", "PassWD", "pwd", "Secret", "TOKEN", "api_key", "API-KEY", "apikey", "access_key",
+           "Access-Key", "aws_secret_access_key", "authorization:", "Bearer ", "AKIA", "ASIA", "eyJ", ".eyJ",
+           "://", "@", ":", "=", " = ", '"', "'", " ", "\n", "proxy_pass", "server_tokens", "key", "pass",
+           "-----BEGIN RSA PRIVATE KEY-----", "-----END RSA PRIVATE KEY-----", "abcdEFGH0123456789", "x/y"]
+
+
+@given(st.lists(st.sampled_from(_PIECES), max_size=12))
+@settings(max_examples=400, deadline=None)
+def test_trigger_words_never_skip_a_pattern_that_would_match(pieces):
+    # The trigger words only decide whether a pattern is worth running: with or without them,
+    # the same secrets must be masked.
+    text = "".join(pieces)
+    always = Redactor(tuple((pattern, ()) for pattern, _ in REDACTOR.patterns))
+    assert REDACTOR.redact(text) == always.redact(text)
