@@ -484,8 +484,22 @@ def report_suite(n_hosts: int, runs: int) -> dict:
         log(f"report {n_hosts} hosts run {r + 1}/{runs}: wall {m['wall_s']:.2f}s cpu {m['cpu_s']:.2f}s rc {m['rc']}")
     row = median_row(samples)
     row.update(suite="report", hosts=n_hosts, json_mb=src.stat().st_size / 1e6, html_mb=samples[-1]["html_mb"],
-               verdicts=doc["summary"]["counts"], samples=samples)
+               verdicts=doc["summary"]["counts"], samples=samples, browser=browser_check(tmp / "big.html"))
     return row
+
+
+def browser_check(html: Path) -> dict | None:
+    """bench/browser.py's timings of the page in Chromium, or None without Chromium or Playwright."""
+    if not html.exists() or not shutil.which("chromium"):
+        return None
+    done = subprocess.run([sys.executable, str(BENCH / "browser.py"), str(html)], capture_output=True, text=True,
+                          timeout=600)
+    if done.returncode != 0:
+        log(f"browser check failed: {done.stderr.strip()[-300:]}")
+        return None
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    log(f"report in Chromium: {result}")
+    return result
 
 
 # --------------------------------------------------------------------------- output
@@ -533,6 +547,11 @@ def markdown(results: dict) -> str:
                        f"{fmt(r['html_mb'], '.1f')} MB HTML), `fleet report --format html,md`\n")
             out.append(f"wall {fmt(r['wall_s'])} s, CPU {fmt(r['cpu_s'])} s, peak RSS {fmt(r['maxrss_mb'], '.0f')} MB "
                        f"(target < 2 s: {'met' if r['wall_s'] < 2 else 'NOT met'})")
+            if r.get("browser"):
+                b = r["browser"]
+                out.append(f"\nIn Chromium: loads in {b['load_s']:.2f} s; filter by a verdict {b['filter_s']:.2f} s, "
+                           f"back to all {b['unfilter_s']:.2f} s, open a row {b['open_row_s']:.2f} s, "
+                           f"sort by time {b['sort_s']:.2f} s")
     return "\n".join(out) + "\n"
 
 
