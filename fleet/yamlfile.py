@@ -86,16 +86,37 @@ def libyaml_can_take(text: str) -> bool:
     return openers + max(map(len, text.splitlines()), default=0) < _LIBYAML_MAX_NESTING
 
 
+def compose(text: str, loader: type[yaml.SafeLoader],
+            fast: type[yaml.SafeLoader] | None) -> tuple[yaml.SafeLoader, yaml.Node | None]:
+    """The document's node tree, and the loader that built it (it constructs the values).
+
+    `fast` (`on_libyaml(loader)`) composes when it can take the text safely; a document it
+    refuses is composed again by `loader`, so PyYAML words and locates every syntax error.
+    The caller disposes of the returned loader.
+    """
+    if fast is not None and libyaml_can_take(text):
+        parser = fast(text)
+        try:
+            return parser, parser.get_single_node()
+        except yaml.YAMLError:
+            parser.dispose()
+    parser = loader(text)
+    try:
+        return parser, parser.get_single_node()
+    except BaseException:
+        parser.dispose()
+        raise
+
+
 _FastLoader = on_libyaml(_Loader)
 
 
 def _load(text: str) -> Any:
-    if _FastLoader is not None and libyaml_can_take(text):
-        try:
-            return yaml.load(text, Loader=_FastLoader)  # noqa: S506 - a SafeLoader subclass
-        except yaml.YAMLError:
-            pass  # PyYAML's reader words the error below
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    parser, node = compose(text, _Loader, _FastLoader)
+    try:
+        return None if node is None else parser.construct_document(node)
+    finally:
+        parser.dispose()
 
 
 def load_yaml(path: str | os.PathLike, error: type[InputError] = InputError) -> Any:

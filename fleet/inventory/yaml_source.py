@@ -10,7 +10,7 @@ import yaml
 from fleet.errors import InventoryError
 from fleet.inventory.hostnames import expand_ranges, split_port
 from fleet.inventory.tree import Tree, Var
-from fleet.yamlfile import libyaml_can_take, on_libyaml
+from fleet.yamlfile import compose, on_libyaml
 
 GROUP_SECTIONS = ("hosts", "children", "vars")
 
@@ -108,22 +108,6 @@ _Loader.add_constructor("!vault", _construct_vault)
 _FastLoader = on_libyaml(_Loader)
 
 
-def _compose(text: str) -> tuple[yaml.SafeLoader, yaml.Node | None]:
-    """The document's node tree, and the loader that built it (it constructs the values later)."""
-    if _FastLoader is not None and libyaml_can_take(text):
-        loader = _FastLoader(text)
-        try:
-            return loader, loader.get_single_node()
-        except yaml.YAMLError:
-            loader.dispose()  # PyYAML's reader words the error below
-    loader = _Loader(text)
-    try:
-        return loader, loader.get_single_node()
-    except BaseException:
-        loader.dispose()
-        raise
-
-
 def _line(node: yaml.Node) -> int:
     return node.start_mark.line + 1
 
@@ -145,7 +129,8 @@ class _Parser:
 
     def __init__(self, path: str, text: str):
         self.path = path
-        self.loader, self.node = _compose(text)  # the reader already rejects control characters here
+        # Both parsers refuse control characters; what libyaml refuses, PyYAML reads again to word it.
+        self.loader, self.node = compose(text, _Loader, _FastLoader)
         # YAML aliases can share one node between groups; parse each (group, node) once so
         # aliases neither loop forever nor blow up exponentially.
         self.parsed: set[tuple[str, yaml.Node]] = set()
