@@ -214,7 +214,7 @@ def test_ask_become_pass_prompts_once_on_the_terminal(fleet, tmp_path):
     password = (fleet.workdir / "fleetops.password").read_text().strip()
     proc.stdin.write(password.encode() + b"\n")
     proc.stdin.flush()
-    assert proc.wait(timeout=120) == 0
+    assert proc.wait(timeout=120) == 0, log.read_text(errors="replace")
     assert log.read_text(errors="replace").count("BECOME password:") == 1  # once, for both hosts
     [report] = out.glob("*.json")
     assert [h["verdict"] for h in json.loads(report.read_text())["hosts"]] == ["healthy", "healthy"]

@@ -72,7 +72,10 @@ def _exec(transport: paramiko.Transport, command: str, stdin: bytes, deadline: D
             channel.sendall(stdin)
         channel.shutdown_write()
         err = b""
-        while not channel.exit_status_ready() or channel.recv_stderr_ready():
+        # Done at EOF, not at the exit status: sshd may send the status before the last of stderr,
+        # and half of "sudo: a password is required" reads as a refusal.
+        while not (channel.exit_status_ready() and (channel.eof_received or channel.closed)) \
+                or channel.recv_stderr_ready():
             if deadline.expired():
                 raise BecomeFailed("sudo did not answer before the deadline")
             chunk = channel.recv_stderr(4096) if channel.recv_stderr_ready() else b""
