@@ -113,6 +113,12 @@ def test_maxstartups_drops_are_retried_with_backoff(tmp_path):
     assert any("connection attempts" in n for h in report["hosts"] for n in h["notes"])
 
 
+def _default_sigint() -> None:
+    # A suite started in the background by a non-interactive shell inherits SIGINT ignored, and
+    # Python only installs its Ctrl-C handler over the default disposition.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_sigint_and_sigterm_leave_a_partial_report(tmp_path):
     inventory = write_inventory(tmp_path / "inv.yml", {
         "quick": {"ansible_connection": "local", "cmd": "echo done"},
@@ -122,7 +128,7 @@ def test_sigint_and_sigterm_leave_a_partial_report(tmp_path):
         out = tmp_path / f"reports-{sig.name}"
         proc = subprocess.Popen([sys.executable, "-m", "fleet", "diagnose", "-i", str(inventory), "--runbook",
                                  str(COMMAND), "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                stdin=subprocess.DEVNULL)
+                                stdin=subprocess.DEVNULL, preexec_fn=_default_sigint)
         deadline = time.monotonic() + 20
         while not list(out.glob("*.jsonl")) or not list(out.glob("*.jsonl"))[0].read_text():
             assert time.monotonic() < deadline, "the quick host never finished"
