@@ -157,16 +157,14 @@ _TOKEN = re.compile(r"""\s*(?:(#)|([{};])|"([^"]*)"?|'([^']*)'?|([^\s{};]+))""")
 
 # A line holding one whole `directive args;` and nothing else (no block, quote or comment).
 _SIMPLE_STATEMENT = re.compile(r"""\s*([^\s{};#"']+)[^{};#"']*;\s*$""")
-# The directives _read_config reads; other simple statements (mime types, log formats, most of
-# what nginx -T prints) are skipped without being tokenized.
-_READ = frozenset({"upstream", "server", "location", "listen", "server_name", "proxy_pass"})
 
 
 def _tokens(lines: list[str]) -> Iterator[tuple[str, str | None, int]]:
     """Words, `{`, `}` and `;` of an nginx config, with the file and line each starts on.
 
     Quotes group words; `#` starts a comment. The `# configuration file X:` comments
-    nginx -T prints switch the current file and restart the line count.
+    nginx -T prints switch the current file and restart the line count. Simple statements of
+    directives with no entry in `_STATEMENTS` are left out.
     """
     current, number, count = None, 0, 0
     between_statements = True
@@ -178,7 +176,9 @@ def _tokens(lines: list[str]) -> Iterator[tuple[str, str | None, int]]:
         number += 1
         if between_statements:
             simple = _SIMPLE_STATEMENT.match(raw)
-            if simple and simple.group(1) not in _READ:
+            # Statements no handler reads (mime types, log formats, most of what nginx -T
+            # prints) are skipped untokenized; blocks never match, they end in `{`.
+            if simple and simple.group(1) not in _STATEMENTS:
                 continue
         for comment, punct, dquoted, squoted, word in _TOKEN.findall(raw):
             if comment:
@@ -204,12 +204,15 @@ def _listen_port(value: str) -> int | None:
     return split_hostport(value)[1] or 80
 
 
+# One frame per open block while reading: (directive, args, object it builds or None).
+_Stack = list[tuple[str, list[str], Any]]
+
+
 def _read_config(lines: list[str]) -> tuple[dict[str, Upstream], list[_Server]]:
     """Upstream blocks and server blocks (with their locations) of an nginx config."""
     upstreams: dict[str, Upstream] = {}
     servers: list[_Server] = []
-    # One frame per open block: (directive, args, object it builds or None).
-    stack: list[tuple[str, list[str], Any]] = []
+    stack: _Stack = []
     words: list[str] = []
     start: tuple[str | None, int] = (None, 0)
     for token, file, number in _tokens(lines):
@@ -240,23 +243,42 @@ def _read_config(lines: list[str]) -> tuple[dict[str, Upstream], list[_Server]]:
                 name, _, built = stack.pop()
                 if name == "upstream" and isinstance(built, dict) and len(upstreams) < MAX_ITEMS:
                     upstreams[built["name"]] = Upstream(built["name"], tuple(built["servers"]), built["file"], built["line"])
-        elif stack:
-            frame = stack[-1]
-            if frame[0] == "upstream" and name == "server" and args and isinstance(frame[2], dict):
-                if not args[0].startswith("unix:") and len(frame[2]["servers"]) < MAX_ITEMS:
-                    frame[2]["servers"].append(_target(args[0], "http", frame[2]["name"], start[0], start[1], text))
-            elif isinstance(frame[2], _Server) and name == "listen" and args:
-                port = _listen_port(args[0])
-                if port is not None:
-                    frame[2].ports.append(port)
-                frame[2].default = frame[2].default or "default_server" in args
-            elif isinstance(frame[2], _Server) and name == "server_name":
-                frame[2].names.extend(a.lower() for a in args)
-            elif name == "proxy_pass" and args:
-                location = next((f[2] for f in reversed(stack) if f[0] == "location" and isinstance(f[2], dict)), None)
-                if location is not None:
-                    location.update(proxy_pass=args[0], pp_file=start[0], pp_line=start[1], pp_text=text)
+        elif stack and args and name in _STATEMENTS:
+            _STATEMENTS[name](stack, args, start, text)
     return upstreams, servers
+
+
+def _upstream_server(stack: _Stack, args: list[str], start: tuple[str | None, int], text: str) -> None:
+    block, _, upstream = stack[-1]
+    if block == "upstream" and isinstance(upstream, dict) and not args[0].startswith("unix:") \
+            and len(upstream["servers"]) < MAX_ITEMS:
+        upstream["servers"].append(_target(args[0], "http", upstream["name"], start[0], start[1], text))
+
+
+def _listen(stack: _Stack, args: list[str], start: tuple[str | None, int], text: str) -> None:
+    server = stack[-1][2]
+    if isinstance(server, _Server):
+        port = _listen_port(args[0])
+        if port is not None:
+            server.ports.append(port)
+        server.default = server.default or "default_server" in args
+
+
+def _server_name(stack: _Stack, args: list[str], start: tuple[str | None, int], text: str) -> None:
+    server = stack[-1][2]
+    if isinstance(server, _Server):
+        server.names.extend(a.lower() for a in args)
+
+
+def _proxy_pass(stack: _Stack, args: list[str], start: tuple[str | None, int], text: str) -> None:
+    location = next((f[2] for f in reversed(stack) if f[0] == "location" and isinstance(f[2], dict)), None)
+    if location is not None:
+        location.update(proxy_pass=args[0], pp_file=start[0], pp_line=start[1], pp_text=text)
+
+
+# The simple statements _read_config acts on, by directive. `_tokens` skips every other one, so
+# a directive gets read by adding its handler here, and only here.
+_STATEMENTS = {"server": _upstream_server, "listen": _listen, "server_name": _server_name, "proxy_pass": _proxy_pass}
 
 
 def _name_matches(name: str, host: str) -> bool:
