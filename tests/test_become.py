@@ -73,5 +73,5 @@ def test_stderr_after_the_exit_status_is_still_read(late_stderr_transport):
 def test_the_password_is_checked_once_the_refusal_is_read_whole(late_stderr_transport):
     # The same late "password is required" on every exec: the check with the password fails too,
     # and says what sudo said rather than a clipped word.
-    with pytest.raises(BecomeFailed, match="^sudo: sudo: a password is required$"):
+    with pytest.raises(BecomeFailed, match="^sudo: a password is required$"):
         settle(late_stderr_transport, "root", Secret("pw"), Deadline(10))

@@ -51,14 +51,14 @@ def settle(transport: paramiko.Transport, user: str, password: Secret | None, de
     if rc == 0:
         return Become(f"sudo -n {target}-- sh -s")
     if "password is required" not in err:
-        raise BecomeFailed(f"sudo: {_first_line(err) or f'exit {rc}'}")
+        raise BecomeFailed(_sudo_said(err, rc))
     if password is None:
         raise BecomeFailed("sudo needs a password for this user (give --ask-become-pass or --become-password-file)")
     line = password.reveal().encode() + b"\n"
     rc, err = _exec(transport, f"sudo -k -S -p '' {target}true", line, deadline)
     if rc != 0:
         raise BecomeFailed("sudo: incorrect password" if "incorrect password" in err or "try again" in err
-                           else f"sudo: {_first_line(err) or f'exit {rc}'}")
+                           else _sudo_said(err, rc))
     return Become(f"sudo -k -S -p '' {target}-- sh -s", line)
 
 
@@ -87,5 +87,7 @@ def _exec(transport: paramiko.Transport, command: str, stdin: bytes, deadline: D
         channel.close()
 
 
-def _first_line(text: str) -> str:
-    return next((line.strip() for line in text.splitlines() if line.strip()), "")
+def _sudo_said(err: str, rc: int) -> str:
+    """`sudo: <its first line of stderr>`, without doubling the `sudo: ` it starts with itself."""
+    line = next((line.strip() for line in err.splitlines() if line.strip()), "")
+    return f"sudo: {line.removeprefix('sudo: ') or f'exit {rc}'}"
