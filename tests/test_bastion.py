@@ -12,12 +12,19 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
+import threading
+import time
 
+import paramiko
 import pytest
+from paramiko.common import MSG_CHANNEL_DATA
 
 from tests import sshd as sshd_mod
+from fleet.transport.ssh import JumpSocket
 from tests.test_ssh_e2e import only_report, write_inventory
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create network namespaces")
@@ -72,20 +79,27 @@ def topology(tmp_path_factory):
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
 
 
-def run(tmp_path, bastion, target, hosts: dict, ssh_config: str = "") -> tuple[subprocess.CompletedProcess, dict]:
+REPO = os.path.dirname(os.path.dirname(__file__))
+
+
+def diagnose_command(tmp_path, bastion, target, hosts: dict, ssh_config: str = "",
+                     runbook: str = "tests/fixtures/runbooks/uptime.yml", timeout: int = 10) -> list[str]:
+    """`fleet diagnose` of `hosts`, with known_hosts for the bastion and the target; reports in tmp_path/reports."""
     known = tmp_path / "known_hosts"
     known.write_text(f"{BASTION_OUT} {bastion.host_pub}\n{BASTION_IN} {bastion.host_pub}\n"
                      f"{TARGET_IP} {target.host_pub}\n")
     config = tmp_path / "ssh_config"
     config.write_text(ssh_config)
     inventory = write_inventory(tmp_path / "inv.yml", hosts)
-    out = tmp_path / "reports"
-    proc = subprocess.run([sys.executable, "-m", "fleet", "diagnose", "-i", str(inventory), "--runbook",
-                           "tests/fixtures/runbooks/uptime.yml", "--known-hosts", str(known), "--ssh-config",
-                           str(config), "--out", str(out), "--connect-timeout", "3", "--timeout", "10"],
-                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
-                          cwd=os.path.dirname(os.path.dirname(__file__)))
-    return proc, {h["name"]: h for h in only_report(out)["hosts"]}
+    return [sys.executable, "-m", "fleet", "diagnose", "-i", str(inventory), "--runbook", runbook, "--known-hosts",
+            str(known), "--ssh-config", str(config), "--out", str(tmp_path / "reports"), "--connect-timeout", "3",
+            "--timeout", str(timeout)]
+
+
+def run(tmp_path, bastion, target, hosts: dict, ssh_config: str = "") -> tuple[subprocess.CompletedProcess, dict]:
+    proc = subprocess.run(diagnose_command(tmp_path, bastion, target, hosts, ssh_config), capture_output=True,
+                          text=True, timeout=60, stdin=subprocess.DEVNULL, cwd=REPO)
+    return proc, {h["name"]: h for h in only_report(tmp_path / "reports")["hosts"]}
 
 
 def test_target_is_unreachable_directly(topology, tmp_path):
@@ -126,7 +140,7 @@ def test_targets_behind_a_bastion_share_one_login_to_it(topology, tmp_path):
     hosts = {f"t{i}": {"ansible_host": TARGET_IP, "ansible_user": "root", "ansible_ssh_private_key_file": key,
                        "ansible_ssh_common_args": f"-J root@{BASTION_OUT}"} for i in range(5)}
     _, results = run(tmp_path, bastion, target, hosts)
-    assert {h["verdict"] for h in results.values()} == {"linux"}
+    assert {h["verdict"] for h in results.values()} == {"linux"}, results
     assert logins() - before == 1
 
 
@@ -139,7 +153,7 @@ def test_accept_new_records_the_bastions_key_too(topology, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "fleet", "diagnose", "-i", str(inventory), "--runbook",
                            "tests/fixtures/runbooks/uptime.yml", "--known-hosts", str(known), "--ssh-config",
                            "/dev/null", "--accept-new", "--out", str(tmp_path / "r")], capture_output=True,
-                          text=True, timeout=60, stdin=subprocess.DEVNULL, cwd=os.path.dirname(os.path.dirname(__file__)))
+                          text=True, timeout=60, stdin=subprocess.DEVNULL, cwd=REPO)
     assert proc.returncode == 0, proc.stderr
     assert sorted(known.read_text().splitlines()) == sorted([f"{BASTION_OUT} {bastion.host_pub}",
                                                              f"{TARGET_IP} {target.host_pub}"])
@@ -154,3 +168,76 @@ def test_a_chain_of_two_jumps(topology, tmp_path):
     assert hosts["deep"]["verdict"] == "linux", hosts["deep"]
     # Two logins to the bastion: one per hop of the chain, each made once.
     assert bastion_log.read_text().count("Accepted publickey") - before == 2
+
+
+def _descendants(pid: int) -> list[int]:
+    """PIDs below `pid` (children first), from /proc."""
+    try:
+        children = [int(c) for c in open(f"/proc/{pid}/task/{pid}/children").read().split()]
+    except OSError:
+        return []
+    return children + [d for c in children for d in _descendants(c)]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def test_a_bastion_lost_mid_run_is_a_verdict_at_once_not_at_the_deadline(topology, tmp_path):
+    bastion, target, _ = topology
+    command = diagnose_command(tmp_path, bastion, target, {"behind": {
+        "ansible_host": TARGET_IP, "ansible_user": "root", "ansible_ssh_private_key_file": str(bastion.user_key),
+        "ansible_ssh_common_args": f"-J root@{BASTION_OUT}", "cmd": "sleep 8"}},
+        runbook="tests/fixtures/runbooks/command.yml", timeout=30)
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                            cwd=REPO)
+    try:
+        waited = time.monotonic() + 20
+        while not any("sleep 8" in _cmdline(p) for p in _descendants(target.pid)):
+            assert time.monotonic() < waited and proc.poll() is None, "the script never started on the target"
+            time.sleep(0.05)
+        # End the bastion's side of the connection: its per-connection sshd processes, ours by PID.
+        lost_at = time.monotonic()
+        for pid in _descendants(bastion.pid):
+            os.kill(pid, signal.SIGTERM)
+        assert proc.wait(timeout=40) == 1
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    [host] = only_report(tmp_path / "reports")["hosts"]
+    assert host["verdict"] == "unreachable", host
+    assert host["summary"].startswith("connection lost while running")
+    assert time.monotonic() - lost_at < 5  # not the 30 s deadline
+
+
+def test_closing_a_jump_socket_never_puts_data_after_the_channel_close(sshd, silent_port):
+    """paramiko sends a channel's data message after releasing the channel's lock; a close slipping
+    in between puts data after the CLOSE, and sshd ends the whole bastion connection for it."""
+    bastion = paramiko.Transport(socket.create_connection(("127.0.0.1", sshd.port)))
+    try:
+        bastion.start_client(timeout=10)
+        bastion.auth_publickey("root", paramiko.Ed25519Key.from_private_key_file(str(sshd.user_key)))
+        jump = JumpSocket(bastion.open_channel("direct-tcpip", ("127.0.0.1", silent_port), ("127.0.0.1", 0)))
+        send_user_message = bastion._send_user_message
+
+        def paused(message):
+            # Where a preempted sender thread would stop: data message built, not yet sent.
+            if message.asbytes()[0] == MSG_CHANNEL_DATA:
+                time.sleep(0.5)
+            send_user_message(message)
+
+        bastion._send_user_message = paused
+        sender = threading.Thread(target=jump.send, args=(b"x" * 100,))
+        sender.start()
+        time.sleep(0.1)
+        jump.close()
+        sender.join()
+        # sshd reads in order: had the data come after the CLOSE, it would end the connection
+        # ("data packet referred to nonexistent channel") before answering this.
+        bastion.open_channel("direct-tcpip", ("127.0.0.1", silent_port), ("127.0.0.1", 0), timeout=10).close()
+        assert bastion.is_active()
+    finally:
+        bastion.close()

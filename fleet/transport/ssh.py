@@ -281,8 +281,8 @@ class SSHTransport:
             raise _HostFailure(TransportStatus.UNREACHABLE,
                                f"jump host {endpoint.jump.hostname}:{endpoint.jump.port}: {why}")
         try:
-            return bastion.open_channel("direct-tcpip", (endpoint.hostname, endpoint.port), ("127.0.0.1", 0),
-                                        timeout=max(0.1, timeout))
+            return JumpSocket(bastion.open_channel("direct-tcpip", (endpoint.hostname, endpoint.port),
+                                                   ("127.0.0.1", 0), timeout=max(0.1, timeout)))
         except paramiko.ChannelException as exc:
             raise _HostFailure(TransportStatus.UNREACHABLE,
                                f"jump host {endpoint.jump.hostname} cannot reach {endpoint.hostname}:"
@@ -342,7 +342,8 @@ class SSHTransport:
         out, err = bytearray(), bytearray()
         truncated = False
         wake = _wakeup(channel)
-        while not (channel.eof_received and not channel.recv_ready() and not channel.recv_stderr_ready()):
+        while not ((channel.eof_received or channel.closed) and not channel.recv_ready()
+                   and not channel.recv_stderr_ready()):
             if deadline.expired():
                 return Execution(TransportStatus.TIMEOUT,
                                  f"no complete result within the {deadline.seconds:g}s deadline; output so far kept",
@@ -357,6 +358,11 @@ class SSHTransport:
                 wake(min(deadline.remaining(), 1.0))
             if truncated:
                 break  # the rest is not worth the memory; the splitter marks what was cut
+        if not channel.eof_received and not truncated and not transport.is_active():
+            # The connection died under the channel (paramiko then closes it without an EOF), as
+            # when the bastion in front goes away: say so now, not at the deadline.
+            return Execution(TransportStatus.UNREACHABLE, "connection lost while running; output so far kept",
+                             bytes(out), bytes(err), None, time.monotonic() - started, truncated, new_key)
         exit_code = None
         if channel.status_event.wait(min(deadline.remaining(), 2.0)):
             exit_code = channel.recv_exit_status()
@@ -398,6 +404,40 @@ def _append_capped(buf: bytearray, chunk: bytes, room: int) -> bool:
         return False
     buf += chunk[: max(0, room - len(buf))]
     return True
+
+
+class JumpSocket:
+    """A direct-tcpip channel through a bastion, as the socket of the transport to the host behind.
+
+    paramiko's `Channel.send` builds its data message under the channel's lock but transmits it
+    after letting go, so a `close()` from another thread can slip in between and put data on the
+    wire after the channel's CLOSE. sshd answers that with "data packet referred to nonexistent
+    channel" and ends the bastion connection, and with it every other host still running behind
+    it. Here a close waits for a send in flight; a send waits at most the channel's timeout.
+    """
+
+    def __init__(self, channel: paramiko.Channel):
+        self.channel = channel
+        self._sending = threading.Lock()
+
+    def send(self, data: bytes) -> int:
+        with self._sending:
+            return self.channel.send(data)
+
+    def close(self) -> None:
+        with self._sending:
+            self.channel.close()
+
+    def recv(self, size: int) -> bytes:
+        return self.channel.recv(size)
+
+    def settimeout(self, timeout: float | None) -> None:
+        self.channel.settimeout(timeout)
+
+    @property
+    def _closed(self) -> bool:
+        # paramiko's Transport.stop_thread reads this private attribute of real sockets.
+        return self.channel.closed
 
 
 class _HostFailure(Exception):
