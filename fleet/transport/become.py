@@ -82,6 +82,10 @@ def _exec(transport: paramiko.Transport, command: str, stdin: bytes, deadline: D
             err += chunk[: max(0, 4096 - len(err))]
             if not chunk:
                 channel.status_event.wait(min(0.05, deadline.remaining()))
+        if not channel.eof_received and not transport.is_active():
+            # The connection died (paramiko closes its channels without an EOF or a status): the
+            # caller's "connection lost", not a sudo refusal reading "exit -1".
+            raise paramiko.SSHException("the connection closed before sudo answered")
         return channel.recv_exit_status(), err.decode("utf-8", "replace")
     finally:
         channel.close()
