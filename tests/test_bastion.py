@@ -186,6 +186,14 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
+def _end(pids) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass  # ended on its own meanwhile
+
+
 def test_a_bastion_lost_mid_run_is_a_verdict_at_once_not_at_the_deadline(topology, tmp_path):
     bastion, target, _ = topology
     command = diagnose_command(tmp_path, bastion, target, {"behind": {
@@ -201,12 +209,12 @@ def test_a_bastion_lost_mid_run_is_a_verdict_at_once_not_at_the_deadline(topolog
             time.sleep(0.05)
         # End the bastion's side of the connection: its per-connection sshd processes, ours by PID.
         lost_at = time.monotonic()
-        for pid in _descendants(bastion.pid):
-            os.kill(pid, signal.SIGTERM)
+        _end(_descendants(bastion.pid))
         assert proc.wait(timeout=40) == 1
     finally:
         if proc.poll() is None:
             proc.kill()
+        _end(p for p in _descendants(target.pid) if "sleep 8" in _cmdline(p))  # orphaned by the lost connection
     [host] = only_report(tmp_path / "reports")["hosts"]
     assert host["verdict"] == "unreachable", host
     assert host["summary"].startswith("connection lost while running")
@@ -222,17 +230,19 @@ def test_closing_a_jump_socket_never_puts_data_after_the_channel_close(sshd, sil
         bastion.auth_publickey("root", paramiko.Ed25519Key.from_private_key_file(str(sshd.user_key)))
         jump = JumpSocket(bastion.open_channel("direct-tcpip", ("127.0.0.1", silent_port), ("127.0.0.1", 0)))
         send_user_message = bastion._send_user_message
+        built = threading.Event()
 
         def paused(message):
             # Where a preempted sender thread would stop: data message built, not yet sent.
             if message.asbytes()[0] == MSG_CHANNEL_DATA:
+                built.set()
                 time.sleep(0.5)
             send_user_message(message)
 
         bastion._send_user_message = paused
         sender = threading.Thread(target=jump.send, args=(b"x" * 100,))
         sender.start()
-        time.sleep(0.1)
+        assert built.wait(10)
         jump.close()
         sender.join()
         # sshd reads in order: had the data come after the CLOSE, it would end the connection
