@@ -194,12 +194,13 @@ def _end(pids) -> None:
             pass  # ended on its own meanwhile
 
 
-def test_a_bastion_lost_mid_run_is_a_verdict_at_once_not_at_the_deadline(topology, tmp_path):
+def test_a_bastion_lost_mid_run_is_a_verdict_at_once_for_every_host_behind_it(topology, tmp_path):
     bastion, target, _ = topology
-    command = diagnose_command(tmp_path, bastion, target, {"behind": {
-        "ansible_host": TARGET_IP, "ansible_user": "root", "ansible_ssh_private_key_file": str(bastion.user_key),
-        "ansible_ssh_common_args": f"-J root@{BASTION_OUT}", "cmd": "sleep 8"}},
-        runbook="tests/fixtures/runbooks/command.yml", timeout=30)
+    behind = {"ansible_host": TARGET_IP, "ansible_user": "root", "ansible_ssh_private_key_file": str(bastion.user_key),
+              "ansible_ssh_common_args": f"-J root@{BASTION_OUT}", "cmd": "sleep 8"}
+    # One at a time: `second` starts after the bastion is gone.
+    command = diagnose_command(tmp_path, bastion, target, {"first": behind, "second": behind},
+                               runbook="tests/fixtures/runbooks/command.yml", timeout=30) + ["--forks", "1"]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
                             cwd=REPO)
     try:
@@ -215,9 +216,10 @@ def test_a_bastion_lost_mid_run_is_a_verdict_at_once_not_at_the_deadline(topolog
         if proc.poll() is None:
             proc.kill()
         _end(p for p in _descendants(target.pid) if "sleep 8" in _cmdline(p))  # orphaned by the lost connection
-    [host] = only_report(tmp_path / "reports")["hosts"]
-    assert host["verdict"] == "unreachable", host
-    assert host["summary"].startswith("connection lost while running")
+    hosts = {h["name"]: h for h in only_report(tmp_path / "reports")["hosts"]}
+    assert hosts["first"]["verdict"] == hosts["second"]["verdict"] == "unreachable", hosts
+    assert hosts["first"]["summary"].startswith("connection lost while running")
+    assert hosts["second"]["summary"] == f"jump host {BASTION_OUT}:22: its connection was lost during the run"
     assert time.monotonic() - lost_at < 5  # not the 30 s deadline
 
 

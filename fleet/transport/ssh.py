@@ -276,8 +276,13 @@ class SSHTransport:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             return sock
         bastion = self._bastions.get(endpoint.jump)
-        if not isinstance(bastion, paramiko.Transport):
-            why = bastion.reason if isinstance(bastion, _HostFailure) else "not connected"
+        if not isinstance(bastion, paramiko.Transport) or not bastion.is_active():
+            if isinstance(bastion, _HostFailure):
+                why = bastion.reason
+            elif bastion is None:
+                why = "not connected"
+            else:
+                why = "its connection was lost during the run"
             raise _HostFailure(TransportStatus.UNREACHABLE,
                                f"jump host {endpoint.jump.hostname}:{endpoint.jump.port}: {why}")
         try:
