@@ -7,8 +7,8 @@ from typing import Iterable
 
 from fleet.errors import InventoryError
 from fleet.inventory import yaml_source
-from fleet.textfile import decode, read_bytes
 from fleet.inventory.tree import Tree, Var
+from fleet.textfile import read_text
 
 VARS_EXTENSIONS = (".yml", ".yaml", ".json")
 
@@ -81,7 +81,7 @@ def _list(directory: str, missing_ok: bool = False) -> set[str]:
 
 
 def _read(path: str) -> dict[str, Var]:
-    text = decode(read_bytes(path, "variables file", InventoryError), path, InventoryError)
+    text = read_text(path, "variables file", InventoryError)
     if text.lstrip().startswith("$ANSIBLE_VAULT;"):
         return {}
     return yaml_source.parse_vars(path, text)

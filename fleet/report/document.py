@@ -16,6 +16,7 @@ from typing import Any, Iterable, Mapping
 from fleet import __version__
 from fleet.errors import InputError
 from fleet.models import HostResult, Severity, TRANSPORT_VERDICTS
+from fleet.textfile import read_text
 
 SCHEMA = 1
 # Host-specific values masked so that the same cause on many hosts groups together.
@@ -174,11 +175,9 @@ def build(hosts: list[dict[str, Any]], *, runbook: Any, params: Mapping[str, Any
 
 def load(path: str) -> dict[str, Any]:
     """Read a JSON report back; InputError (file and line) if it is not a fleet report of this schema."""
+    text = read_text(path, "report")
     try:
-        with open(path, encoding="utf-8") as handle:
-            doc = json.load(handle)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read: {getattr(exc, 'strerror', None) or exc}", path) from None
+        doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(f"not JSON: {exc.msg}", path, exc.lineno) from None
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:

@@ -14,6 +14,7 @@ from typing import Any, Mapping
 
 from fleet.errors import InputError
 from fleet.report import document
+from fleet.textfile import read_text
 
 _STEM = re.compile(r"^(\d{8}T\d{6}Z)-(.+)$")
 
@@ -43,11 +44,7 @@ def load(path: str) -> dict[str, Any]:
 
     A last line cut off mid-write is dropped and said; any other bad line is an InputError.
     """
-    try:
-        with open(path, encoding="utf-8") as handle:
-            lines = handle.read().splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read: {getattr(exc, 'strerror', None) or exc}", path) from None
+    lines = read_text(path, "journal").splitlines()
     hosts, notes = [], [f"rebuilt from the journal {os.path.basename(path)}: the run did not finish its report"]
     for number, line in enumerate(lines, 1):
         try:
