@@ -119,6 +119,19 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+def _start_until_one_host_lands(inventory, out, **popen) -> subprocess.Popen:
+    """`fleet diagnose` of `inventory` with the command runbook, started and left running once the
+    first host's result is in its journal."""
+    proc = subprocess.Popen([sys.executable, "-m", "fleet", "diagnose", "-i", str(inventory), "--runbook",
+                             str(COMMAND), "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            stdin=subprocess.DEVNULL, **popen)
+    deadline = time.monotonic() + 20
+    while not list(out.glob("*.jsonl")) or not list(out.glob("*.jsonl"))[0].read_text():
+        assert time.monotonic() < deadline, "the quick host never finished"
+        time.sleep(0.1)
+    return proc
+
+
 def test_sigint_and_sigterm_leave_a_partial_report(tmp_path):
     inventory = write_inventory(tmp_path / "inv.yml", {
         "quick": {"ansible_connection": "local", "cmd": "echo done"},
@@ -126,13 +139,7 @@ def test_sigint_and_sigterm_leave_a_partial_report(tmp_path):
     })
     for sig, code in ((signal.SIGINT, 130), (signal.SIGTERM, 143)):
         out = tmp_path / f"reports-{sig.name}"
-        proc = subprocess.Popen([sys.executable, "-m", "fleet", "diagnose", "-i", str(inventory), "--runbook",
-                                 str(COMMAND), "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                stdin=subprocess.DEVNULL, preexec_fn=_default_sigint)
-        deadline = time.monotonic() + 20
-        while not list(out.glob("*.jsonl")) or not list(out.glob("*.jsonl"))[0].read_text():
-            assert time.monotonic() < deadline, "the quick host never finished"
-            time.sleep(0.1)
+        proc = _start_until_one_host_lands(inventory, out, preexec_fn=_default_sigint)
         proc.send_signal(sig)
         assert proc.wait(timeout=20) == code
         report = only_report(out)
@@ -324,13 +331,7 @@ def test_a_run_killed_outright_is_rebuilt_from_its_journal(tmp_path):
         "slow": {"ansible_connection": "local", "cmd": "sleep 8"},
     })
     out = tmp_path / "reports"
-    proc = subprocess.Popen([sys.executable, "-m", "fleet", "diagnose", "-i", str(inventory), "--runbook",
-                             str(COMMAND), "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 20
-    while not list(out.glob("*.jsonl")) or not list(out.glob("*.jsonl"))[0].read_text():
-        assert time.monotonic() < deadline, "the quick host never finished"
-        time.sleep(0.1)
+    proc = _start_until_one_host_lands(inventory, out, start_new_session=True)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(10)
     [journal] = out.glob("*.jsonl")
