@@ -8,9 +8,9 @@ import re
 from typing import Callable
 
 from fleet.errors import InventoryError
-from fleet.textfile import read_text
 from fleet.inventory import Inventory
 from fleet.models import Host
+from fleet.textfile import read_text
 
 # 'name[3]', 'name[-1]', 'name[1:4]' or 'name[2:]' picks hosts out of what 'name' matched.
 _SUBSCRIPT = re.compile(r"(.+)\[(?:(-?[0-9]{1,9})|([0-9]{1,9}):([0-9]{0,9}))\]")

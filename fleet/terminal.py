@@ -18,12 +18,12 @@ from rich.text import Text
 from fleet.models import Host
 from fleet.redact import SECRET_NAME
 from fleet.report.diff import Diff
+from fleet.sanitize import strip_control
 
 if TYPE_CHECKING:
     from fleet.runbook import Runbook
     from fleet.runbook_cases import CaseResult
     from fleet.transport.ssh import Endpoint
-from fleet.sanitize import strip_control
 
 _STYLE = {"ok": "green", "warning": "yellow", "critical": "red", "unknown": "magenta"}
 

@@ -8,10 +8,10 @@ import stat
 
 from fleet.errors import InventoryError
 from fleet.inventory import ini_source, script_source, yaml_source
-from fleet.textfile import decode, read_bytes
 from fleet.inventory.resolve import Inventory, resolve
 from fleet.inventory.tree import Tree
 from fleet.inventory.vars_dirs import load_vars_dirs
+from fleet.textfile import decode, read_bytes
 
 YAML_EXTENSIONS = (".yml", ".yaml", ".json")
 # Ansible's defaults: INVENTORY_IGNORE_EXTS, and the names it always skips in an inventory directory.
