@@ -6,6 +6,7 @@ result, never an exception.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -51,6 +52,30 @@ def sections(text: str | None) -> list[Section]:
         else:
             result[-1].lines.append(line)
     return result
+
+
+@functools.lru_cache(maxsize=16)
+def _header_pattern(names: frozenset[str]) -> re.Pattern[str]:
+    alternatives = sorted(names, key=len, reverse=True)
+    return re.compile(r"\s*(" + "|".join(re.escape(n).replace(r"\ ", r"\s+") for n in alternatives) + ")")
+
+
+def header_columns(line: str, names: frozenset[str]) -> list[str] | None:
+    """The column names of a table header line, or None when it is not one made of `names` only.
+
+    Tools print headers their own way: names holding spaces (`Local Address:Port`), or glued
+    to the next one when a column is full (`Peer Address:PortProcess`), so the line is read
+    name by name, longest name first, rather than split at blanks.
+    """
+    pattern = _header_pattern(names)
+    found, at, text = [], 0, line.rstrip()
+    while at < len(text):
+        match = pattern.match(text, at)
+        if not match:
+            return None
+        found.append(re.sub(r"\s+", " ", match.group(1)))
+        at = match.end()
+    return found or None
 
 
 def key_values(line: str, tail: str | None = None) -> dict[str, str]:

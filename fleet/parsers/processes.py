@@ -1,27 +1,42 @@
 """Parser `processes`: which processes match the backend's command line, and where they run from.
 
 Input (probe `process`): a `== ps source=... ==` section with `ps` output, either header-less
-`pid user etimes args` (procps `ps -eo pid=,user=,etimes=,args=`) or a table with a header line
-(BusyBox `ps -o ...` or plain `ps`), then a `== cwd ==` section of `pid=N cwd=DIR exe=PATH`
+`pid user etimes args` (procps `ps -eo pid=,user=,etimes=,args=`, source `ps-etimes`) or a table
+whose header names its columns (BusyBox `ps -o ...`, plain `ps`, and `ps -ef`, `ps aux`, `ps alx`
+of procps, macOS and the BSDs), then a `== cwd ==` section of `pid=N cwd=DIR exe=PATH`
 lines for the processes the probe itself saw matching.
 """
 
 from __future__ import annotations
 
 import os.path
+import re
 import shlex
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 from fleet.models import ProbeOutput
-from fleet.parsers._common import MAX_ITEMS, clip, key_values, param, sections, to_int
+from fleet.parsers._common import MAX_ITEMS, clip, header_columns, key_values, param, sections, to_int
 
 _SHELLS = {"sh", "ash", "dash", "bash", "zsh", "ksh", "busybox"}
 _SEARCHERS = {"grep", "egrep", "fgrep", "pgrep", "awk"}
-# Header names of ps tables, mapped to the fields we keep.
-_COLUMNS = {"PID": "pid", "USER": "user", "UID": "user", "ELAPSED": "elapsed", "ETIMES": "elapsed"}
+# Header names of ps tables (procps, BSD/macOS, BusyBox), each with the shape its values take;
+# a row whose value does not fit its column is not read (a blank field would shift the rest).
+_INT, _NUM, _TIME = r"\d+", r"-?\d+(?:[.,]\d+)?|-", r"[\d:.-]+"
+_SIZE = r"\d+(?:\.\d+)?[kmgtKMGT]?"  # BusyBox writes big sizes as 98.1m
+_SHAPES: dict[str, str | None] = {
+    "PID": _INT, "PPID": _INT, "PGID": _INT, "SID": _INT, "SESS": _INT, "TPGID": _INT, "LWP": _INT, "NLWP": _INT,
+    "F": r"[0-9a-fA-F]+", "C": _NUM, "CP": _NUM, "PRI": _NUM, "NI": _NUM, "SZ": _SIZE, "VSZ": _SIZE, "VSIZE": _SIZE,
+    "RSS": _SIZE, "%CPU": _NUM, "%MEM": _NUM, "PSR": _INT, "ETIMES": _INT, "TIME": _TIME, "ELAPSED": _TIME,
+    "ETIME": _TIME, "UID": None, "RUID": None, "USER": None, "RUSER": None, "GROUP": None, "TTY": None,
+    "TT": None, "STAT": None, "S": None, "WCHAN": None, "ADDR": None, "STIME": None, "START": None,
+    "STARTED": None,
+}
 _ARGS = {"COMMAND", "CMD", "ARGS"}
-
+_HEADER_NAMES = frozenset(_SHAPES) | frozenset(_ARGS)
+# Columns we keep, by header name.
+_FIELDS = {"PID": "pid", "USER": "user", "UID": "user", "ELAPSED": "elapsed", "ETIME": "elapsed", "ETIMES": "elapsed"}
+_ELAPSED = re.compile(r"^(?:(?:(\d+)-)?(\d+):)?(\d+):(\d+)$")
 
 @dataclass(frozen=True)
 class Process:
@@ -87,31 +102,53 @@ def _is_probe_shell(args: str) -> bool:
     return False
 
 
-def _rows(lines: list[str]) -> list[dict[str, str]]:
-    """ps output as dicts with pid/user/elapsed/args/line, whatever the ps flavour."""
+def _seconds(value: str | None) -> int | None:
+    """ps elapsed time as seconds: `ETIMES` is already seconds, `ELAPSED`/`ETIME` `[[dd-]hh:]mm:ss`."""
+    match = _ELAPSED.match(value or "")
+    if not match:
+        return to_int(value)
+    days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+
+
+def _table(header: list[str], lines: list[str]) -> tuple[list[dict[str, str]], int]:
+    """Rows of a ps table with this header, and how many lines did not fit it.
+
+    Every column but the last is one word; the last (the command) is the rest of the line.
+    """
+    rows, misfits = [], 0
+    for line in lines:
+        parts = line.split(None, len(header) - 1)
+        if len(parts) != len(header) or not all(
+            re.fullmatch(_SHAPES[name], value) for name, value in zip(header[:-1], parts) if _SHAPES[name]
+        ):
+            misfits += 1
+            continue
+        row = {_FIELDS[name]: value for name, value in zip(header[:-1], parts) if name in _FIELDS}
+        row.update(args=parts[-1], line=line)
+        rows.append(row)
+    return rows, misfits
+
+
+def _rows(source: str, lines: list[str]) -> tuple[list[dict[str, str]], str | None]:
+    """ps output as dicts with pid/user/elapsed/args/line, whatever the ps flavour, and a note
+    when (some of) the output could not be read.
+
+    A table is recognised by its header's column names (`ps -ef` starts with UID, `ps aux` with
+    USER, `ps alx` with F); only the probe's own `ps -eo pid=,user=,etimes=,args=` has no header.
+    Anything else is not read at all: a misread table would name wrong pids.
+    """
     lines = [line for line in lines if line.strip()]
     if not lines:
-        return []
-    header = lines[0].split()
-    if header and header[0] == "PID":
-        # A table: every column but the last is one word; the last (the command) is the rest.
-        names = [_COLUMNS.get(h, "") for h in header[:-1]]
-        if header[-1] not in _ARGS:
-            return []
-        rows = []
-        for line in lines[1:]:
-            parts = line.split(None, len(names))
-            if len(parts) == len(names) + 1:
-                row = {name: value for name, value in zip(names, parts) if name}
-                row.update(args=parts[-1], line=line)
-                rows.append(row)
-        return rows
-    rows = []
-    for line in lines:
-        parts = line.split(None, 3)
-        if len(parts) == 4:
-            rows.append({"pid": parts[0], "user": parts[1], "elapsed": parts[2], "args": parts[3], "line": line})
-    return rows
+        return [], None
+    header = header_columns(lines[0], _HEADER_NAMES)
+    if header and "PID" in header and header[-1] in _ARGS and not _ARGS & set(header[:-1]):
+        rows, misfits = _table(header, lines[1:])
+    elif source == "ps-etimes" and not header:
+        rows, misfits = _table(["PID", "USER", "ETIMES", "ARGS"], lines)
+    else:
+        return [], f"ps output format not understood (source={source}): {clip(lines[0].strip(), 80)}"
+    return rows, f"{misfits} ps line(s) not understood" if misfits else None
 
 
 def parse(output: ProbeOutput, params: Mapping[str, Any]) -> ProcessFacts:
@@ -131,7 +168,9 @@ def parse(output: ProbeOutput, params: Mapping[str, Any]) -> ProcessFacts:
         pid = to_int(values.get("pid"))
         if pid is not None:
             where[pid] = values
-    rows = _rows(ps_lines)
+    rows, unread = _rows(source, ps_lines)
+    if unread:
+        notes.append(unread)
     matching = []
     for row in rows:
         args = row["args"].strip()
@@ -143,7 +182,7 @@ def parse(output: ProbeOutput, params: Mapping[str, Any]) -> ProcessFacts:
             Process(
                 pid=pid,
                 user=row.get("user"),
-                elapsed_s=to_int(row.get("elapsed")),
+                elapsed_s=_seconds(row.get("elapsed")),
                 args=clip(args),
                 line=clip(row["line"].strip()),
                 cwd=located.get("cwd") or None,
