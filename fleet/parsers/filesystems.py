@@ -22,11 +22,31 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from fleet.models import ProbeOutput
-from fleet.parsers._common import MAX_ITEMS, clip, param, sections, to_int
+from fleet.parsers._common import MAX_ITEMS, clip, header_columns, param, sections, to_int
 
 DEFAULT_IGNORE = "squashfs iso9660 udf erofs cramfs"
-# df -P and df -iP: DEVICE TOTAL USED FREE PCT% MOUNTPOINT (the mount point may hold spaces).
-_ROW = re.compile(r"^(\S+)\s+(\d+|-)\s+(\d+|-)\s+(\d+|-)\s+(\d+%|-)\s+(/.*)$")
+# Pseudo filesystems are no disks: their use is made up (devfs of macOS and FreeBSD is always at
+# 100%), so they are never judged. By type, or, where df shows no type (macOS), by the name df
+# shows as their device.
+PSEUDO_FSTYPES = frozenset(
+    "devfs fdescfs procfs linprocfs linsysfs proc sysfs devpts autofs cgroup cgroup2 mqueue debugfs tracefs "
+    "securityfs pstore bpf configfs fusectl binfmt_misc nsfs rpc_pipefs".split()
+)
+# df header names, and the column each is read as: blocks (in KiB, or 512-byte units where the
+# header says so) or inodes. Values are checked against the column's shape, so a table read
+# wrongly gives no row rather than a wrong one.
+_DF_COLUMNS = {
+    "Filesystem": "device", "Type": "fstype", "1024-blocks": "size", "1K-blocks": "size", "512-blocks": "size",
+    "Used": "used", "Available": "avail", "Avail": "avail", "Capacity": "pct", "Use%": "pct",
+    "Inodes": "inodes", "IUsed": "iused", "IFree": "ifree", "IUse%": "ipct",
+    "iused": "iused", "ifree": "ifree", "%iused": "ipct", "Mounted on": "mount",
+}
+_DF_NAMES = frozenset(_DF_COLUMNS)
+# A device name may hold blanks (macOS `map -hosts`); it ends on a non-blank, which keeps the
+# match linear on a hostile line.
+_DF_SHAPES = {"device": r"\S(?:.*?\S)?", "fstype": r"\S+", "pct": r"\d+%|-", "ipct": r"\d+%|-", "mount": r"/.*"}
+_DF_NUMBER = r"\d+|-"
+_DF_MAX_LINE = 4096 + 200  # the longest mount point (PATH_MAX) and the columns before it
 _DU = re.compile(r"^(\d+)\s+(/.*)$")
 
 
@@ -200,6 +220,12 @@ class FilesystemFacts:
         return tuple(sorted(found, key=lambda fs: -(fs.iuse_pct or 0)))
 
 
+def _pseudo(fstype: str | None, device: str) -> bool:
+    """Whether a filesystem is a pseudo one (see PSEUDO_FSTYPES); macOS autofs maps show as
+    `map -hosts`, `map auto_home`."""
+    return (fstype or device) in PSEUDO_FSTYPES or (fstype is None and device.startswith("map "))
+
+
 def _pct(value: Any) -> int:
     number = to_int(value)
     return 95 if number is None else number
@@ -211,13 +237,67 @@ def _words(value: Any) -> tuple[str, ...]:
     return tuple(str(value).replace(",", " ").split())
 
 
-def _rows(lines: list[str]) -> list[tuple[str, ...]]:
-    rows = []
+@dataclass(frozen=True)
+class _DfTable:
+    """How to read the rows under one df header."""
+
+    row: re.Pattern[str]
+    roles: tuple[str, ...]
+    per_kib: int  # blocks per KiB: 2 under a 512-blocks header
+
+
+def _df_table(header: list[str]) -> _DfTable | None:
+    """A df header as a row pattern, or None when it lacks a column a filesystem needs."""
+    roles = tuple(_DF_COLUMNS[name] for name in header)
+    if not {"device", "mount"} <= set(roles) or roles[-1] != "mount" or len(set(roles)) != len(roles) \
+            or not ({"size", "used", "avail", "pct"} <= set(roles) or "inodes" in roles or {"iused", "ifree"} <= set(roles)):
+        return None
+    pattern = r"\s+".join("(" + _DF_SHAPES.get(role, _DF_NUMBER) + ")" for role in roles)
+    return _DfTable(re.compile(f"^{pattern}$"), roles, 2 if "512-blocks" in header else 1)
+
+
+def _df(lines: list[str]) -> tuple[list[dict[str, str]], list[str]]:
+    """The rows of df output (as {role: value}, sizes in KiB, with the `line`), and its other
+    lines: df's own errors, or a note that its table was not understood (whose rows are then
+    not read at all)."""
+    table: _DfTable | None = None
+    understood = True
+    rows, others = [], []
     for line in lines:
-        match = _ROW.match(line.rstrip())
+        text = line.strip()
+        if not text:
+            continue
+        header = header_columns(text, _DF_NAMES)
+        if header or text.startswith("Filesystem"):
+            table = _df_table(header) if header else None
+            understood = table is not None
+            if not understood:
+                others.append(f"df output format not understood: {clip(text, 120)}")
+            continue
+        match = table.row.match(text) if table and len(text) <= _DF_MAX_LINE else None
         if match:
-            rows.append(match.groups())
-    return rows
+            row = dict(zip(table.roles, match.groups()))
+            for role in ("size", "used", "avail"):
+                if row.get(role, "-") != "-" and table.per_kib > 1:
+                    row[role] = str(int(row[role]) // table.per_kib)
+            row["line"] = clip(text)
+            rows.append(row)
+        elif understood:
+            others.append(clip(text, 200))
+    return rows, others
+
+
+def _inodes(row: dict[str, str]) -> tuple[str, ...] | None:
+    """A df -i row as (device, total, used, free, pct, mount). GNU names its columns Inodes IUsed
+    IFree IUse%, BusyBox Inodes Used Available Capacity; BSD df -i has no total column."""
+    if "inodes" in row:
+        used, free = row.get("iused", row.get("used", "-")), row.get("ifree", row.get("avail", "-"))
+        return row["device"], row["inodes"], used, free, row.get("ipct", row.get("pct", "-")), row["mount"]
+    if "iused" in row and "ifree" in row:
+        used, free = to_int(row["iused"]), to_int(row["ifree"])
+        total = str(used + free) if used is not None and free is not None else "-"
+        return row["device"], total, row["iused"], row["ifree"], row.get("ipct", "-"), row["mount"]
+    return None
 
 
 def _du(lines: list[str]) -> tuple[str, list[DirUsage]]:
@@ -236,8 +316,7 @@ def parse(output: ProbeOutput, params: Mapping[str, Any]) -> FilesystemFacts:
     """Join df, df -i (or statfs) and du by mount point."""
     ignore = _words(param(params, "ignore_fstypes", DEFAULT_IGNORE))
     fstypes: dict[str, str] = {}
-    df_rows: list[tuple[str, ...]] = []
-    lines_by_mount: dict[str, str] = {}
+    df_rows: list[dict[str, str]] = []
     inode_rows: dict[str, tuple] = {}
     du: dict[tuple[str, str], tuple[list[DirUsage], bool]] = {}
     source, inode_source, notes = "unknown", None, []
@@ -258,18 +337,14 @@ def parse(output: ProbeOutput, params: Mapping[str, Any]) -> FilesystemFacts:
         if name == "df":
             df_ran = True
             source = attrs.get("source", "unknown")
-            for line in section.lines:
-                match = _ROW.match(line.rstrip())
-                if match:
-                    df_rows.append(match.groups())
-                    lines_by_mount.setdefault(match.group(6), clip(line.strip()))
-                elif line.strip() and not line.startswith("Filesystem"):
-                    notes.append(clip(line.strip(), 200))
+            rows, others = _df(section.lines)
+            df_rows += [row for row in rows if "size" in row]
+            notes += others
         elif name == "df-i":
             df_i_ran = True
-            rows = _rows(section.lines)
-            for row in rows:
-                inode_rows.setdefault(row[5], row)
+            rows = [irow for irow in map(_inodes, _df(section.lines)[0]) if irow]
+            for irow in rows:
+                inode_rows.setdefault(irow[5], irow)
             if rows:
                 inode_source = "df-i"
             else:
@@ -310,27 +385,31 @@ def parse(output: ProbeOutput, params: Mapping[str, Any]) -> FilesystemFacts:
 
     found: list[Filesystem] = []
     seen: set[tuple[str, str]] = set()
-    for device, size, used, avail, pct, mount in df_rows:
+    for row in df_rows:
+        device, mount = row["device"], row["mount"]
         if (device, mount) in seen:
             continue
         seen.add((device, mount))
-        fstype = fstypes.get(mount)
+        fstype = fstypes.get(mount) or row.get("fstype")
         irow = inode_rows.get(mount)
-        size_kb = to_int(size)
-        judged = bool(size_kb) and fstype not in ignore
+        size_kb = to_int(row["size"])
+        judged = bool(size_kb) and fstype not in ignore and not _pseudo(fstype, device)
         blocks = du.get(("blocks", mount))
         inodes = du.get(("inodes", mount))
         itotal = to_int(irow[1]) if irow else None
         found.append(Filesystem(
-            device=clip(device, 200), mount=clip(mount), fstype=fstype, size_kb=size_kb, used_kb=to_int(used),
-            avail_kb=to_int(avail), use_pct=to_int(pct.rstrip("%")),
+            device=clip(device, 200), mount=clip(mount), fstype=fstype, size_kb=size_kb, used_kb=to_int(row["used"]),
+            avail_kb=to_int(row["avail"]), use_pct=to_int(row["pct"].rstrip("%")),
             inodes=itotal, iused=to_int(irow[2]) if irow else None, ifree=to_int(irow[3]) if irow else None,
             iuse_pct=to_int(irow[4].rstrip("%")) if irow and itotal else None,
-            judged=judged, line=lines_by_mount.get(mount, ""), iline=clip(" ".join(irow)) if irow else "",
+            judged=judged, line=row["line"], iline=clip(" ".join(irow)) if irow else "",
             top=tuple(blocks[0]) if blocks else (), top_complete=blocks[1] if blocks else None,
             top_inodes=tuple(inodes[0]) if inodes else (), top_inodes_complete=inodes[1] if inodes else None,
         ))
     ignored = sorted({fs.fstype for fs in found if fs.fstype in ignore and fs.size_kb})
     if ignored:
         notes.append(f"not judged (ignore_fstypes): {', '.join(ignored)}")
+    pseudo = sorted({fs.mount for fs in found if fs.size_kb and _pseudo(fs.fstype, fs.device)})
+    if pseudo:
+        notes.append(f"not judged (pseudo filesystems, not disks): {', '.join(pseudo)}")
     return FilesystemFacts(source, tuple(found[:MAX_ITEMS]), inode_source, ignore, tuple(notes[:20]))
