@@ -10,6 +10,9 @@ Input (probe `nginx`), in sections:
                                  would create missing pid and log files)
   `== nginx-files ==`            the same format, read from nginx_conf_dir when nginx -T gave
                                  nothing (no binary, or no privilege)
+
+An `include` is read where it stands when the files it names are in the dump (nginx -T prints
+them after the file that includes them); words are split as nginx's own reader splits them.
 """
 
 from __future__ import annotations
@@ -57,6 +60,12 @@ class NginxTarget:
             return True
         address = ip_or_none(self.host)
         return address is not None and address.is_loopback
+
+    @property
+    def down(self) -> bool:
+        """An upstream server marked `down` (`server 127.0.0.1:8002 down;`): nginx never
+        sends a request there. Read from the server line's own parameters."""
+        return self.upstream is not None and "down" in self.text.rstrip(";").split()[2:]
 
     @property
     def evidence(self) -> str:
@@ -150,44 +159,158 @@ class _Server:
     locations: list[dict[str, Any]] = field(default_factory=list)
 
 
-# One token at a time after optional blanks: a comment (ends the line), a brace or semicolon, a
-# quoted word (quotes dropped; an unclosed quote runs to the end of the line) or a bare word.
-_TOKEN = re.compile(r"""\s*(?:(#)|([{};])|"([^"]*)"?|'([^']*)'?|([^\s{};]+))""")
+# One token at a time after optional blanks, split as nginx's own reader does: a comment (only
+# where a token starts; to the end of the line), a brace or semicolon, a quoted word (may span
+# lines; a backslash escapes the quote), an opening quote left unclosed, or a bare word, which
+# runs to a blank, `;` or `{` (a `}` or `#` inside it is part of it, so is `${var}`; a
+# backslash takes the next character into it, `\;` and `\{` included).
+_TOKEN = re.compile(
+    r"""\s*(?:(\#[^\n]*)|([{};])|"((?:[^"\\]|\\[\s\S])*)"|'((?:[^'\\]|\\[\s\S])*)'|(["'][^\n]*)|"""
+    r"""((?:\\[\s\S]?|\$\{|[^\s;{\\])+))"""
+)
+# nginx turns these escapes of a token into the character: \" \' \\ \t \r \n.
+_ESCAPE = re.compile(r"""\\(["'\\tnr])""")
+_ESCAPED = {"t": "\t", "n": "\n", "r": "\r"}
+# A quoted word may span lines; past this many (or chars), an unclosed quote runs to the end of its line.
+_MAX_QUOTED_LINES = 64
+_MAX_QUOTED_CHARS = 65_536
+_MAX_INCLUDE_DEPTH = 16
+_GLOB_CHARS = re.compile(r"[*?\[]")
+
+# A line holding one whole `directive args;` and nothing else (no block, quote, comment or escape).
+_SIMPLE_STATEMENT = re.compile(r"""\s*([^\s{};#"'\\]+)[^{};#"'\\]*;\s*$""")
 
 
-# A line holding one whole `directive args;` and nothing else (no block, quote or comment).
-_SIMPLE_STATEMENT = re.compile(r"""\s*([^\s{};#"']+)[^{};#"']*;\s*$""")
+@dataclass(frozen=True)
+class _Token:
+    """A word (`punct` "") or one of `{`, `}`, `;` (`punct` the same), where it starts."""
+
+    text: str
+    punct: str
+    line: int
 
 
-def _tokens(lines: list[str]) -> Iterator[tuple[str, str | None, int]]:
-    """Words, `{`, `}` and `;` of an nginx config, with the file and line each starts on.
+def _lex(text: str, first_line: int, strict: bool) -> list[_Token] | None:
+    """The tokens of `text`, whose first line is `first_line`; None when `strict` and a quote
+    is left open (the caller then adds the next line)."""
+    result = []
+    line, counted = first_line, 0
+    # Trailing blanks are dropped first: `\s*` retried at each of them would take quadratic time.
+    for match in _TOKEN.finditer(text.rstrip()):
+        comment, punct, dquoted, squoted, open_quote, word = match.groups()
+        if comment is not None:
+            continue
+        if open_quote:
+            if strict:
+                return None
+            dquoted = open_quote[1:]
+        value = punct or next(v for v in (dquoted, squoted, word, "") if v is not None)
+        if not punct:
+            value = _ESCAPE.sub(lambda m: _ESCAPED.get(m.group(1), m.group(1)), value)
+        start = match.end() - len(match.group(0).lstrip())
+        line += text.count("\n", counted, start)
+        counted = start
+        result.append(_Token(value, punct or "", line))
+    return result
 
-    Quotes group words; `#` starts a comment. The `# configuration file X:` comments
-    nginx -T prints switch the current file and restart the line count. Simple statements of
-    directives with no entry in `_STATEMENTS` are left out.
-    """
-    current, number, count = None, 0, 0
-    between_statements = True
+
+def _file_tokens(lines: list[str]) -> list[_Token]:
+    """The tokens of one config file. Simple statements of directives that no handler reads
+    (`_STATEMENTS`, and `include`) are left out untokenized: mime types, log formats and most of
+    what nginx -T prints."""
+    result: list[_Token] = []
+    pending, pending_start, pending_lines = "", 0, 0
+    for number, raw in enumerate(lines, 1):
+        if pending_lines:
+            text, first, pending_lines = pending + "\n" + raw, pending_start, pending_lines + 1
+        else:
+            between_statements = not result or bool(result[-1].punct)
+            simple = _SIMPLE_STATEMENT.match(raw) if between_statements else None
+            if simple and simple.group(1) not in _STATEMENTS and simple.group(1) != "include":
+                continue
+            text, first, pending_lines = raw, number, 1
+        strict = pending_lines < _MAX_QUOTED_LINES and len(text) < _MAX_QUOTED_CHARS and number < len(lines)
+        tokens = _lex(text, first, strict)
+        if tokens is None:
+            pending, pending_start = text, first
+            continue
+        result += tokens
+        pending_lines = 0
+        if len(result) > _MAX_TOKENS:
+            break
+    return result
+
+
+def _config_files(lines: list[str]) -> dict[str | None, list[str]]:
+    """The files of a config dump, in order, split at nginx -T's `# configuration file X:`
+    lines (lines before the first one belong to file None)."""
+    files: dict[str | None, list[str]] = {None: []}
+    current: str | None = None
     for raw in lines:
         header = _FILE_HEADER.match(raw)
         if header:
-            current, number = header.group(1), 0
-            continue
-        number += 1
-        if between_statements:
-            simple = _SIMPLE_STATEMENT.match(raw)
-            # Statements no handler reads (mime types, log formats, most of what nginx -T
-            # prints) are skipped untokenized; blocks never match, they end in `{`.
-            if simple and simple.group(1) not in _STATEMENTS:
-                continue
-        for comment, punct, dquoted, squoted, word in _TOKEN.findall(raw):
-            if comment:
-                break
-            yield punct or dquoted or squoted or word, current, number
-            between_statements = bool(punct)
-            count += 1
-            if count > _MAX_TOKENS:
-                return
+            current = header.group(1)
+            files.setdefault(current, [])
+        else:
+            files[current].append(raw)
+    return files
+
+
+def _glob(pattern: str) -> re.Pattern[str]:
+    """An include path with wildcards as a regex: `*` and `?` within one path component."""
+    parts = re.split(r"(\*|\?)", pattern)
+    return re.compile("".join("[^/]*" if p == "*" else "[^/]" if p == "?" else re.escape(p) for p in parts))
+
+
+def _included(pattern: str, names: list[str], prefix: str) -> list[str]:
+    """The dumped files an `include` names: relative paths are from the main file's directory
+    (nginx's conf prefix); wildcards match in name order, as nginx's glob does."""
+    path = pattern if pattern.startswith("/") else f"{prefix}/{pattern}"
+    if not _GLOB_CHARS.search(path):
+        return [path] if path in names else []
+    regex = _glob(path)
+    return sorted(name for name in names if regex.fullmatch(name))
+
+
+def _tokens(lines: list[str]) -> Iterator[tuple[_Token, str | None]]:
+    """Tokens of an nginx config dump, with the file each comes from.
+
+    nginx -T prints an included file after the file that includes it, so each `include`
+    whose files are in the dump is replaced by their tokens, where it stands (in an upstream,
+    a server, a location). Files no include reached are read after, in dump order.
+    """
+    files = _config_files(lines)
+    names = [name for name in files if name is not None]
+    main = names[0] if names else None
+    prefix = main.rpartition("/")[0] if main else ""
+    cache: dict[str | None, list[_Token]] = {}
+    reached: set[str | None] = set()
+    budget = [_MAX_TOKENS]
+
+    def expand(name: str | None, depth: int) -> Iterator[tuple[_Token, str | None]]:
+        reached.add(name)
+        if name not in cache:
+            cache[name] = _file_tokens(files[name])
+        tokens = cache[name]
+        i = 0
+        while i < len(tokens) and budget[0] > 0:
+            token = tokens[i]
+            at_start = i == 0 or bool(tokens[i - 1].punct)
+            if at_start and token.text == "include" and not token.punct and i + 2 < len(tokens) \
+                    and not tokens[i + 1].punct and tokens[i + 2].punct == ";" and depth < _MAX_INCLUDE_DEPTH:
+                matched = _included(tokens[i + 1].text, names, prefix)
+                if matched:
+                    for included in matched:
+                        yield from expand(included, depth + 1)
+                    i += 3
+                    continue
+            budget[0] -= 1
+            yield token, name
+            i += 1
+
+    for name in [None, *names]:
+        if name not in reached:
+            yield from expand(name, 0)
 
 
 def _target(address: str, scheme: str, upstream: str | None, file: str | None, line: int | None, text: str) -> NginxTarget:
@@ -215,11 +338,12 @@ def _read_config(lines: list[str]) -> tuple[dict[str, Upstream], list[_Server]]:
     stack: _Stack = []
     words: list[str] = []
     start: tuple[str | None, int] = (None, 0)
-    for token, file, number in _tokens(lines):
-        if token not in "{};":
+    for item, file in _tokens(lines):
+        token = item.punct
+        if not token:
             if not words:
-                start = (file, number)
-            words.append(token)
+                start = (file, item.line)
+            words.append(item.text)
             continue
         name, args = (words[0], words[1:]) if words else ("", [])
         text = " ".join(words) + ";"
@@ -341,7 +465,9 @@ def _resolve(location: dict[str, Any], upstreams: dict[str, Upstream]) -> tuple[
     if address.startswith("unix:"):
         return (), f"proxy_pass {proxy_pass} is a unix socket"
     if address in upstreams:
-        return upstreams[address].servers, None
+        servers = upstreams[address].servers
+        live = tuple(t for t in servers if not t.down)
+        return live, None if live or not servers else f"every server of upstream {address} is marked down"
     return (_target(address, scheme, None, location.get("pp_file"), location.get("pp_line"), location.get("pp_text", "")),), None
 
 
