@@ -126,6 +126,17 @@ def test_disk_full_on_busybox(book):
     assert "/tmp/flth/lab/var (/dev/loop0) is 100% full" in d.summary
 
 
+def test_macos_devfs_always_at_100_percent_is_no_full_disk(book):
+    # macOS df shows devfs on /dev (and autofs maps) 100% full, always: pseudo filesystems,
+    # never judged; the real volumes still are (a backup disk at 61%, the data volume at 37%).
+    d = diagnose(book, disk="macos_df")
+    assert d.verdict == "healthy", d.summary
+    assert "not judged (pseudo filesystems, not disks): /dev" in d.evidence
+    d = diagnose(book, disk="macos_df", disk_threshold_pct=30)
+    assert d.verdict == "disk_full" and d.summary.startswith("/Volumes/Backup Disk (/dev/disk5s1) is 61% full")
+    assert d.summary.endswith("also at/over 30%: /System/Volumes/Data 37%")
+
+
 def test_threshold_and_ignored_types_come_from_parameters(book):
     assert diagnose(book, disk="gnu_full_root", disk_threshold_pct=101).verdict == "inodes_exhausted"
     assert diagnose(book, disk="gnu_full_root", disk_threshold_pct=101, inode_threshold_pct=101).verdict == "healthy"

@@ -44,6 +44,19 @@ def test_parser_matches_captured_fixture(stdout_file: Path) -> None:
     assert json.loads(json.dumps(dataclasses.asdict(facts))) == json.loads(base.with_suffix(".json").read_text())
 
 
+# Real output in formats a parser does not read (`ps -eo pid,lstart,args`, `lsof`, `df -h`).
+NOT_UNDERSTOOD = sorted(FIXTURES.glob("*/*_not_understood.txt"))
+ITEMS = {"processes": "matching", "listeners": "listeners", "filesystems": "filesystems"}
+
+
+@pytest.mark.parametrize("stdout_file", NOT_UNDERSTOOD, ids=[f"{p.parent.name}/{p.stem}" for p in NOT_UNDERSTOOD])
+def test_a_format_not_understood_gives_a_note_and_no_facts(stdout_file: Path) -> None:
+    parser = stdout_file.parent.name
+    facts = PARSERS[parser](ProbeOutput(stdout_file.stem, 0, stdout_file.read_text(), "", None), DEFAULTS)
+    assert getattr(facts, ITEMS[parser]) == ()
+    assert any("not understood" in note for note in facts.notes), facts.notes
+
+
 def test_every_502_parser_has_fixtures() -> None:
     used = {probe["parser"] for probe in yaml.safe_load(RUNBOOK.read_text())["probes"]}
     fixture_dirs = {p.parent.name for p in CASES}

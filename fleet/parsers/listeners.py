@@ -11,6 +11,7 @@ and the facts say so (`pids_visible`, `degraded`).
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from fleet.parsers._common import MAX_ITEMS, clip, header_columns, hostport, sec
 
 # ss owners: `("nginx",pid=1,fd=6)`, or on iproute2 before 2011 (RHEL 6) `("nginx",1,6)`.
 _SS_USER = re.compile(r'\("([^"]*)",(?:pid=)?(\d+)')
+# An IPv6 address:port as iproute2 before 4.x wrote it, without brackets (`:::22`, `::1:25`).
+_OLD_SS_V6 = re.compile(r"\s[0-9a-fA-F]*::?[0-9a-fA-F:]*:\d+\s")
 # netstat -o: the Timer column after the owner, `off (0.00/0/0)`.
 _TIMER = re.compile(r"\s+(?:off|on|keepalive|timewait)\s*\([^)]*\)\s*$")
 # Column names of socket tables (ss; Linux, BusyBox and BSD netstat; FreeBSD sockstat), and what
@@ -84,9 +87,12 @@ class ListenFacts:
 def _family(address: str, proto: str, kind: str) -> str:
     """ss prints a dual-stack socket as "*" and a v6-only one as "[::]"; Linux netstat and /proc
     print "::" for both, and Linux defaults to dual-stack (bindv6only=0), so there "::"
-    is read as "any". The BSDs name the family in the protocol: tcp4, tcp6, tcp46."""
+    is read as "any"; so does ss before iproute2 4.x, whose "*" is 0.0.0.0. The BSDs name the
+    family in the protocol: tcp4, tcp6, tcp46."""
     if kind == "bsd":
         return {"tcp46": "any", "tcp4": "ipv4", "tcp6": "ipv6"}.get(proto, "ipv6" if ":" in address else "ipv4")
+    if kind == "ss-old" and address == "*":
+        return "ipv4"
     if address == "*" or (address == "::" and kind != "ss"):
         return "any"
     return "ipv6" if ":" in address else "ipv4"
@@ -97,7 +103,7 @@ class _Table:
     """How to read the rows under one socket table header."""
 
     roles: tuple[str, ...]  # what each leading one-word column holds ("" for columns not read)
-    kind: str  # ss | netstat (Linux) | bsd (BSD netstat, FreeBSD sockstat)
+    kind: str  # ss | ss-old (iproute2 before 4.x) | netstat (Linux) | bsd (BSD netstat, FreeBSD sockstat)
     port_sep: str  # BSD netstat writes `127.0.0.1.80`, the others `127.0.0.1:80`
     timer: bool  # netstat -o: a Timer column follows the owner
 
@@ -116,7 +122,7 @@ def _split_local(local: str, table: _Table) -> tuple[str, str]:
     in BSD netstat, `127.0.0.1.80` / `*.22` -> (address, port)."""
     address, _, port = local.rpartition(table.port_sep)
     address = address.strip("[]")
-    if table.kind == "ss":
+    if table.kind.startswith("ss"):
         address = address.split("%", 1)[0]
     return address, port
 
@@ -162,22 +168,26 @@ def _tables(lines: list[str]) -> tuple[list[Listener], bool]:
     """Listeners from ss, netstat (Linux or BSD) or sockstat output, and whether any table
     header was recognised. Each header says how to read the rows below it, up to the next
     header or `Active ...` title (netstat -a goes on with a UNIX socket table)."""
-    result: list[Listener] = []
+    blocks: list[tuple[_Table, list[str]]] = []
     table: _Table | None = None
-    recognised = False
     for line in lines:
         if not line.strip():
             continue
         header = header_columns(line, _HEADER_NAMES)
         if header and "local" in (_ROLES[name] for name in header):
-            table, recognised = _table(header), True
+            table = _table(header)
+            blocks.append((table, []))
         elif header or line.startswith("Active "):
             table = None
         elif table is not None:
-            found = _row(table, line)
-            if found is not None:
-                result.append(found)
-    return result, recognised
+            blocks[-1][1].append(line)
+    result = []
+    for table, rows in blocks:
+        if table.kind == "ss" and any(_OLD_SS_V6.search(row) for row in rows):
+            # iproute2 before 4.x: `:::22` for [::], and `*` is 0.0.0.0, not dual-stack.
+            table = dataclasses.replace(table, kind="ss-old")
+        result += [found for found in (_row(table, row) for row in rows) if found is not None]
+    return result, bool(blocks)
 
 
 def _proc(lines: list[str]) -> list[Listener]:

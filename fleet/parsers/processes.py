@@ -24,13 +24,16 @@ _SEARCHERS = {"grep", "egrep", "fgrep", "pgrep", "awk"}
 # a row whose value does not fit its column is not read (a blank field would shift the rest).
 _INT, _NUM, _TIME = r"\d+", r"-?\d+(?:[.,]\d+)?|-", r"[\d:.-]+"
 _SIZE = r"\d+(?:\.\d+)?[kmgtKMGT]?"  # BusyBox writes big sizes as 98.1m
+_STARTED = r"\S*\d\S*"
 _SHAPES: dict[str, str | None] = {
     "PID": _INT, "PPID": _INT, "PGID": _INT, "SID": _INT, "SESS": _INT, "TPGID": _INT, "LWP": _INT, "NLWP": _INT,
     "F": r"[0-9a-fA-F]+", "C": _NUM, "CP": _NUM, "PRI": _NUM, "NI": _NUM, "SZ": _SIZE, "VSZ": _SIZE, "VSIZE": _SIZE,
     "RSS": _SIZE, "%CPU": _NUM, "%MEM": _NUM, "PSR": _INT, "ETIMES": _INT, "TIME": _TIME, "ELAPSED": _TIME,
     "ETIME": _TIME, "UID": None, "RUID": None, "USER": None, "RUSER": None, "GROUP": None, "TTY": None,
-    "TT": None, "STAT": None, "S": None, "WCHAN": None, "ADDR": None, "STIME": None, "START": None,
-    "STARTED": None,
+    "TT": None, "STAT": None, "S": None, "WCHAN": None, "ADDR": None,
+    # A start time is one word with a digit (10:06AM, Oct25, 2019); procps' `lstart` is headed
+    # STARTED too but spans five words (`Mon Nov 30 06:47:11 2026`), and its first has none.
+    "STIME": _STARTED, "START": _STARTED, "STARTED": _STARTED,
 }
 _ARGS = {"COMMAND", "CMD", "ARGS"}
 _HEADER_NAMES = frozenset(_SHAPES) | frozenset(_ARGS)
@@ -155,11 +158,12 @@ def parse(output: ProbeOutput, params: Mapping[str, Any]) -> ProcessFacts:
     """Keep the processes whose args contain `process_pattern`, with their cwd and executable."""
     pattern = str(param(params, "process_pattern", "python main.py"))
     source, ps_lines, cwd_lines, notes = "unknown", [], [], []
+    has_cwd = False
     for section in sections(output.stdout):
         if section.name == "ps":
             source, ps_lines = section.attrs.get("source", "unknown"), section.lines
         elif section.name == "cwd":
-            cwd_lines = section.lines
+            cwd_lines, has_cwd = section.lines, True
     if source == "unknown":
         notes.append("no ps output")
     where: dict[int, dict[str, str]] = {}
@@ -190,5 +194,5 @@ def parse(output: ProbeOutput, params: Mapping[str, Any]) -> ProcessFacts:
             )
         )
     if matching and not any(p.cwd for p in matching):
-        notes.append("working directory not readable (no privilege)")
+        notes.append("working directory not readable (no privilege)" if has_cwd else "working directory not shown (no cwd output)")
     return ProcessFacts(source, pattern, tuple(matching[:MAX_ITEMS]), len(rows), tuple(notes))
