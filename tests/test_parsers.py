@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,26 @@ def test_a_format_not_understood_gives_a_note_and_no_facts(stdout_file: Path) ->
     facts = PARSERS[parser](ProbeOutput(stdout_file.stem, 0, stdout_file.read_text(), "", None), DEFAULTS)
     assert getattr(facts, ITEMS[parser]) == ()
     assert any("not understood" in note for note in facts.notes), facts.notes
+
+
+_HOSTILE = {
+    "nginx_state": "== nginx-T ==\nhttp {" + " " * 200_000 + "\n" + '"a\n' * 5_000 + "a ${" * 50_000,
+    "filesystems": "== df source=gnu exit=0 ==\nFilesystem 1024-blocks Used Available Capacity Mounted on\n"
+    + "a" + " " * 100_000 + "x\n" + "dev " + "1 " * 50_000 + "/\n",
+    "listeners": "== listen source=ss ==\nNetid State Recv-Q Send-Q Local Address:Port Peer Address:Port\n"
+    + "tcp LISTEN 0 5 " + ":" * 100_000 + " *:*\n",
+    "processes": "== ps source=ps ==\nUID PID PPID C STIME TTY TIME CMD\n" + "0 " * 100_000 + "\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(_HOSTILE))
+def test_hostile_lines_are_parsed_in_bounded_time(name: str) -> None:
+    # Each input takes minutes with a pattern that backtracks quadratically; a generous bound
+    # keeps the test steady on a busy machine.
+    started = time.monotonic()
+    facts = PARSERS[name](ProbeOutput(name, 0, _HOSTILE[name], "", None), DEFAULTS)
+    assert time.monotonic() - started < 5
+    assert dataclasses.is_dataclass(facts)
 
 
 def test_every_502_parser_has_fixtures() -> None:
