@@ -332,8 +332,13 @@ def render_probes(runbook: Runbook, params: Mapping[str, Any]) -> list[ProbeComm
 
 def evaluate(runbook: Runbook, facts: Mapping[str, Any], probes: Mapping[str, ProbeOutput],
              params: Mapping[str, Any], host: Mapping[str, Any]) -> Diagnosis:
-    """Walk the rules, first match wins. Rules naming absent facts do not match; none matching is inconclusive."""
-    context = {**facts, "params": params, "host": host, "probes": probes}
+    """Walk the rules, first match wins. Rules naming absent facts do not match; none matching is inconclusive.
+
+    Facts whose parser read nothing from an output in a format it does not know (`unread`) count
+    as absent: no rule may conclude from them that, say, no process runs.
+    """
+    usable = {name: value for name, value in facts.items() if not getattr(value, "unread", None)}
+    context = {**usable, "params": params, "host": host, "probes": probes}
     for rule in runbook.rules:
         try:
             matched = bool(rule.condition(**context))
@@ -347,7 +352,8 @@ def evaluate(runbook: Runbook, facts: Mapping[str, Any], probes: Mapping[str, Pr
             return Diagnosis(rule.verdict, rule.severity, " ".join(summary).strip(),
                              tuple(line for block in evidence for line in block),
                              tuple(line for block in fix for line in block))
-    missing = [f"{p.name}: {p.error or 'no facts'}" for p in probes.values() if p.name not in facts]
+    missing = [f"{p.name}: {p.error or getattr(facts.get(p.name), 'unread', None) or 'no facts'}"
+               for p in probes.values() if p.name not in usable]
     summary = "no rule of the runbook matched what was found"
     if missing:
         summary += f"; {len(missing)} probe(s) gave no facts"

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from fleet.models import ProbeOutput
 from fleet.parsers import PARSERS
+from fleet.runbook import INCONCLUSIVE, evaluate, load_runbook
 
 FIXTURES = Path(__file__).parent / "fixtures" / "parsers"
 RUNBOOK = Path(__file__).parent.parent / "fleet" / "runbooks" / "502.yml"
@@ -56,6 +57,21 @@ def test_a_format_not_understood_gives_a_note_and_no_facts(stdout_file: Path) ->
     facts = PARSERS[parser](ProbeOutput(stdout_file.stem, 0, stdout_file.read_text(), "", None), DEFAULTS)
     assert getattr(facts, ITEMS[parser]) == ()
     assert any("not understood" in note for note in facts.notes), facts.notes
+
+
+def test_facts_from_a_format_not_understood_are_no_facts_to_the_rules() -> None:
+    # Read as an empty process list, a `ps -eo pid,comm,args` table would make the 502 runbook
+    # say "backend_not_running"; its facts count as absent, so the host is inconclusive.
+    def output(probe: str, parser: str, case: str) -> ProbeOutput:
+        return ProbeOutput(probe, 0, (FIXTURES / parser / f"{case}.txt").read_text(), "", 0.1)
+
+    probes = {"process": output("process", "processes", "procps_comm_not_understood"),
+              "unit": output("unit", "service_state", "no_systemd_no_docker")}
+    facts = {"process": PARSERS["processes"](probes["process"], DEFAULTS),
+             "unit": PARSERS["service_state"](probes["unit"], DEFAULTS)}
+    diagnosis = evaluate(load_runbook("502"), facts, probes, DEFAULTS, {"name": "h", "address": "10.0.0.1"})
+    assert diagnosis.verdict == INCONCLUSIVE
+    assert diagnosis.evidence == ("process: ps output format not understood (source=ps): PID COMMAND         COMMAND",)
 
 
 _HOSTILE = {

@@ -17,6 +17,11 @@ MAX_LINE = 400
 MAX_ITEMS = 200
 MAX_LINES = 50_000
 
+# In the note a parser gives for output in a format it does not read. Facts holding nothing but
+# such a note say so in their `unread` property, and rules then treat the probe as having given
+# no facts (fleet.runbook.evaluate): a misread table would be worse than none.
+NOT_UNDERSTOOD = "format not understood"
+
 # `== name key=value ... ==`: the plain section headers every 502 probe prints.
 _HEADER = re.compile(r"^== ([A-Za-z0-9_.-]+)((?: [A-Za-z0-9_]+=\S*)*) ==$")
 _KV = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(\S*)")
@@ -58,6 +63,11 @@ def sections(text: str | None) -> list[Section]:
 def _header_pattern(names: frozenset[str]) -> re.Pattern[str]:
     alternatives = sorted(names, key=len, reverse=True)
     return re.compile(r"\s*(" + "|".join(re.escape(n).replace(r"\ ", r"\s+") for n in alternatives) + ")")
+
+
+def unread_note(notes: tuple[str, ...]) -> str | None:
+    """The first "format not understood" note, if any."""
+    return next((note for note in notes if NOT_UNDERSTOOD in note), None)
 
 
 def header_columns(line: str, names: frozenset[str]) -> list[str] | None:

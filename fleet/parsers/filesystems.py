@@ -22,7 +22,16 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from fleet.models import ProbeOutput
-from fleet.parsers._common import MAX_ITEMS, clip, header_columns, param, sections, to_int
+from fleet.parsers._common import (
+    MAX_ITEMS,
+    NOT_UNDERSTOOD,
+    clip,
+    header_columns,
+    param,
+    sections,
+    to_int,
+    unread_note,
+)
 
 DEFAULT_IGNORE = "squashfs iso9660 udf erofs cramfs"
 # Pseudo filesystems are no disks: their use is made up (devfs of macOS and FreeBSD is always at
@@ -199,6 +208,11 @@ class FilesystemFacts:
         return self.inode_source is None or any(fs.judged and fs.use_pct is None for fs in self.filesystems)
 
     @property
+    def unread(self) -> str | None:
+        """Why no filesystem could be read (df printed a format not understood), or None."""
+        return None if self.filesystems else unread_note(self.notes)
+
+    @property
     def judged(self) -> tuple[Filesystem, ...]:
         return tuple(fs for fs in self.filesystems if fs.judged)
 
@@ -272,7 +286,7 @@ def _df(lines: list[str]) -> tuple[list[dict[str, str]], list[str]]:
             table = _df_table(header) if header else None
             understood = table is not None
             if not understood:
-                others.append(f"df output format not understood: {clip(text, 120)}")
+                others.append(f"df output {NOT_UNDERSTOOD}: {clip(text, 120)}")
             continue
         match = table.row.match(text) if table and len(text) <= _DF_MAX_LINE else None
         if match:

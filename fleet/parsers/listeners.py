@@ -18,7 +18,16 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from fleet.models import ProbeOutput
-from fleet.parsers._common import MAX_ITEMS, clip, header_columns, hostport, sections, to_int
+from fleet.parsers._common import (
+    MAX_ITEMS,
+    NOT_UNDERSTOOD,
+    clip,
+    header_columns,
+    hostport,
+    sections,
+    to_int,
+    unread_note,
+)
 
 # ss owners: `("nginx",pid=1,fd=6)`, or on iproute2 before 2011 (RHEL 6) `("nginx",1,6)`.
 _SS_USER = re.compile(r'\("([^"]*)",(?:pid=)?(\d+)')
@@ -70,6 +79,11 @@ class ListenFacts:
     def degraded(self) -> bool:
         """True when owners are unknown (no privilege, or /proc fallback)."""
         return bool(self.listeners) and not self.pids_visible
+
+    @property
+    def unread(self) -> str | None:
+        """Why no listener could be read (a format not understood), or None."""
+        return None if self.listeners else unread_note(self.notes)
 
     def on_port(self, port: Any) -> tuple[Listener, ...]:
         port = to_int(port)
@@ -242,7 +256,7 @@ def parse(output: ProbeOutput, params: Mapping[str, Any]) -> ListenFacts:
             found += listeners
             text = next((line.strip() for line in section.lines if line.strip()), "")
             if text and not recognised:
-                notes.append(f"{kind} output format not understood: {clip(text, 80)}")
+                notes.append(f"{kind} output {NOT_UNDERSTOOD}: {clip(text, 80)}")
         if kind:
             source = kind
     # A socket can appear twice (ss lists one line per socket, /proc per family); keep one.

@@ -16,7 +16,17 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from fleet.models import ProbeOutput
-from fleet.parsers._common import MAX_ITEMS, clip, header_columns, key_values, param, sections, to_int
+from fleet.parsers._common import (
+    MAX_ITEMS,
+    NOT_UNDERSTOOD,
+    clip,
+    header_columns,
+    key_values,
+    param,
+    sections,
+    to_int,
+    unread_note,
+)
 
 _SHELLS = {"sh", "ash", "dash", "bash", "zsh", "ksh", "busybox"}
 _SEARCHERS = {"grep", "egrep", "fgrep", "pgrep", "awk"}
@@ -80,6 +90,11 @@ class ProcessFacts:
         return tuple(p.pid for p in self.matching if p.pid is not None)
 
     @property
+    def unread(self) -> str | None:
+        """Why no process could be read (ps printed a format not understood), or None."""
+        return None if self.seen else unread_note(self.notes)
+
+    @property
     def first(self) -> Process | None:
         return self.matching[0] if self.matching else None
 
@@ -114,18 +129,18 @@ def _seconds(value: str | None) -> int | None:
     return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
 
 
-def _table(header: list[str], lines: list[str]) -> tuple[list[dict[str, str]], int]:
-    """Rows of a ps table with this header, and how many lines did not fit it.
+def _table(header: list[str], lines: list[str]) -> tuple[list[dict[str, str]], list[str]]:
+    """Rows of a ps table with this header, and the lines that do not fit it.
 
     Every column but the last is one word; the last (the command) is the rest of the line.
     """
-    rows, misfits = [], 0
+    rows, misfits = [], []
     for line in lines:
         parts = line.split(None, len(header) - 1)
         if len(parts) != len(header) or not all(
             re.fullmatch(_SHAPES[name], value) for name, value in zip(header[:-1], parts) if _SHAPES[name]
         ):
-            misfits += 1
+            misfits.append(line)
             continue
         row = {_FIELDS[name]: value for name, value in zip(header[:-1], parts) if name in _FIELDS}
         row.update(args=parts[-1], line=line)
@@ -133,13 +148,14 @@ def _table(header: list[str], lines: list[str]) -> tuple[list[dict[str, str]], i
     return rows, misfits
 
 
-def _rows(source: str, lines: list[str]) -> tuple[list[dict[str, str]], str | None]:
+def _rows(source: str, lines: list[str], pattern: str) -> tuple[list[dict[str, str]], str | None]:
     """ps output as dicts with pid/user/elapsed/args/line, whatever the ps flavour, and a note
     when (some of) the output could not be read.
 
     A table is recognised by its header's column names (`ps -ef` starts with UID, `ps aux` with
     USER, `ps alx` with F); only the probe's own `ps -eo pid=,user=,etimes=,args=` has no header.
-    Anything else is not read at all: a misread table would name wrong pids.
+    Anything else is not read at all, nor is a table where no line fits its header or a line
+    naming the pattern does not: a misread table would name wrong pids, or none.
     """
     lines = [line for line in lines if line.strip()]
     if not lines:
@@ -150,8 +166,11 @@ def _rows(source: str, lines: list[str]) -> tuple[list[dict[str, str]], str | No
     elif source == "ps-etimes" and not header:
         rows, misfits = _table(["PID", "USER", "ETIMES", "ARGS"], lines)
     else:
-        return [], f"ps output format not understood (source={source}): {clip(lines[0].strip(), 80)}"
-    return rows, f"{misfits} ps line(s) not understood" if misfits else None
+        return [], f"ps output {NOT_UNDERSTOOD} (source={source}): {clip(lines[0].strip(), 80)}"
+    unread = [line for line in misfits if pattern and pattern in line] if rows else misfits
+    if unread:
+        return [], f"ps output {NOT_UNDERSTOOD} (source={source}): {clip(unread[0].strip(), 80)}"
+    return rows, f"{len(misfits)} ps line(s) not understood" if misfits else None
 
 
 def parse(output: ProbeOutput, params: Mapping[str, Any]) -> ProcessFacts:
@@ -172,7 +191,7 @@ def parse(output: ProbeOutput, params: Mapping[str, Any]) -> ProcessFacts:
         pid = to_int(values.get("pid"))
         if pid is not None:
             where[pid] = values
-    rows, unread = _rows(source, ps_lines)
+    rows, unread = _rows(source, ps_lines, pattern)
     if unread:
         notes.append(unread)
     matching = []
