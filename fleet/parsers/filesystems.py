@@ -49,6 +49,8 @@ _DF_COLUMNS = {
     "Used": "used", "Available": "avail", "Avail": "avail", "Capacity": "pct", "Use%": "pct",
     "Inodes": "inodes", "IUsed": "iused", "IFree": "ifree", "IUse%": "ipct",
     "iused": "iused", "ifree": "ifree", "%iused": "ipct", "Mounted on": "mount",
+    # Solaris and illumos `df -k`
+    "kbytes": "size", "used": "used", "avail": "avail", "capacity": "pct",
 }
 _DF_NAMES = frozenset(_DF_COLUMNS)
 # A device name may hold blanks (macOS `map -hosts`); it ends on a non-blank, which keeps the
@@ -263,8 +265,9 @@ class _DfTable:
 def _df_table(header: list[str]) -> _DfTable | None:
     """A df header as a row pattern, or None when it lacks a column a filesystem needs."""
     roles = tuple(_DF_COLUMNS[name] for name in header)
-    if not {"device", "mount"} <= set(roles) or roles[-1] != "mount" or len(set(roles)) != len(roles) \
-            or not ({"size", "used", "avail", "pct"} <= set(roles) or "inodes" in roles or {"iused", "ifree"} <= set(roles)):
+    have = set(roles)
+    blocks_or_inodes = {"size", "used", "avail", "pct"} <= have or "inodes" in have or {"iused", "ifree"} <= have
+    if "device" not in have or roles[-1] != "mount" or len(have) != len(roles) or not blocks_or_inodes:
         return None
     pattern = r"\s+".join("(" + _DF_SHAPES.get(role, _DF_NUMBER) + ")" for role in roles)
     return _DfTable(re.compile(f"^{pattern}$"), roles, 2 if "512-blocks" in header else 1)

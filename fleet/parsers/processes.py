@@ -37,10 +37,11 @@ _SIZE = r"\d+(?:\.\d+)?[kmgtKMGT]?"  # BusyBox writes big sizes as 98.1m
 _STARTED = r"\S*\d\S*"
 _SHAPES: dict[str, str | None] = {
     "PID": _INT, "PPID": _INT, "PGID": _INT, "SID": _INT, "SESS": _INT, "TPGID": _INT, "LWP": _INT, "NLWP": _INT,
-    "F": r"[0-9a-fA-F]+", "C": _NUM, "CP": _NUM, "PRI": _NUM, "NI": _NUM, "SZ": _SIZE, "VSZ": _SIZE, "VSIZE": _SIZE,
-    "RSS": _SIZE, "%CPU": _NUM, "%MEM": _NUM, "PSR": _INT, "ETIMES": _INT, "TIME": _TIME, "ELAPSED": _TIME,
-    "ETIME": _TIME, "UID": None, "RUID": None, "USER": None, "RUSER": None, "GROUP": None, "TTY": None,
-    "TT": None, "STAT": None, "S": None, "WCHAN": None, "ADDR": None,
+    "F": r"[0-9a-fA-F]+", "C": _NUM, "CP": _NUM, "CPU": _NUM, "PRI": _NUM, "NI": _NUM, "PSR": _INT,
+    "SZ": _SIZE, "VSZ": _SIZE, "VSIZE": _SIZE, "RSS": _SIZE, "%CPU": _NUM, "%MEM": _NUM,
+    "ETIMES": _INT, "TIME": _TIME, "ELAPSED": _TIME, "ETIME": _TIME,
+    "UID": None, "RUID": None, "USER": None, "RUSER": None, "GROUP": None, "GID": None, "TTY": None, "TT": None,
+    "STAT": None, "S": None, "WCHAN": None, "MWCHAN": None, "ADDR": None,
     # A start time is one word with a digit (10:06AM, Oct25, 2019); procps' `lstart` is headed
     # STARTED too but spans five words (`Mon Nov 30 06:47:11 2026`), and its first has none.
     "STIME": _STARTED, "START": _STARTED, "STARTED": _STARTED,
@@ -213,5 +214,6 @@ def parse(output: ProbeOutput, params: Mapping[str, Any]) -> ProcessFacts:
             )
         )
     if matching and not any(p.cwd for p in matching):
-        notes.append("working directory not readable (no privilege)" if has_cwd else "working directory not shown (no cwd output)")
+        notes.append("working directory not readable (no privilege)" if has_cwd
+                     else "working directory not shown (no cwd output)")
     return ProcessFacts(source, pattern, tuple(matching[:MAX_ITEMS]), len(rows), tuple(notes))
