@@ -88,6 +88,9 @@ def _unreachable(reason: str, endpoint, context: TransportContext) -> list[str]:
         return [f"silence: nothing answered from {where} within the connect timeout: the host is down, a firewall "
                 f"drops the packets, or the address is wrong; try: nc -vz -w 5 {_q(endpoint.hostname)} "
                 f"{endpoint.port}"]
+    if reason.startswith("SSH handshake"):
+        return [f"silence: {where} accepts connections but the SSH handshake did not complete: is it sshd that "
+                "listens there, is it overloaded (MaxStartups), or does a middlebox hold the connection?"]
     if reason.startswith("jump host"):
         return ["the bastion (ProxyJump) could not be used: fix the jump host first; its own line says why"]
     if "connection lost" in reason or "reset" in reason:
