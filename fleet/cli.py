@@ -197,6 +197,9 @@ def diagnose(
 
     from fleet.transport_fix import TransportContext, with_transport_fix
 
+    for note in prepared.notes:  # warnings go to stderr as they arise; the report keeps them too
+        sys.stderr.write(f"fleet: warning: {' '.join(note.split())}\n")
+
     context = TransportContext(prepared.transports.get(Connection.SSH), options.known_hosts_files()[0])
     started = dt.datetime.now(dt.timezone.utc)
     stem = f"{started.strftime('%Y%m%dT%H%M%SZ')}-{runbook.name}"
@@ -233,11 +236,12 @@ def diagnose(
         done = {e["name"] for e in entries}
         missing = [h.name for h in hosts if h.name not in done]
         duration = time.monotonic() - clock
+        notes = [*prepared.notes, *([f"not diagnosed: {', '.join(missing)}"] if missing else [])]
         journal.finish({"duration_s": round(duration, 3), "partial": interrupted is not None,
-                        "not_diagnosed": missing, "notes": list(prepared.notes)})
+                        "not_diagnosed": missing, "notes": notes})
     doc = document.build(entries, runbook=runbook, params=params, inventory=str(inventory), limit=limit,
                          options=meta["options"], started_at=meta["started_at"], duration_s=duration,
-                         partial=interrupted is not None, notes=prepared.notes, not_diagnosed=missing)
+                         partial=interrupted is not None, notes=notes, not_diagnosed=missing)
     paths = write_reports(doc, str(out), stem, wanted) + [journal.path]
     retry = _write_retry(out, stem, doc)
     new_keys = sum(1 for e in entries for n in e["notes"] if n.startswith("new host key recorded"))

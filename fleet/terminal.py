@@ -128,8 +128,6 @@ def print_summary(console: Console, doc: Mapping[str, Any], files: RunFiles) -> 
             console.print(Text(f"   {'fix: ' if i == 0 else '     '}{safe(fix)}"), soft_wrap=True)
     _print_not_judged(console, doc)
     _print_runbook_verdicts(console, doc)
-    for note in doc.get("notes", ()):
-        console.print(Text(f"note: {safe(note)}", style="dim"), soft_wrap=True)
     for path in files.paths:
         console.print(Text(f"report: {path}"), soft_wrap=True)
     if files.retry:
