@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import yaml
@@ -114,7 +115,8 @@ def test_ctrl_c_lists_and_counts_the_hosts_never_diagnosed(tmp_path):
     inventory = local_inventory(tmp_path / "inv.yml", {"first": "exit 1", "second": "sleep 30", "third": "sleep 30"})
     out = tmp_path / "r"
     proc = subprocess.Popen([sys.executable, "-m", "fleet", "diagnose", "-i", str(inventory), "--runbook",
-                             str(COMMAND), "--forks", "1", "--out", str(out)], cwd=tmp_path, stdout=subprocess.PIPE,
+                             str(COMMAND), "--forks", "1", "--format", "json,md,html,junit", "--out", str(out)],
+                            cwd=tmp_path, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
     while not list(out.glob("*.jsonl")) or len(next(out.glob("*.jsonl")).read_text().splitlines()) < 2:
@@ -132,6 +134,9 @@ def test_ctrl_c_lists_and_counts_the_hosts_never_diagnosed(tmp_path):
     assert doc["summary"]["headline"] == headline
     assert "second, third" in next(out.glob("*.md")).read_text()
     assert "never diagnosed (2): second, third" in next(out.glob("*.html")).read_text()
+    suite = ET.parse(next(out.glob("*.junit.xml"))).getroot()
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("3", "1", "2")
+    assert [c.get("name") for c in suite.iter("testcase") if c.find("skipped") is not None] == ["second", "third"]
     # The journal alone (as after a SIGKILL) tells the same.
     rebuilt = fleet("report", str(next(out.glob("*.jsonl"))), "--format", "json", "--out", str(tmp_path / "j"),
                     cwd=tmp_path)

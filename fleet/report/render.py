@@ -154,6 +154,13 @@ def render_junit(doc: Mapping[str, Any]) -> str:
         kind = "error" if host["verdict"] in TRANSPORT_VERDICTS else "failure"
         problem = ET.SubElement(case, kind, type=host["verdict"], message=_xml_text(host["summary"]))
         problem.text = _xml_text("\n".join([*host["evidence"], *(f"fix: {f}" for f in host["fix"])]))
+    # Hosts an interrupted run never reached: skipped, so CI shows them rather than losing them.
+    missing = doc.get("not_diagnosed", ())
+    for name in missing:
+        case = ET.SubElement(suite, "testcase", classname=f"fleet.{doc['runbook']}", name=_xml_text(name), time="0")
+        ET.SubElement(case, "skipped", message="never diagnosed: the run was interrupted")
+    suite.set("tests", str(len(hosts) + len(missing)))
+    suite.set("skipped", str(len(missing)))
     return ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"
 
 
