@@ -35,6 +35,9 @@ from fleet.terminal import (Progress, RunFiles, host_row, output_console, print_
 from fleet.varcheck import check_overrides
 
 if TYPE_CHECKING:
+    from fleet.diagnose import RunOptions
+    from fleet.models import Host
+    from fleet.runbook import Runbook
     from fleet.transport.become import Secret
 
 # The SSH stack (paramiko, fabric) is imported by the commands that connect, so `fleet report`,
@@ -255,7 +258,7 @@ def diagnose(
     raise typer.Exit(ExitCode.PROBLEMS if doc["summary"]["problems"] else ExitCode.OK)
 
 
-def _dry_run(hosts, runbook, options) -> str:  # noqa: ANN001 - typed in fleet.dryrun
+def _dry_run(hosts: tuple[Host, ...], runbook: Runbook, options: RunOptions) -> str:
     """The dry-run text; become users come from the same endpoint resolution a run uses (no connection)."""
     from fleet.dryrun import dry_run
     from fleet.transport.ssh import resolve_endpoint

@@ -10,23 +10,25 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass, replace
+from typing import Callable
 
 from fleet.models import HostResult, TransportStatus
 from fleet.transport.hostkeys import known_hosts_names
+from fleet.transport.ssh import Endpoint, SSHTransport
 
 
 @dataclass(frozen=True)
 class TransportContext:
     """What the run knew about connecting: for the fix lines of hosts it could not diagnose."""
 
-    ssh: object | None  # the run's SSHTransport, when it had SSH hosts
+    ssh: SSHTransport | None  # None when the run had no SSH hosts
     record_in: str  # the known_hosts file --accept-new records new keys in
 
 
 def with_transport_fix(result: HostResult, context: TransportContext) -> HostResult:
     """The result with fix lines for a transport verdict that has none; other results unchanged."""
     d = result.diagnosis
-    endpoint = getattr(context.ssh, "endpoints", {}).get(result.host.name)
+    endpoint = context.ssh.endpoints.get(result.host.name) if context.ssh else None
     if d.fix or endpoint is None or d.verdict not in _FIXES:
         return result
     fix = _FIXES[d.verdict](d.summary, endpoint, context)
@@ -37,14 +39,13 @@ def _q(value: object) -> str:
     return shlex.quote(str(value))
 
 
-def _host_key(reason: str, endpoint, context: TransportContext) -> list[str]:
+def _host_key(reason: str, endpoint: Endpoint, context: TransportContext) -> list[str]:
     names = known_hosts_names(endpoint.hostname, endpoint.port)
     fingerprint = next((w for w in reason.split() if w.startswith(("SHA256:", "MD5:"))), "the new fingerprint")
     if "CHANGED" in reason:
-        lines = [f"the key of {endpoint.hostname} is recorded in {path} line {line}" for path, line in
-                 context.ssh.known_hosts.lines_of(names)]
-        files = dict.fromkeys(p for p, _ in context.ssh.known_hosts.lines_of(names)) or [context.record_in]
-        return [*lines,
+        recorded = context.ssh.known_hosts.lines_of(names) if context.ssh else []
+        files = dict.fromkeys(path for path, _ in recorded) or [context.record_in]
+        return [*(f"the key of {endpoint.hostname} is recorded in {path} line {line}" for path, line in recorded),
                 f"if {endpoint.hostname} was reinstalled or its key rotated, confirm {fingerprint} with its owner "
                 "(on the host: ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub), then remove the old key:",
                 *(f"ssh-keygen -R {_q(names[0])} -f {_q(path)}" for path in files),
@@ -56,7 +57,7 @@ def _host_key(reason: str, endpoint, context: TransportContext) -> list[str]:
             f"or let fleet record unknown keys (never changed ones) in {context.record_in}: add --accept-new"]
 
 
-def _auth(reason: str, endpoint, context: TransportContext) -> list[str]:
+def _auth(reason: str, endpoint: Endpoint, context: TransportContext) -> list[str]:
     if "sudo" in reason:
         return ["the login worked but sudo (ansible_become) did not: give the password with --ask-become-pass or "
                 "--become-password-file, or allow this user NOPASSWD for sh in sudoers"]
@@ -73,7 +74,7 @@ def _auth(reason: str, endpoint, context: TransportContext) -> list[str]:
             f"check by hand: ssh -p {endpoint.port} -o BatchMode=yes {_q(user)} true"]
 
 
-def _unreachable(reason: str, endpoint, context: TransportContext) -> list[str]:
+def _unreachable(reason: str, endpoint: Endpoint, context: TransportContext) -> list[str]:
     where = f"{endpoint.hostname} port {endpoint.port}"
     if reason.startswith("DNS") or "does not resolve" in reason or "looking up" in reason:
         return [f"DNS: the name {endpoint.hostname} does not resolve here: check it (getent hosts "
@@ -99,7 +100,7 @@ def _unreachable(reason: str, endpoint, context: TransportContext) -> list[str]:
     return []
 
 
-_FIXES = {
+_FIXES: dict[str, Callable[[str, Endpoint, TransportContext], list[str]]] = {
     TransportStatus.HOST_KEY_REJECTED.value: _host_key,
     TransportStatus.AUTH_FAILED.value: _auth,
     TransportStatus.UNREACHABLE.value: _unreachable,
