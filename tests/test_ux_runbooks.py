@@ -130,6 +130,8 @@ def test_several_runbooks_one_connection_a_verdict_each(sshd, tmp_path):
     assert "   sick: first first_ok, second second_broken" in proc.stdout
     assert "| sick | 127.0.0.1 | second_broken | first: first_ok, second: second_broken |" in \
         next((tmp_path / "r").glob("*.md")).read_text()
+    html = next((tmp_path / "r").glob("*.html")).read_text()
+    assert '<span class="v sev-critical" title="second broken">second: second_broken</span>' in html
 
 
 def test_the_built_in_runbooks_combine(tmp_path):
