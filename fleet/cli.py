@@ -11,7 +11,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Callable, Iterator, Optional
 
 import jinja2
 import typer
@@ -36,7 +36,7 @@ from fleet.varcheck import check_overrides
 
 if TYPE_CHECKING:
     from fleet.diagnose import RunOptions
-    from fleet.models import Host
+    from fleet.models import Host, HostResult
     from fleet.runbook import Runbook
     from fleet.transport.become import Secret
 
@@ -207,9 +207,6 @@ def diagnose(
     started = dt.datetime.now(dt.timezone.utc)
     stem = f"{started.strftime('%Y%m%dT%H%M%SZ')}-{runbook.name}"
     clock = time.monotonic()
-    entries: list[dict] = []
-    interrupted: ExitCode | None = None
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     os.makedirs(out, mode=0o700, exist_ok=True)
     journal = Journal(out / f"{stem}.jsonl")
     params = prepared.redactor.redact_params(host_params(runbook, {}, options.overrides))
@@ -221,19 +218,8 @@ def diagnose(
     progress = Progress(Console(stderr=True, highlight=False), len(hosts))
     with journal:
         journal.start({**meta, "hosts": [h.name for h in hosts]})
-        try:
-            with progress:
-                for result in run(prepared, runbook, options, progress.host_started):
-                    result, verdicts = judge(result, books) if len(books) > 1 else (result, [])
-                    entries.append(document.host_entry(with_transport_fix(result, context), verdicts))
-                    journal.write(entries[-1])
-                    progress.host_done(result.host.name, entries[-1]["verdict"])
-        except KeyboardInterrupt:
-            interrupted = ExitCode.INTERRUPTED
-        except Terminated:
-            interrupted = ExitCode.TERMINATED
-        finally:
-            signal.signal(signal.SIGTERM, previous)
+        entries, interrupted = _collect(run(prepared, runbook, options, progress.host_started), books,
+                                        lambda r: with_transport_fix(r, context), journal, progress)
         order = {h.name: i for i, h in enumerate(hosts)}
         entries.sort(key=lambda e: order[e["name"]])
         done = {e["name"] for e in entries}
@@ -256,6 +242,31 @@ def diagnose(
     if interrupted is not None:
         raise typer.Exit(interrupted)
     raise typer.Exit(ExitCode.PROBLEMS if doc["summary"]["problems"] else ExitCode.OK)
+
+
+def _collect(results: Iterator[HostResult], books: tuple[Runbook, ...], fix: Callable[[HostResult], HostResult],
+             journal: Journal, progress: Progress) -> tuple[list[dict], ExitCode | None]:
+    """Each result as a report entry, journalled as it lands, until the run ends or is interrupted.
+
+    With several runbooks each result is judged per runbook; transport verdicts get their fixes.
+    Returns the entries and, if Ctrl-C or SIGTERM cut the run short, its exit code.
+    """
+    entries: list[dict] = []
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        with progress:
+            for result in results:
+                result, verdicts = judge(result, books) if len(books) > 1 else (result, [])
+                entries.append(document.host_entry(fix(result), verdicts))
+                journal.write(entries[-1])
+                progress.host_done(result.host.name, entries[-1]["verdict"])
+    except KeyboardInterrupt:
+        return entries, ExitCode.INTERRUPTED
+    except Terminated:
+        return entries, ExitCode.TERMINATED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return entries, None
 
 
 def _dry_run(hosts: tuple[Host, ...], runbook: Runbook, options: RunOptions) -> str:
