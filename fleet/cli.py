@@ -9,8 +9,9 @@ import os
 import signal
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Callable, Iterator, Optional
 
 import jinja2
 import typer
@@ -28,10 +29,15 @@ from fleet.report.journal import Journal
 from fleet.report.journal import load as journal_load
 from fleet.report.render import FORMATS, RENDERERS, render_diff_markdown, write_private, write_reports
 from fleet.runbook import available_runbooks, host_params, load_runbook
-from fleet.terminal import (Progress, host_row, print_case_results, print_diff, print_hosts, print_runbook,
-                            print_runbooks, print_summary)
+from fleet.runbook_set import combine, judge, load_runbooks
+from fleet.terminal import (Progress, RunFiles, host_row, output_console, print_case_results, print_diff, print_hosts,
+                            print_runbook, print_runbooks, print_summary)
+from fleet.varcheck import check_overrides
 
 if TYPE_CHECKING:
+    from fleet.diagnose import RunOptions
+    from fleet.models import Host, HostResult
+    from fleet.runbook import Runbook
     from fleet.transport.become import Secret
 
 # The SSH stack (paramiko, fabric) is imported by the commands that connect, so `fleet report`,
@@ -39,6 +45,18 @@ if TYPE_CHECKING:
 
 app = typer.Typer(add_completion=True, no_args_is_help=True, rich_markup_mode=None,
                   help="Agentless fleet diagnostics over SSH: run a runbook on every host, get a verdict per host.")
+
+
+def _command(group: typer.Typer, name: str | None = None) -> Callable[[Callable], Callable]:
+    """Register a command whose listing in `--help` is its docstring's whole first paragraph.
+
+    Click cuts a command's description to the width left beside its name, mid-sentence, with
+    "..." unless the short help is given; so it is always given.
+    """
+    def register(func: Callable) -> Callable:
+        short = " ".join((func.__doc__ or "").split("\n\n")[0].split())
+        return group.command(name, short_help=short)(func)
+    return register
 
 
 class Terminated(Exception):
@@ -115,10 +133,12 @@ def _ask_passphrase(path: str) -> str | None:
         return None
 
 
-@app.command()
+@_command(app)
 def diagnose(
     inventory: Path = typer.Option(..., "--inventory", "-i", help="Ansible inventory: YAML, INI, a directory of them, or an executable dynamic inventory."),
-    runbook_name: str = typer.Option("502", "--runbook", "-r", envvar="FLEET_RUNBOOK", help="Built-in runbook name or path to a runbook .yml."),
+    runbook_name: str = typer.Option("502", "--runbook", "-r", envvar="FLEET_RUNBOOK",
+                                     help="Built-in runbook name or path to a runbook .yml; a comma list "
+                                          "(502,host) runs several in one connection per host."),
     limit: Optional[str] = typer.Option(None, "--limit", "-l",
                                         help="Ansible host pattern: names, groups, globs, a,b, !x, &y, @retry-file."),
     forks: int = typer.Option(50, "--forks", "-f", min=1, max=1000, envvar="FLEET_FORKS", help="Hosts diagnosed at once."),
@@ -134,7 +154,11 @@ def diagnose(
     formats: str = typer.Option("json,md,html", "--format", envvar="FLEET_FORMAT",
                                help="Report formats, comma separated: json,md,html,junit."),
     out: Path = typer.Option(Path("reports"), "--out", "-o", envvar="FLEET_OUT", help="Directory for the reports."),
-    json_out: bool = typer.Option(False, "--json", help="Print the JSON report on stdout (for jq)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the JSON report on stdout (for jq); the summary then goes to stderr."),
+    dry_run: bool = typer.Option(False, "--dry-run",
+                                 help="Connect to nothing: print the exact script fleet would send (for the selected "
+                                      "host, or the first host of each distinct script), parameters and their "
+                                      "sources as # comments at its top; pipe it to `ssh HOST sh -s`."),
     ask_become_pass: bool = typer.Option(False, "--ask-become-pass", "-K",
                                          help="Ask once, before connecting, for the sudo password of hosts with "
                                               "ansible_become."),
@@ -143,64 +167,76 @@ def diagnose(
 ) -> None:
     """Run a runbook's read-only probes on every selected host and write an incident report.
 
+    Progress and warnings go to stderr; the summary (causes, fixes, report paths, the headline
+    last) to stdout.
+
     Exit code: 0 all hosts healthy, 1 a host has a problem, 2 bad input, 130/143 interrupted.
 
     Example: fleet diagnose -i inventories/prod.yml --limit 'web*:!web07' --var port=8001
     """
     from fleet.diagnose import RunOptions, prepare, run
 
-    console = Console(stderr=True, highlight=False)
     try:
-        runbook = load_runbook(runbook_name)
+        books = load_runbooks(runbook_name)
+        runbook = combine(books)
         inv = load_inventory(inventory)
         hosts = select(inv, limit)
         if not hosts:
             raise InputError(f"no host matches {limit!r}" if limit else "the inventory has no hosts", str(inventory))
+        overrides = _parse_vars(var)
+        check_overrides(runbook, overrides)
         options = RunOptions(forks=forks, connect_timeout_s=connect_timeout, timeout_s=timeout,
                              ssh_config=str(ssh_config) if ssh_config else None,
                              known_hosts=tuple(str(p) for p in known_hosts), accept_new=accept_new,
-                             overrides=_parse_vars(var),
-                             become_password=_become_password(ask_become_pass, become_password_file))
+                             overrides=overrides)
+        if dry_run:
+            sys.stdout.write(_dry_run(hosts, runbook, options))
+            raise typer.Exit(ExitCode.OK)
+        options = replace(options, become_password=_become_password(ask_become_pass, become_password_file))
         wanted = _parse_formats(formats)
         prepared = prepare(hosts, runbook, options, _ask_passphrase)
     except FleetError as exc:
         raise _fail(exc)
 
+    from fleet.transport_fix import TransportContext, with_transport_fix
+
+    for note in prepared.notes:  # warnings go to stderr as they arise; the report keeps them too
+        sys.stderr.write(f"fleet: warning: {' '.join(note.split())}\n")
+
+    context = TransportContext(prepared.transports.get(Connection.SSH), options.known_hosts_files()[0])
     started = dt.datetime.now(dt.timezone.utc)
     stem = f"{started.strftime('%Y%m%dT%H%M%SZ')}-{runbook.name}"
     clock = time.monotonic()
-    entries: list[dict] = []
-    interrupted: ExitCode | None = None
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     os.makedirs(out, mode=0o700, exist_ok=True)
     journal = Journal(out / f"{stem}.jsonl")
-    try:
-        with journal, Progress(console, len(hosts)) as progress:
-            for result in run(prepared, runbook, options):
-                entries.append(document.host_entry(result))
-                journal.write(entries[-1])
-                progress.host_done(result.diagnosis.verdict)
-    except KeyboardInterrupt:
-        interrupted = ExitCode.INTERRUPTED
-    except Terminated:
-        interrupted = ExitCode.TERMINATED
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-    order = {h.name: i for i, h in enumerate(hosts)}
-    entries.sort(key=lambda e: order[e["name"]])
-    missing = [h.name for h in hosts if h.name not in {e["name"] for e in entries}]
-    doc = document.build(
-        entries, runbook=runbook, params=prepared.redactor.redact_params(host_params(runbook, {}, options.overrides)),
-        inventory=str(inventory), limit=limit,
-        options={"forks": forks, "connect_timeout_s": connect_timeout, "timeout_s": timeout,
-                 "hosts_selected": len(hosts)},
-        started_at=started.isoformat(timespec="seconds"), duration_s=time.monotonic() - clock,
-        partial=interrupted is not None,
-        notes=[*prepared.notes, *([f"not diagnosed: {', '.join(missing)}"] if missing else [])])
+    params = prepared.redactor.redact_params(host_params(runbook, {}, options.overrides))
+    meta = {"runbook": runbook.name, "runbook_description": runbook.description, "parameters": document.jsonable(params),
+            "inventory": str(inventory), "limit": limit,
+            "options": {"forks": forks, "connect_timeout_s": connect_timeout, "timeout_s": timeout,
+                        "hosts_selected": len(hosts)},
+            "started_at": started.isoformat(timespec="seconds")}
+    progress = Progress(Console(stderr=True, highlight=False), len(hosts))
+    with journal:
+        journal.start({**meta, "hosts": [h.name for h in hosts]})
+        entries, interrupted = _collect(run(prepared, runbook, options, progress.host_started), books,
+                                        lambda r: with_transport_fix(r, context), journal, progress)
+        order = {h.name: i for i, h in enumerate(hosts)}
+        entries.sort(key=lambda e: order[e["name"]])
+        done = {e["name"] for e in entries}
+        missing = [h.name for h in hosts if h.name not in done]
+        duration = time.monotonic() - clock
+        notes = [*prepared.notes, *([f"not diagnosed: {', '.join(missing)}"] if missing else [])]
+        journal.finish({"duration_s": round(duration, 3), "partial": interrupted is not None,
+                        "not_diagnosed": missing, "notes": notes})
+    doc = document.build(entries, runbook=runbook, params=params, inventory=str(inventory), limit=limit,
+                         options=meta["options"], started_at=meta["started_at"], duration_s=duration,
+                         partial=interrupted is not None, notes=notes, not_diagnosed=missing)
     paths = write_reports(doc, str(out), stem, wanted) + [journal.path]
-    _write_retry(out, stem, doc)
-    print_summary(console, doc, paths)
+    retry = _write_retry(out, stem, doc)
+    new_keys = sum(1 for e in entries for n in e["notes"] if n.startswith("new host key recorded"))
+    summary_console = output_console(stderr=json_out)
+    print_summary(summary_console, doc, RunFiles(tuple(paths), retry, len(_retry_hosts(doc)), new_keys,
+                                                 options.known_hosts_files()[0]))
     if json_out:
         sys.stdout.write(RENDERERS["json"](doc))
     if interrupted is not None:
@@ -208,24 +244,67 @@ def diagnose(
     raise typer.Exit(ExitCode.PROBLEMS if doc["summary"]["problems"] else ExitCode.OK)
 
 
-def _write_retry(out: Path, stem: str, doc: dict) -> None:
-    """Problem hosts one per line, so `--limit @FILE` re-runs only them (Ansible's retry files)."""
-    problems = [h["name"] for h in doc["hosts"] if h["severity"] != Severity.OK.value]
-    if problems:
-        write_private(str(out / f"{stem}.retry"), "\n".join(problems) + "\n")
+def _collect(results: Iterator[HostResult], books: tuple[Runbook, ...], fix: Callable[[HostResult], HostResult],
+             journal: Journal, progress: Progress) -> tuple[list[dict], ExitCode | None]:
+    """Each result as a report entry, journalled as it lands, until the run ends or is interrupted.
+
+    With several runbooks each result is judged per runbook; transport verdicts get their fixes.
+    Returns the entries and, if Ctrl-C or SIGTERM cut the run short, its exit code.
+    """
+    entries: list[dict] = []
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        with progress:
+            for result in results:
+                result, verdicts = judge(result, books) if len(books) > 1 else (result, [])
+                entries.append(document.host_entry(fix(result), verdicts))
+                journal.write(entries[-1])
+                progress.host_done(result.host.name, entries[-1]["verdict"])
+    except KeyboardInterrupt:
+        return entries, ExitCode.INTERRUPTED
+    except Terminated:
+        return entries, ExitCode.TERMINATED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return entries, None
 
 
-@app.command()
+def _dry_run(hosts: tuple[Host, ...], runbook: Runbook, options: RunOptions) -> str:
+    """The dry-run text; become users come from the same endpoint resolution a run uses (no connection)."""
+    from fleet.dryrun import dry_run
+    from fleet.transport.ssh import resolve_endpoint
+    from fleet.transport.sshconfig import load_ssh_config
+
+    config = load_ssh_config(options.ssh_config)
+    become = {h.name: resolve_endpoint(h, config).become_user for h in hosts if h.connection is Connection.SSH}
+    return dry_run(hosts, runbook, options, {name: user for name, user in become.items() if user})
+
+
+def _retry_hosts(doc: dict) -> list[str]:
+    """Problem hosts, then the hosts never diagnosed: what a re-run needs."""
+    return [h["name"] for h in doc["hosts"] if h["severity"] != Severity.OK.value] + list(doc["not_diagnosed"])
+
+
+def _write_retry(out: Path, stem: str, doc: dict) -> str | None:
+    """The hosts to re-run, one per line, for `--limit @FILE` (Ansible's retry files); its path, or None."""
+    names = _retry_hosts(doc)
+    if not names:
+        return None
+    path = str(out / f"{stem}.retry")
+    write_private(path, "\n".join(names) + "\n")
+    return path
+
+
+@_command(app)
 def report(
     results: Path = typer.Argument(..., help="A JSON report written by `fleet diagnose`, or its .jsonl journal."),
     formats: str = typer.Option("md,html", "--format", help="Formats to render, comma separated: json,md,html."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Directory (default: beside the JSON)."),
 ) -> None:
-    """Re-render a report from its JSON, or rebuild one from the journal of a killed run.
+    """Re-render a report from its JSON, or rebuild one from a run's .jsonl journal (finished or killed).
 
     Example: fleet report reports/20261124T031500Z-502.json --format html
     """
-    console = Console(stderr=True, highlight=False)
     try:
         wanted = _parse_formats(formats)
         doc = _load_results(results)
@@ -234,8 +313,9 @@ def report(
         raise _fail(exc)
     except (KeyError, TypeError, jinja2.UndefinedError) as exc:
         raise _fail(f"{results}: the report lacks what rendering needs ({exc})")
+    console = output_console()
     for path in paths:
-        console.print(f"report: {path}", markup=False)
+        console.print(f"report: {path}", markup=False, soft_wrap=True)
 
 
 def _load_results(path: Path) -> dict:
@@ -243,7 +323,7 @@ def _load_results(path: Path) -> dict:
     return journal_load(str(path)) if path.suffix == ".jsonl" else document.load(str(path))
 
 
-@app.command()
+@_command(app)
 def diff(
     old: Path = typer.Argument(..., help="The earlier JSON report."),
     new: Path = typer.Argument(..., help="The later JSON report."),
@@ -255,20 +335,23 @@ def diff(
 
     Example: fleet diff reports/before.json reports/after.json --md
     """
-    console = Console(highlight=False)
     try:
-        changes = compare(_load_results(old), _load_results(new))
+        before, after = _load_results(old), _load_results(new)
+        if before["runbook"] != after["runbook"]:
+            raise InputError(f"the reports are of different runbooks ({before['runbook']!r} and "
+                             f"{after['runbook']!r}): their verdicts cannot be compared host by host")
+        changes = compare(before, after)
     except FleetError as exc:
         raise _fail(exc)
     if markdown:
         sys.stdout.write(render_diff_markdown(changes, str(old), str(new)))
     else:
-        print_diff(console, changes)
+        print_diff(output_console(), changes)
     worse = {"newly_broken", "newly_unreachable"} & changes.counts().keys()
     raise typer.Exit(ExitCode.PROBLEMS if worse else ExitCode.OK)
 
 
-@app.command()
+@_command(app)
 def hosts(
     inventory: Path = typer.Option(..., "--inventory", "-i", help="Ansible inventory: YAML, INI, a directory of them, or an executable dynamic inventory."),
     limit: Optional[str] = typer.Option(None, "--limit", "-l", help="Ansible host pattern, as for diagnose."),
@@ -285,6 +368,8 @@ def hosts(
 
     try:
         selected = select(load_inventory(inventory), limit)
+        if not selected:
+            raise InputError(f"no host matches {limit!r}" if limit else "the inventory has no hosts", str(inventory))
         config = load_ssh_config(str(ssh_config) if ssh_config else None)
         rows = [host_row(h, resolve_endpoint(h, config) if h.connection is Connection.SSH else None)
                 for h in selected]
@@ -293,14 +378,14 @@ def hosts(
     if json_out:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
     else:
-        print_hosts(Console(highlight=False), rows)
+        print_hosts(output_console(), rows)
 
 
 runbook_app = typer.Typer(no_args_is_help=True, help="Inspect and test runbooks.")
 app.add_typer(runbook_app, name="runbook")
 
 
-@app.command()
+@_command(app)
 def runbooks() -> None:
     """List the built-in runbooks and the user's ($FLEET_RUNBOOK_PATH, ./runbooks, ~/.config/fleet/runbooks)."""
     rows = []
@@ -310,10 +395,10 @@ def runbooks() -> None:
         except FleetError as exc:
             description = f"(broken: {exc})"
         rows.append({"name": name, "origin": origin, "path": path, "description": description})
-    print_runbooks(Console(highlight=False), rows)
+    print_runbooks(output_console(), rows)
 
 
-@runbook_app.command("show")
+@_command(runbook_app, "show")
 def runbook_show(name: str = typer.Argument(..., help="Runbook name or path to a .yml file.")) -> None:
     """Print a runbook's parameters, probes and decision table.
 
@@ -323,10 +408,10 @@ def runbook_show(name: str = typer.Argument(..., help="Runbook name or path to a
         book = load_runbook(name)
     except FleetError as exc:
         raise _fail(exc)
-    print_runbook(Console(highlight=False), book)
+    print_runbook(output_console(), book)
 
 
-@runbook_app.command("test")
+@_command(runbook_app, "test")
 def runbook_test(
     name: str = typer.Argument(..., help="Runbook name or path to a .yml file."),
     cases: Path = typer.Argument(..., help="A directory of cases (see docs/runbook-format.md) or a JSON report."),
@@ -347,8 +432,8 @@ def runbook_test(
     except FleetError as exc:
         raise _fail(exc)
     if not results:
-        raise _fail(f"{cases}: no cases found")
-    print_case_results(Console(highlight=False), results)
+        raise _fail(f"{cases}: no cases found (a case is a folder of PROBE.out files, or give a JSON report)")
+    print_case_results(output_console(), results)
     raise typer.Exit(ExitCode.OK if all(r.passed for r in results) else ExitCode.PROBLEMS)
 
 

@@ -71,12 +71,12 @@ def prepare(hosts: Sequence[Host], runbook: Runbook, options: RunOptions,
         notes += ssh_notes
     forks, limit_note = fit_forks(options.forks)
     notes += [limit_note] if limit_note else []
-    return Prepared(tuple(hosts), _scripts(runbook, params, marker, options.timeout_s), params, marker, transports,
-                    Redactor.build(runbook.redact), forks, tuple(notes))
+    return Prepared(tuple(hosts), host_scripts(runbook, params, marker, options.timeout_s), params, marker,
+                    transports, Redactor.build(runbook.redact), forks, tuple(notes))
 
 
-def _scripts(runbook: Runbook, params: Mapping[str, Mapping[str, Any]], marker: str,
-             timeout_s: float) -> dict[str, bytes]:
+def host_scripts(runbook: Runbook, params: Mapping[str, Mapping[str, Any]], marker: str,
+                 timeout_s: float) -> dict[str, bytes]:
     """Each host's script; hosts with the same parameters share one."""
     by_params: dict[str, bytes] = {}
     scripts = {}
@@ -131,10 +131,16 @@ def resolve_names(ssh: SSHTransport, options: RunOptions) -> None:
         ssh.record_address(name, address, error)
 
 
-def run(prepared: Prepared, runbook: Runbook, options: RunOptions) -> Iterator[HostResult]:
-    """Diagnose every host, yielding each result as soon as its host is done."""
+def run(prepared: Prepared, runbook: Runbook, options: RunOptions,
+        on_start: Callable[[str], None] | None = None) -> Iterator[HostResult]:
+    """Diagnose every host, yielding each result as soon as its host is done.
+
+    `on_start(name)` is called from the worker as a host begins (the progress line names them).
+    """
 
     def job(host: Host, deadline: Deadline) -> Execution:
+        if on_start is not None:
+            on_start(host.name)
         return prepared.transports[host.connection].execute(host, prepared.scripts[host.name], deadline)
 
     def overrun(host: Host, deadline: Deadline) -> Execution:

@@ -21,6 +21,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from fleet.errors import RunbookError
 from fleet.models import Diagnosis, ProbeOutput, Severity
 from fleet.parsers import PARSERS
+from fleet.rule_fields import unknown_attributes
 from fleet.script import ProbeCommand
 from fleet.yamlfile import LineDict, load_yaml
 
@@ -38,6 +39,14 @@ def _shell_quote(value: Any) -> str:
 # never depends on a runbook author remembering to.
 _COMMAND_ENV = ImmutableSandboxedEnvironment(finalize=_shell_quote, undefined=jinja2.StrictUndefined,
                                              keep_trailing_newline=True)
+
+
+def command_template(source: str, path: str) -> jinja2.Template:
+    """A probe command compiled as probes are: every value shell-quoted. RunbookError if it is broken."""
+    try:
+        return _COMMAND_ENV.from_string(source)
+    except jinja2.TemplateSyntaxError as exc:
+        raise RunbookError(f"broken command template: {exc.message}", path, exc.lineno) from None
 
 
 class _RuleEnvironment(ImmutableSandboxedEnvironment):
@@ -187,8 +196,8 @@ def _parse(doc: Any, path: str) -> Runbook:
           {"name", "probes", "rules"}, "the runbook", path)
     params = _parse_parameters(doc.get("parameters") or LineDict(), path)
     probes = _parse_probes(_expect(doc["probes"], list, "probes", path, doc.line_of("probes")), path)
-    names = {p.name for p in probes}
-    rules = tuple(_parse_rule(node, names, path) for node in _expect(doc["rules"], list, "rules", path,
+    parsers = {p.name: p.parser for p in probes}
+    rules = tuple(_parse_rule(node, parsers, path) for node in _expect(doc["rules"], list, "rules", path,
                                                                         doc.line_of("rules")))
     redact = doc.get("redact") or []
     if not isinstance(redact, list) or not all(isinstance(r, str) for r in redact):
@@ -251,7 +260,7 @@ def _parse_probes(nodes: list, path: str) -> tuple[Probe, ...]:
     return tuple(probes)
 
 
-def _parse_rule(node: Any, probe_names: set[str], path: str) -> Rule:
+def _parse_rule(node: Any, probe_parsers: Mapping[str, str], path: str) -> Rule:
     node = _expect(node, LineDict, "a rule", path, 1)
     _keys(node, {"verdict", "severity", "when", "summary", "evidence", "fix"}, {"verdict", "when", "summary"},
           "a rule", path)
@@ -264,10 +273,10 @@ def _parse_rule(node: Any, probe_names: set[str], path: str) -> Rule:
     except ValueError:
         raise RunbookError(f"bad severity {node.get('severity')!r} (ok, warning, critical, unknown)", path,
                            node.line_of("severity")) from None
-    known = probe_names | _CONTEXT_NAMES
     when = str(node["when"])
     condition = _compile(lambda: _RULE_ENV.compile_expression(when),
-                         lambda: _RULE_ENV.parse("{{ " + when + " }}"), known, "when", path, node.line_of("when"))
+                         lambda: _RULE_ENV.parse("{{ " + when + " }}"), probe_parsers, "when", path,
+                         node.line_of("when"))
     texts = {"summary": (str(node["summary"]),)}
     for key in ("evidence", "fix"):
         value = node.get(key) or ()
@@ -280,21 +289,25 @@ def _parse_rule(node: Any, probe_names: set[str], path: str) -> Rule:
     for key, sources in texts.items():
         for source in sources:
             templates.append(_compile(lambda s=source: LazyTemplate(s), lambda s=source: _RULE_ENV.parse(s),
-                                      known, key, path, node.line_of(key)))
+                                      probe_parsers, key, path, node.line_of(key)))
     return Rule(verdict, severity, when, texts["summary"][0], texts["evidence"], texts["fix"], node.line,
                 condition, tuple(templates))
 
 
-def _compile(build, ast, known: set[str], what: str, path: str, line: int):
-    """Build a rule's expression or template, refusing syntax errors and names nothing provides."""
+def _compile(build, ast, probe_parsers: Mapping[str, str], what: str, path: str, line: int):
+    """Build a rule's expression or template, refusing syntax errors, names nothing provides and
+    attributes the probe's facts do not have."""
     try:
         parsed, compiled = ast(), build()
     except jinja2.TemplateSyntaxError as exc:
         raise RunbookError(f"broken {what}: {exc.message}", path, line) from None
-    unknown = jinja2.meta.find_undeclared_variables(parsed) - known
+    unknown = jinja2.meta.find_undeclared_variables(parsed) - set(probe_parsers) - _CONTEXT_NAMES
     if unknown:
         raise RunbookError(f"{what} uses {', '.join(sorted(unknown))}, which is neither a probe nor "
                            f"params/host/probes", path, line)
+    wrong = unknown_attributes(parsed, probe_parsers)
+    if wrong:
+        raise RunbookError(f"{what} uses {wrong[0]}", path, line)
     return compiled
 
 

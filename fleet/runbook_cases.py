@@ -44,8 +44,11 @@ class CaseResult:
 def load_cases(source: str) -> list[Case]:
     """Cases from a directory of case folders or from a JSON report; InputError when neither."""
     if os.path.isdir(source):
+        # A case is a folder of PROBE.out files: any other folder (fixtures, a parent directory
+        # given by mistake) is no case, or "9 passed" would be said of nothing tested.
         return [_case_from_dir(os.path.join(source, d), d) for d in sorted(os.listdir(source))
-                if os.path.isdir(os.path.join(source, d))]
+                if os.path.isdir(os.path.join(source, d))
+                and any(f.endswith(".out") for f in os.listdir(os.path.join(source, d)))]
     doc = document.load(source)
     return [Case(h["name"], h["verdict"], {name: _probe_from_json(name, p) for name, p in h["probes"].items()},
                  h.get("parameters", {}))

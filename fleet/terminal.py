@@ -6,8 +6,11 @@ and ANSI escapes removed) and into rich as plain Text, never as markup.
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from collections import Counter
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping
 
 from rich.console import Console
@@ -17,6 +20,7 @@ from rich.text import Text
 
 from fleet.models import Host
 from fleet.redact import SECRET_NAME
+from fleet.report.document import NOT_JUDGED
 from fleet.report.diff import Diff
 from fleet.sanitize import strip_control
 
@@ -26,6 +30,11 @@ if TYPE_CHECKING:
     from fleet.transport.ssh import Endpoint
 
 _STYLE = {"ok": "green", "warning": "yellow", "critical": "red", "unknown": "magenta"}
+# Off a terminal lines are as long as they need to be (see output_console).
+_UNWRAPPED = 100_000
+_RUNNING_SHOWN = 4
+_HOSTS_SHOWN = 10
+_HOSTS_LISTED = 50
 
 
 def safe(value: Any) -> str:
@@ -33,13 +42,29 @@ def safe(value: Any) -> str:
     return strip_control(value)
 
 
+def output_console(stderr: bool = False) -> Console:
+    """The console for a command's result: stdout (stderr when stdout carries JSON).
+
+    Off a terminal nothing is wrapped: a line cut at 80 columns splits host names mid-word in a
+    file or a pipe, and greps and pastes break on it.
+    """
+    stream = sys.stderr if stderr else sys.stdout
+    if stream.isatty() or os.environ.get("COLUMNS"):
+        return Console(file=stream, highlight=False)
+    return Console(file=stream, highlight=False, width=_UNWRAPPED)
+
+
 class Progress:
-    """Hosts done/total, per-verdict counters and elapsed time, redrawn in place; silent off a TTY."""
+    """Hosts done/total, per-verdict counters, elapsed time and the hosts still running, redrawn in place.
+
+    Silent off a terminal. `host_started` is called from worker threads; it only sets a dict item.
+    """
 
     def __init__(self, console: Console, total: int):
         self.console, self.total = console, total
         self.counts: Counter[str] = Counter()
         self.started = time.monotonic()
+        self.running: dict[str, float] = {}
         # Live redraws 8 times a second by calling __rich__, so the clock moves between hosts too.
         self._live = Live(self, console=console, transient=True, refresh_per_second=8) \
             if console.is_terminal else None
@@ -53,44 +78,95 @@ class Progress:
         if self._live:
             self._live.__exit__(*exc)
 
-    def host_done(self, verdict: str) -> None:
+    def host_started(self, name: str) -> None:
+        self.running[name] = time.monotonic()
+
+    def host_done(self, name: str, verdict: str) -> None:
+        self.running.pop(name, None)
         self.counts[verdict] += 1
 
     def __rich__(self) -> Text:
         done = sum(self.counts.values())
-        text = Text(f"{done}/{self.total} hosts  {time.monotonic() - self.started:5.1f}s  ")
+        now = time.monotonic()
+        text = Text(f"{done}/{self.total} hosts  {now - self.started:5.1f}s  ")
         for verdict, n in self.counts.most_common():
             text.append(f"{safe(verdict)}={n} ", style="green" if verdict == "healthy" else "red")
+        # The longest-running hosts are the ones an operator waits for: name them, oldest first.
+        running = sorted(list(self.running.items()), key=lambda kv: kv[1])
+        if running:
+            shown = ", ".join(f"{safe(name)} {now - since:.0f}s" for name, since in running[:_RUNNING_SHOWN])
+            more = f" (+{len(running) - _RUNNING_SHOWN})" if len(running) > _RUNNING_SHOWN else ""
+            text.append(f" running: {shown}{more}", style="dim")
+        text.truncate(max(20, self.console.width - 1))
         return text
 
 
-def print_summary(console: Console, doc: Mapping[str, Any], paths: list[str]) -> None:
-    """The headline, a table of causes with their hosts, each cause's fix, and where the reports are."""
+@dataclass(frozen=True)
+class RunFiles:
+    """What a run left beside its reports, for the last lines of the summary."""
+
+    paths: tuple[str, ...]
+    retry: str | None = None
+    retry_hosts: int = 0
+    new_keys: int = 0
+    known_hosts: str = ""
+
+
+def print_summary(console: Console, doc: Mapping[str, Any], files: RunFiles) -> None:
+    """Causes with their hosts and fixes, where the reports are, and the headline last (it must not scroll off)."""
     summary = doc["summary"]
-    if doc.get("partial"):
-        console.print(Text("PARTIAL: the run was interrupted; hosts not shown were not diagnosed.", style="bold yellow"))
-    worst = "ok" if summary["problems"] == 0 else "critical"
-    console.print(Text(safe(summary["headline"]), style=f"bold {_STYLE[worst]}"))
-    causes = summary["causes"]
-    if causes:
-        table = Table(header_style="bold", expand=False)
-        table.add_column("#", justify="right")
-        table.add_column("verdict", no_wrap=True)
-        table.add_column("hosts", overflow="fold")
-        table.add_column("cause", overflow="fold", ratio=1)
-        for n, cause in enumerate(causes, 1):
-            names = cause["hosts"]
-            hosts = ", ".join(names[:6]) + (f" (+{len(names) - 6})" if len(names) > 6 else "")
-            table.add_row(str(n), Text(safe(cause["verdict"]), style=_STYLE.get(cause["severity"], "")),
-                          Text(f"{cause['count']}: {safe(hosts)}"), Text(safe(cause["summary"])))
-        console.print(table)
-        for n, cause in enumerate(causes, 1):
-            if cause["fix"]:
-                console.print(Text(f"fix for #{n} ({safe(cause['verdict'])}):", style="bold"))
-                for line in cause["fix"]:
-                    console.print(Text(f"  {safe(line)}"), soft_wrap=True)
-    for path in paths:
+    for n, cause in enumerate(summary["causes"], 1):
+        names = cause["hosts"]
+        hosts = ", ".join(names[:_HOSTS_SHOWN]) + (f" (+{len(names) - _HOSTS_SHOWN} more)"
+                                                   if len(names) > _HOSTS_SHOWN else "")
+        line = Text(f"{n}. ")
+        line.append(safe(cause["verdict"]), style=_STYLE.get(cause["severity"], ""))
+        line.append(f", {cause['count']} host{'s' if cause['count'] != 1 else ''}: {safe(hosts)}")
+        console.print(line, soft_wrap=True)
+        console.print(Text(f"   {safe(cause['summary'])}"), soft_wrap=True)
+        for i, fix in enumerate(cause["fix"]):
+            console.print(Text(f"   {'fix: ' if i == 0 else '     '}{safe(fix)}"), soft_wrap=True)
+    _print_not_judged(console, doc)
+    _print_runbook_verdicts(console, doc)
+    for path in files.paths:
         console.print(Text(f"report: {path}"), soft_wrap=True)
+    if files.retry:
+        console.print(Text(f"retry: {files.retry} ({files.retry_hosts} host{'s' if files.retry_hosts != 1 else ''};"
+                           f" re-run them with --limit @{files.retry})"), soft_wrap=True)
+    if files.new_keys:
+        console.print(Text(f"{files.new_keys} new host key{'s' if files.new_keys != 1 else ''} recorded in "
+                           f"{files.known_hosts}"), soft_wrap=True)
+    if doc.get("partial"):
+        console.print(Text("PARTIAL: the run was interrupted.", style="bold yellow"))
+    worst = "ok" if summary["problems"] == 0 and not doc.get("not_diagnosed") else "critical"
+    console.print(Text(safe(summary["headline"]), style=f"bold {_STYLE[worst]}"), soft_wrap=True)
+
+
+def _print_not_judged(console: Console, doc: Mapping[str, Any]) -> None:
+    """Healthy hosts whose summary says a check was not judged, grouped by what was not judged and why."""
+    groups: dict[str, list[str]] = {}
+    for host in doc["hosts"]:
+        if host["severity"] == "ok" and NOT_JUDGED in host["summary"]:
+            groups.setdefault(host["summary"].rsplit("; ", 1)[-1], []).append(host["name"])
+    for caveat, names in groups.items():
+        console.print(Text(f"healthy, but {safe(caveat)}: {safe(', '.join(names))}", style="yellow"), soft_wrap=True)
+
+
+def _print_runbook_verdicts(console: Console, doc: Mapping[str, Any]) -> None:
+    """With several runbooks: each host's verdict per runbook (problem hosts only past a screenful)."""
+    hosts = [h for h in doc["hosts"] if h.get("runbooks")]
+    if not hosts:
+        return
+    if len(hosts) > _HOSTS_LISTED:
+        hosts = [h for h in hosts if h["severity"] != "ok"]
+    console.print(Text("verdicts per runbook:", style="bold"))
+    for host in hosts:
+        line = Text(f"   {safe(host['name'])}: ")
+        for i, verdict in enumerate(host["runbooks"]):
+            line.append(", " if i else "")
+            line.append(f"{safe(verdict['runbook'])} ")
+            line.append(safe(verdict["verdict"]), style=_STYLE.get(verdict["severity"], ""))
+        console.print(line, soft_wrap=True)
 
 
 def print_diff(console: Console, diff: Diff) -> None:
@@ -149,28 +225,38 @@ def print_runbooks(console: Console, rows: list[dict[str, Any]]) -> None:
 
 
 def print_runbook(console: Console, runbook: Runbook) -> None:
-    """Parameters, probes and the decision table of a runbook."""
-    console.print(Text(f"{runbook.name}: {runbook.description}", style="bold"))
-    console.print(Text(runbook.path, style="dim"))
+    """Parameters, probes and the decision table of a runbook; shell text printed as written, never folded."""
+    console.print(Text(f"{runbook.name}: {runbook.description}", style="bold"), soft_wrap=True)
+    console.print(Text(runbook.path, style="dim"), soft_wrap=True)
     params = Table(title="parameters", header_style="bold", title_justify="left")
     for column in ("name", "default", "description"):
         params.add_column(column, overflow="fold")
     for p in runbook.parameters:
         params.add_row(p.name, repr(p.default), p.description)
     console.print(params)
-    probes = Table(title="probes (one script, in this order)", header_style="bold", title_justify="left")
-    for column in ("probe", "parser", "timeout", "command"):
-        probes.add_column(column, overflow="fold")
+    if runbook.prelude.strip():
+        console.print(Text("prelude (shell functions before every probe's command):", style="bold"))
+        _print_shell(console, runbook.prelude)
+    console.print(Text("probes (one script, in this order):", style="bold"))
     for p in runbook.probes:
-        probes.add_row(p.name, p.parser, f"{p.timeout_s:g}s", Text(p.command.strip()))
-    console.print(probes)
+        console.print(Text(f"\n{p.name}", style="bold cyan").append(
+            f"  parser {p.parser}, timeout {p.timeout_s:g}s{': ' + p.description if p.description else ''}",
+            style="default"), soft_wrap=True)
+        _print_shell(console, p.command)
     rules = Table(title="decision table (first match wins)", header_style="bold", title_justify="left")
     for column in ("#", "verdict", "severity", "when"):
         rules.add_column(column, overflow="fold")
     for n, rule in enumerate(runbook.rules, 1):
         rules.add_row(str(n), rule.verdict, rule.severity.value, Text(" ".join(rule.when.split())))
     rules.add_row("", "inconclusive", "unknown", Text("no rule matched"))
+    console.print()
     console.print(rules)
+
+
+def _print_shell(console: Console, text: str) -> None:
+    """Shell text indented by four, line for line as the runbook has it: long lines run on, unfolded."""
+    for line in text.strip("\n").splitlines():
+        console.print(Text(f"    {line}"), soft_wrap=True)
 
 
 def print_case_results(console: Console, results: list[CaseResult]) -> None:

@@ -90,7 +90,7 @@ def cmd_scenarios(a: argparse.Namespace) -> int:
 def cmd_demo(a: argparse.Namespace) -> int:
     from .demo import demo
 
-    return demo(a.out)
+    return demo(a.out, a.prefix, a.subnet)
 
 
 def main(argv=None) -> int:
@@ -114,6 +114,8 @@ def main(argv=None) -> int:
     st.set_defaults(fn=cmd_status)
     de = sub.add_parser("demo", help="bring up a small mixed fleet, run fleet diagnose on it, tear it down")
     de.add_argument("--out", default="reports", help="where fleet writes its reports")
+    de.add_argument("--prefix", default="fltd", help="names of the demo's interfaces and namespaces")
+    de.add_argument("--subnet", default="198.18.220.0/24", help="the demo fleet's subnet")
     de.set_defaults(fn=cmd_demo)
     sc = sub.add_parser("scenarios", help="list the scenarios and their expected verdicts")
     sc.set_defaults(fn=cmd_scenarios)

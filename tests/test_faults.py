@@ -126,7 +126,8 @@ def _start_until_one_host_lands(inventory, out, **popen) -> subprocess.Popen:
                              str(COMMAND), "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             stdin=subprocess.DEVNULL, **popen)
     deadline = time.monotonic() + 20
-    while not list(out.glob("*.jsonl")) or not list(out.glob("*.jsonl"))[0].read_text():
+    # The journal's first line describes the run (issue 16); a host's result is a line with its verdict.
+    while not list(out.glob("*.jsonl")) or '"verdict"' not in list(out.glob("*.jsonl"))[0].read_text():
         assert time.monotonic() < deadline, "the quick host never finished"
         time.sleep(0.1)
     return proc
@@ -147,7 +148,12 @@ def test_sigint_and_sigterm_leave_a_partial_report(tmp_path):
         assert [h["name"] for h in report["hosts"]] == ["quick"]
         assert "slow" in " ".join(report["notes"])
         [journal] = out.glob("*.jsonl")
-        assert [json.loads(line)["name"] for line in journal.read_text().splitlines()] == ["quick"]
+        # Issue 16: the journal starts with a line describing the run and ends with one saying how it
+        # ended, so `fleet report X.jsonl` has the inventory and the real duration; between them, hosts.
+        run, *hosts, end = [json.loads(line) for line in journal.read_text().splitlines()]
+        assert [h["name"] for h in hosts] == ["quick"]
+        assert run["run"]["inventory"] == str(inventory) and run["run"]["hosts"] == ["quick", "slow"]
+        assert end["end"]["partial"] is True and end["end"]["not_diagnosed"] == ["slow"]
 
 
 @needs_root

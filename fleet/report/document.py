@@ -19,6 +19,8 @@ from fleet.models import HostResult, Severity, TRANSPORT_VERDICTS
 from fleet.textfile import read_text
 
 SCHEMA = 1
+# How a healthy verdict says a check could not be judged ("healthy; nginx -t not judged: ...").
+NOT_JUDGED = " not judged: "
 # Host-specific values masked so that the same cause on many hosts groups together.
 _MASKS = (
     (re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}\b"), "<ip>"),
@@ -59,10 +61,10 @@ def _shown_fields(kind: type) -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(kind) if f.repr)
 
 
-def host_entry(result: HostResult) -> dict[str, Any]:
-    """One host as the report's JSON has it."""
+def host_entry(result: HostResult, runbooks: Iterable[Mapping[str, Any]] = ()) -> dict[str, Any]:
+    """One host as the report's JSON has it; `runbooks`: its verdict per runbook when several ran."""
     d, host = result.diagnosis, result.host
-    return {
+    entry = {
         "name": host.name,
         "address": host.address,
         "groups": list(host.groups),
@@ -79,11 +81,25 @@ def host_entry(result: HostResult) -> dict[str, Any]:
         "notes": list(result.notes),
         "duration_s": round(result.duration_s, 3),
     }
+    if runbooks:
+        entry["runbooks"] = list(runbooks)
+    return entry
+
+
+_FINGERPRINT = re.compile(r"\b(?:SHA256|MD5):\S+")
 
 
 def signature(entry: Mapping[str, Any]) -> str:
-    """The cause of a host's verdict with host-specific numbers and addresses masked."""
+    """The cause of a host's verdict with host-specific numbers and addresses masked.
+
+    A transport verdict's summary names the host and its key: masked too, so 18 unknown host
+    keys are one cause, not 18.
+    """
     text = entry["summary"]
+    if entry["verdict"] in TRANSPORT_VERDICTS:
+        text = _FINGERPRINT.sub("<key>", text)
+        for value in {entry["name"], entry.get("address") or entry["name"]}:
+            text = text.replace(value, "<host>")
     for pattern, mask in _MASKS:
         text = pattern.sub(mask, text)
     return text
@@ -153,8 +169,23 @@ def headline(total: int, problems: int, not_run: int, causes: list[dict[str, Any
 
 def build(hosts: list[dict[str, Any]], *, runbook: Any, params: Mapping[str, Any], inventory: str,
           limit: str | None, options: Mapping[str, Any], started_at: str, duration_s: float,
-          partial: bool = False, notes: Iterable[str] = ()) -> dict[str, Any]:
-    """The whole report document for a run, from its hosts' entries (see `host_entry`)."""
+          partial: bool = False, notes: Iterable[str] = (), not_diagnosed: Iterable[str] = ()) -> dict[str, Any]:
+    """The whole report document for a run, from its hosts' entries (see `host_entry`).
+
+    `not_diagnosed`: hosts selected but never diagnosed (the run was interrupted); the headline
+    counts them and the retry file lists them.
+    """
+    missing = list(not_diagnosed)
+    summary = summarise(hosts)
+    caveats = [h for h in hosts if h["severity"] == Severity.OK.value and NOT_JUDGED in h["summary"]]
+    if caveats:
+        # "All 12 hosts healthy" must not hide that a healthy host's check was not judged.
+        summary["headline"] = (f"{summary['headline'].rstrip('.')}; {len(caveats)} healthy "
+                               f"host{'s' if len(caveats) != 1 else ''} with a check not judged.")
+    if missing:
+        total = len(hosts) + len(missing)
+        summary["headline"] = (f"Interrupted: {len(missing)} of {total} host{'s' if total != 1 else ''} never "
+                               f"diagnosed. {summary['headline']}")
     return {
         "schema": SCHEMA,
         "fleet_version": __version__,
@@ -168,7 +199,8 @@ def build(hosts: list[dict[str, Any]], *, runbook: Any, params: Mapping[str, Any
         "duration_s": round(duration_s, 3),
         "partial": partial,
         "notes": list(notes),
-        "summary": summarise(hosts),
+        "not_diagnosed": missing,
+        "summary": summary,
         "hosts": hosts,
     }
 

@@ -38,14 +38,25 @@ class Journal:
         self._file.write(json.dumps(entry, ensure_ascii=False) + "\n")
         self._file.flush()
 
+    def start(self, run: Mapping[str, Any]) -> None:
+        """The first line: what the run is (runbook, inventory, selected hosts), for a rebuild after a kill."""
+        self.write({"run": run})
+
+    def finish(self, end: Mapping[str, Any]) -> None:
+        """The last line: the run ended (interrupted or not), its real duration, the hosts never diagnosed."""
+        self.write({"end": end})
+
 
 def load(path: str) -> dict[str, Any]:
-    """A report document rebuilt from a journal, for a run that was killed before it could write one.
+    """The report document rebuilt from a run's journal (a finished run's, or one killed before its report).
 
     A last line cut off mid-write is dropped and said; any other bad line is an InputError.
     """
     lines = read_text(path, "journal").splitlines()
-    hosts, notes = [], [f"rebuilt from the journal {os.path.basename(path)}: the run did not finish its report"]
+    hosts: list[dict[str, Any]] = []
+    run: Mapping[str, Any] = {}
+    end: Mapping[str, Any] | None = None
+    notes = [f"rebuilt from the journal {os.path.basename(path)}"]
     for number, line in enumerate(lines, 1):
         try:
             entry = json.loads(line)
@@ -54,12 +65,29 @@ def load(path: str) -> dict[str, Any]:
                 notes.append(f"the journal's last line was cut off mid-write (line {number})")
                 continue
             raise InputError("not a JSON line", path, number) from None
-        if not isinstance(entry, dict) or not {"name", "verdict", "severity"} <= entry.keys():
+        if isinstance(entry, dict) and isinstance(entry.get("run"), dict):
+            run = entry["run"]
+        elif isinstance(entry, dict) and isinstance(entry.get("end"), dict):
+            end = entry["end"]
+        elif isinstance(entry, dict) and {"name", "verdict", "severity"} <= entry.keys():
+            hosts.append(entry)
+        else:
             raise InputError("not a host entry of a fleet journal", path, number)
-        hosts.append(entry)
+    if end is None:
+        notes.append("the run did not finish its report (killed?)")
+        seen = {h["name"] for h in hosts}
+        missing = [n for n in run.get("hosts", ()) if n not in seen]
+    else:
+        missing = list(end.get("not_diagnosed", ()))
     stem = _STEM.match(os.path.basename(path).removesuffix(".jsonl"))
     started = (dt.datetime.strptime(stem.group(1), "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.timezone.utc)
                .isoformat(timespec="seconds") if stem else "")
-    return document.build(hosts, runbook=SimpleNamespace(name=stem.group(2) if stem else "unknown", description=""),
-                          params={}, inventory="", limit=None, options={}, started_at=started,
-                          duration_s=sum(h.get("duration_s", 0) for h in hosts), partial=True, notes=notes)
+    runbook = SimpleNamespace(name=run.get("runbook") or (stem.group(2) if stem else "unknown"),
+                              description=run.get("runbook_description", ""))
+    duration = end.get("duration_s") if end else None
+    return document.build(hosts, runbook=runbook, params=run.get("parameters", {}),
+                          inventory=run.get("inventory", ""), limit=run.get("limit"), options=run.get("options", {}),
+                          started_at=run.get("started_at", started),
+                          duration_s=duration if duration is not None else sum(h.get("duration_s", 0) for h in hosts),
+                          partial=bool(end.get("partial")) if end else True,
+                          notes=[*notes, *(end.get("notes", ()) if end else ())], not_diagnosed=missing)

@@ -33,6 +33,9 @@ MD_RAW_LIMIT = 4000
 MD_MAX_DETAILED = 50
 # Characters of each probe's output carried in the HTML; everything is in the JSON.
 HTML_RAW_LIMIT = 16000
+# Severities worst first: the order of the HTML's hosts and causes.
+SEVERITY_RANK = {"critical": 0, "warning": 1, "unknown": 2, "ok": 3}
+_ANCHOR_UNSAFE = re.compile(r"[^A-Za-z0-9_.:-]")
 _XML_INVALID = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
@@ -113,8 +116,26 @@ def render_html(doc: Mapping[str, Any]) -> str:
     for host in doc["hosts"]:
         by_severity[host["severity"]] = by_severity.get(host["severity"], 0) + 1
         verdict_severity.setdefault(host["verdict"], host["severity"])
+    # Worst first: hosts and causes by severity, then in the document's order.
+    ordered = sorted(enumerate(doc["hosts"]), key=lambda ih: (SEVERITY_RANK.get(ih[1]["severity"], 9), ih[0]))
+    causes = sorted(doc["summary"]["causes"], key=lambda c: SEVERITY_RANK.get(c["severity"], 9))
     return _HTML_ENV.get_template("report.html.j2").render(doc=doc, by_severity=by_severity,
-                                                            verdict_severity=verdict_severity)
+                                                            verdict_severity=verdict_severity, ordered=ordered,
+                                                            causes=causes, ranks=SEVERITY_RANK,
+                                                            anchors=host_anchors(doc["hosts"]))
+
+
+def host_anchors(hosts: list[Mapping[str, Any]]) -> dict[str, str]:
+    """An id per host for links (`report.html#host-web01`): its name where that is a clean id, unique."""
+    anchors: dict[str, str] = {}
+    taken: set[str] = set()
+    for n, host in enumerate(hosts):
+        anchor = "host-" + _ANCHOR_UNSAFE.sub("-", str(host["name"]))
+        if anchor in taken:
+            anchor = f"{anchor}-{n}"
+        taken.add(anchor)
+        anchors[host["name"]] = anchor
+    return anchors
 
 
 def render_junit(doc: Mapping[str, Any]) -> str:
@@ -133,6 +154,13 @@ def render_junit(doc: Mapping[str, Any]) -> str:
         kind = "error" if host["verdict"] in TRANSPORT_VERDICTS else "failure"
         problem = ET.SubElement(case, kind, type=host["verdict"], message=_xml_text(host["summary"]))
         problem.text = _xml_text("\n".join([*host["evidence"], *(f"fix: {f}" for f in host["fix"])]))
+    # Hosts an interrupted run never reached: skipped, so CI shows them rather than losing them.
+    missing = doc.get("not_diagnosed", ())
+    for name in missing:
+        case = ET.SubElement(suite, "testcase", classname=f"fleet.{doc['runbook']}", name=_xml_text(name), time="0")
+        ET.SubElement(case, "skipped", message="never diagnosed: the run was interrupted")
+    suite.set("tests", str(len(hosts) + len(missing)))
+    suite.set("skipped", str(len(missing)))
     return ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"
 
 

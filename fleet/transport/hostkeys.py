@@ -64,13 +64,19 @@ class KnownHosts:
         """The keys recorded for a host, by key type (the first name, then the first line, wins)."""
         keys: dict[str, paramiko.PKey] = {}
         for name in names:
-            found = list(self._plain.get(name, ()))
-            encoded = name.encode()
-            found += [(position, key) for position, salt, digest, key in self._hashed
-                      if hmac.compare_digest(hmac.digest(salt, encoded, "sha1"), digest)]
-            for _, key in sorted(found, key=lambda pair: pair[0]):
+            for _, key in sorted(self._entries(name), key=lambda pair: pair[0]):
                 keys.setdefault(key.get_name(), key)
         return keys
+
+    def lines_of(self, names: tuple[str, ...]) -> list[tuple[str, int]]:
+        """The files and line numbers that record keys for these names (what `ssh-keygen -R` removes)."""
+        found = {position for name in names for position, _ in self._entries(name)}
+        return [(self.paths[number], line) for number, line in sorted(found)]
+
+    def _entries(self, name: str) -> list[tuple[tuple[int, int], paramiko.PKey]]:
+        encoded = name.encode()
+        return [*self._plain.get(name, ()), *((position, key) for position, salt, digest, key in self._hashed
+                                              if hmac.compare_digest(hmac.digest(salt, encoded, "sha1"), digest))]
 
 
 def _salt_and_digest(hashed: str) -> tuple[bytes, bytes] | None:
