@@ -10,6 +10,7 @@ from typing import Any, Callable, Mapping
 
 from fleet.models import ProbeOutput
 from fleet.parsers import (
+    discovery,
     filesystems,
     generic,
     http_checks,
@@ -26,6 +27,7 @@ Parser = Callable[[ProbeOutput, Mapping[str, Any]], Any]
 
 PARSERS: Mapping[str, Parser] = MappingProxyType(
     {
+        "discovery": discovery.parse,
         "processes": processes.parse,
         "service_state": service_state.parse,
         "listeners": listeners.parse,
