@@ -18,6 +18,7 @@ from fleet.parsers import (
     listeners,
     log_signatures,
     memory,
+    nginx_errors,
     nginx_state,
     processes,
     service_state,
@@ -34,6 +35,7 @@ PARSERS: Mapping[str, Parser] = MappingProxyType(
         "http_checks": http_checks.parse,
         "log_signatures": log_signatures.parse,
         "nginx_state": nginx_state.parse,
+        "nginx_errors": nginx_errors.parse,
         "text": generic.parse_text,
         # the host runbook (fleet/runbooks/host.yml)
         "filesystems": filesystems.parse,
