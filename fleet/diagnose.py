@@ -13,6 +13,7 @@ from fleet.models import (Connection, Diagnosis, Execution, Host, HostResult, Pr
                           TransportStatus)
 from fleet.params import Resolved, discovered_values, with_discovered
 from fleet.parsers import PARSERS
+from fleet.parsers.platform import windows_shell
 from fleet.redact import Redactor
 from fleet.runbook import Runbook, evaluate, render_probes, resolve_params
 from fleet.script import compose, new_marker, split
@@ -25,6 +26,8 @@ from fleet.transport.ssh import SSHSettings, SSHTransport, jump_hosts, resolve_e
 from fleet.transport.sshconfig import load_ssh_config
 
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
+#: The verdict of a host whose shell cannot run the probe script at all (Windows without sh).
+UNSUPPORTED_PLATFORM = "unsupported_platform"
 
 
 @dataclass(frozen=True)
@@ -181,6 +184,14 @@ def interpret(host: Host, execution: Execution, runbook: Runbook, resolved: Reso
     unfinished = [f"{p.name} ({p.error})" for p in probes.values() if p.error]
     if unfinished:
         notes.append(f"probe(s) gave no result: {', '.join(unfinished)}")
+    windows = not output.meta and windows_shell(execution.stderr.decode("utf-8", "replace") + "\n"
+                                                + execution.stdout.decode("utf-8", "replace"))
+    if windows:
+        diagnosis = Diagnosis(UNSUPPORTED_PLATFORM, Severity.UNKNOWN,
+                              "Windows is not supported: the host's shell has no POSIX sh to run fleet's probes "
+                              "in; diagnose it by hand", (windows,))
+        return HostResult(host, diagnosis, probes, {}, execution.duration_s, tuple(notes),
+                          redactor.redact_params(params), sources_of(resolved))
     resolved = discover(runbook, resolved, probes)
     params = resolved.values
     facts = parse_facts(runbook, probes, params)

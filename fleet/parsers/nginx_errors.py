@@ -144,9 +144,15 @@ def _local(text: str, fmt: str) -> datetime | None:
         return None
 
 
+def _minutes(value: Any, default: int) -> int:
+    """A window length in minutes: a whole number >= 0, else the default."""
+    minutes = to_int(value)
+    return minutes if minutes is not None and minutes >= 0 else default
+
+
 def parse(output: ProbeOutput, params: Mapping[str, Any]) -> NginxLogFacts:
     """Classify the upstream errors nginx logged in the window and count the 502s it served."""
-    minutes = to_int(param(params, "nginx_log_minutes", 15)) or 15
+    minutes = _minutes(param(params, "nginx_log_minutes", 15), 15)
     now_local, now_epoch = None, None
     error_logs: list[LogFile] = []
     access_logs: list[LogFile] = []
@@ -157,7 +163,7 @@ def parse(output: ProbeOutput, params: Mapping[str, Any]) -> NginxLogFacts:
         if section.name == "clock":
             now_local = _local(attrs.get("local", ""), "%Y/%m/%d_%H:%M:%S")
             now_epoch = to_int(attrs.get("epoch"))
-            minutes = to_int(attrs.get("minutes")) or minutes
+            minutes = _minutes(attrs.get("minutes"), minutes)
         elif section.name in ("error_log", "access_log"):
             entry = LogFile(clip(attrs.get("path", "?"), 200), attrs.get("state", "unknown"))
             (error_logs if section.name == "error_log" else access_logs).append(entry)

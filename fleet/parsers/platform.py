@@ -7,6 +7,7 @@ Input: `uname=S release=R machine=M` then os-release's `ID=`, `ID_LIKE=`, `VERSI
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 
 from fleet.parsers._common import clip, key_values
@@ -95,3 +96,16 @@ def parse_platform(lines: list[str]) -> Platform:
         name = f"{kernel} {fields.get('release', '')}".strip()
     return Platform(kernel, clip(fields.get("release", ""), 80), clip(fields.get("machine", ""), 40), os_id, like,
                     version, name, _family(kernel, os_id, like))
+
+
+# What Windows' shells answer to `sh -s` when no POSIX layer is installed: cmd.exe, then PowerShell.
+_WINDOWS_SHELL = re.compile(r"'sh' is not recognized as an internal or external command"
+                            r"|The term 'sh' is not recognized as (?:the )?name of a cmdlet")
+
+
+def windows_shell(text: str) -> str | None:
+    """The line saying `sh` is missing on a Windows host, or None: the script never ran there."""
+    for line in text.splitlines()[:50]:
+        if _WINDOWS_SHELL.search(line):
+            return clip(line.strip())
+    return None
