@@ -199,7 +199,8 @@ def interpret(host: Host, execution: Execution, runbook: Runbook, resolved: Reso
         unfinished = [f"{p.name}: {p.error}" for p in probes.values() if p.error]
         diagnosis = Diagnosis(TransportStatus.TIMEOUT.value, Severity.CRITICAL, execution.reason, tuple(unfinished))
     else:
-        diagnosis = evaluate(runbook, facts, probes, params, {"name": host.name, "address": host.address})
+        diagnosis = evaluate(runbook, facts, probes, params, {"name": host.name, "address": host.address},
+                             sources_of(resolved))
     return HostResult(host, diagnosis, probes, facts, execution.duration_s, tuple(notes),
                       redactor.redact_params(params), sources_of(resolved))
 

@@ -27,7 +27,7 @@ from fleet.yamlfile import LineDict, load_yaml
 
 INCONCLUSIVE = "inconclusive"
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
-_CONTEXT_NAMES = {"params", "host", "probes"}
+_CONTEXT_NAMES = {"params", "host", "probes", "sources"}
 _DEFAULT_PROBE_TIMEOUT_S = 10.0
 
 
@@ -241,7 +241,7 @@ def _parse_probes(nodes: list, path: str, param_names: set[str]) -> tuple[Probe,
               {"name", "parser", "command"}, "a probe", path)
         name = node["name"]
         if not isinstance(name, str) or not _NAME.match(name) or name in _CONTEXT_NAMES:
-            raise RunbookError(f"bad probe name {name!r} (lower-case letters, digits, _; not params/host/probes)",
+            raise RunbookError(f"bad probe name {name!r} (lower-case letters, digits, _; not params/host/probes/sources)",
                                path, node.line_of("name"))
         if name in {p.name for p in probes}:
             raise RunbookError(f"duplicate probe name {name!r}", path, node.line_of("name"))
@@ -360,9 +360,15 @@ def render_probes(runbook: Runbook, params: Mapping[str, Any] | Resolved) -> lis
 
 
 def evaluate(runbook: Runbook, facts: Mapping[str, Any], probes: Mapping[str, ProbeOutput],
-             params: Mapping[str, Any], host: Mapping[str, Any]) -> Diagnosis:
-    """Walk the rules, first match wins. Rules naming absent facts do not match; none matching is inconclusive."""
-    context = {**facts, "params": params, "host": host, "probes": probes}
+             params: Mapping[str, Any], host: Mapping[str, Any],
+             sources: Mapping[str, str] | None = None) -> Diagnosis:
+    """Walk the rules, first match wins. Rules naming absent facts do not match; none matching is inconclusive.
+
+    `sources` says where each parameter came from (default, discovered, inventory, --var); a
+    parameter missing from it counts as given.
+    """
+    context = {**facts, "params": params, "host": host, "probes": probes,
+               "sources": {name: (sources or {}).get(name, "given") for name in params}}
     for rule in runbook.rules:
         try:
             matched = bool(rule.condition(**context))

@@ -88,6 +88,8 @@ def _case_from_dir(folder: str, name: str) -> Case:
 
 def run_case(runbook: Runbook, case: Case, overrides: Mapping[str, str] | None = None) -> CaseResult:
     """Parse the case's outputs and walk the rules, exactly as a live run would."""
-    params = discover(runbook, resolve_params(runbook, case.params, overrides or {}), case.probes).values
-    facts = parse_facts(runbook, case.probes, params)
-    return CaseResult(case, evaluate(runbook, facts, case.probes, params, {"name": case.name, "address": ""}))
+    resolved = discover(runbook, resolve_params(runbook, case.params, overrides or {}), case.probes)
+    facts = parse_facts(runbook, case.probes, resolved.values)
+    sources = {name: source.value for name, source in resolved.sources.items()}
+    return CaseResult(case, evaluate(runbook, facts, case.probes, resolved.values, {"name": case.name, "address": ""},
+                                     sources))
