@@ -5,6 +5,8 @@ them, evaluated on real captured probe outputs."""
 from __future__ import annotations
 
 import dataclasses
+import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -217,3 +219,54 @@ def test_nothing_given_nothing_found_is_no_backend_found_not_backend_not_running
     assert verdict(facts, sources)[0] == "no_backend_found"
     # The same host with its port discovered from nginx: the backend nginx needs is not running.
     assert verdict(facts, {**sources, "port": "discovered"})[0] == "backend_not_running"
+
+
+NGINX_CONF = """\
+error_log /var/log/custom/error.log warn;
+events { }
+http {
+    access_log /var/log/custom/access.log combined;
+    upstream shop {
+        server 127.0.0.1:9100 max_fails=3;
+        server 127.0.0.1:9101 backup;
+    }
+    server {
+        listen 8081;
+        location / { proxy_pass http://127.0.0.1:7000; }
+    }
+    server {
+        listen 8080 default_server;
+        location / { proxy_pass http://127.0.0.1:6000; }
+        location ^~ /static/ { root /srv; }
+        location ~ ^/api/v[0-9]+/ { proxy_pass http://shop; }
+        location = /api/v1/exact { proxy_pass http://127.0.0.1:5000/; }
+    }
+}
+"""
+
+
+@pytest.mark.skipif(not shutil.which("unshare") or os.geteuid() != 0, reason="needs root for a private namespace")
+@pytest.mark.parametrize("login_path, port, location", [
+    ("/api/v1/demo-login", "9100", "path=^/api/v[0-9]+/ proxy_pass=http://shop"),  # regex, upstream block
+    ("/api/v1/exact", "5000", "path=/api/v1/exact proxy_pass=http://127.0.0.1:5000/"),  # exact match wins
+    ("/other", "6000", "path=/ proxy_pass=http://127.0.0.1:6000"),  # prefix
+    ("/static/app.js", None, "path=/static/ proxy_pass="),  # ^~ stops the regexes; no backend
+])
+def test_discover_probe_reads_nginx_config_as_nginx_routes(tmp_path: Path, login_path: str, port: str | None,
+                                                           location: str) -> None:
+    """The real discover probe, in a namespace with no nginx running and nothing listening, on a config file."""
+    (tmp_path / "nginx.conf").write_text(NGINX_CONF)
+    book = load_runbook("502")
+    resolved = resolve_params(book, {"nginx_conf_dir": str(tmp_path)}, {"login_path": login_path})
+    [discover] = [p for p in render_probes(book, resolved) if p.name == "discover"]
+    marker = new_marker()
+    proc = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "--net", "sh", "-s"],
+                          input=compose([discover], marker), capture_output=True, text=True, timeout=60)
+    output = split(proc.stdout, proc.stderr, marker, ["discover"]).probes["discover"]
+    found = discovered_values(output, resolved.open)
+    assert found.get("port") == port
+    assert found["proxy_url"] == "http://localhost:8080"  # the default server: nothing listens on 80
+    assert found["nginx_error_log"] == "/var/log/custom/error.log"
+    assert found["nginx_access_log"] == "/var/log/custom/access.log"
+    facts = PARSERS["discovery"](output, resolved.values)
+    assert location in facts.nginx_location.text
