@@ -74,7 +74,7 @@ class DiscoveryFacts:
         return "\n".join(f"{f.name}={f.value} ({f.why})" for f in self.found)
 
 
-def _backend(section_lines: list[str], attrs: dict[str, str]) -> Backend | None:
+def _backend(section_lines: list[str]) -> Backend | None:
     values: dict[str, str] = {}
     files: list[str] = []
     for line in section_lines:
@@ -107,7 +107,7 @@ def parse(output: ProbeOutput, params: Mapping[str, Any]) -> DiscoveryFacts:
         elif section.name == "listeners":
             listeners = sum(1 for line in section.lines if line.strip() and not line.startswith(("param ", "why ")))
         elif section.name == "backend":
-            backend = _backend(section.lines, section.attrs)
+            backend = _backend(section.lines)
         for line in section.lines:
             head, _, rest = line.partition(" ")
             if head in ("param", "why"):
