@@ -81,11 +81,11 @@ def resolve(defaults: Mapping[str, Any], discoverable: frozenset[str], host_vars
     """Defaults < inventory variables < --var; parameters nobody gave and a probe discovers stay open."""
     values = dict(defaults)
     sources = {name: Source.DEFAULT for name in values}
+    # Variables the runbook does not declare are kept too, as before: a user's runbook may read them.
     for source, given in ((Source.INVENTORY, host_vars), (Source.VAR, overrides)):
         for name, value in given.items():
-            if name in values:
-                values[name] = _typed(name, value, defaults[name], strict=True)
-                sources[name] = source
+            values[name] = _typed(name, value, defaults[name], strict=True) if name in defaults else value
+            sources[name] = source
     still_open = frozenset(n for n in discoverable if sources.get(n) is Source.DEFAULT)
     return Resolved(values, sources, still_open)
 
