@@ -270,3 +270,13 @@ def test_discover_probe_reads_nginx_config_as_nginx_routes(tmp_path: Path, login
     assert found["nginx_access_log"] == "/var/log/custom/access.log"
     facts = PARSERS["discovery"](output, resolved.values)
     assert location in facts.nginx_location.text
+
+
+def test_a_host_without_an_http_client_is_inconclusive_and_says_so() -> None:
+    facts = facts_of(process="processes/procps_root", listen="listeners/ss_root", http="http_checks/no_client")
+    facts["discover"] = PARSERS["discovery"](ProbeOutput(
+        "discover", 0, "== platform ==\nuname=FreeBSD release=14.0-RELEASE machine=amd64\n"
+                       "freebsd_version=14.0-RELEASE-p6\n", "", 0.1), {})
+    got, summary, _ = verdict(facts)
+    assert got == "inconclusive"
+    assert "No HTTP client on this host (FreeBSD 14.0-RELEASE-p6)" in summary and "fetch cannot" in summary
