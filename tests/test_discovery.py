@@ -210,7 +210,7 @@ def test_error_log_names_the_cause_of_a_502_the_other_probes_cannot_see(kind: st
 
 
 def test_nothing_given_nothing_found_is_no_backend_found_not_backend_not_running() -> None:
-    facts = facts_of(process="processes/no_match", listen="listeners/netstat_root_no_backend", http="http_checks/curl_nginx_down",
+    facts = facts_of(process="processes/no_match", listen="listeners/netstat_root_no_backend", http="http_checks/curl_nothing_answers",
                      discover="discovery/zeroconf_backend_dead")
     book = load_runbook("502")
     unit = PARSERS["service_state"](ProbeOutput("unit", 0, "== systemd-absent ==\n== docker-absent ==\n", "", 0.1), {})
@@ -280,3 +280,16 @@ def test_a_host_without_an_http_client_is_inconclusive_and_says_so() -> None:
     got, summary, _ = verdict(facts)
     assert got == "inconclusive"
     assert "No HTTP client on this host (FreeBSD 14.0-RELEASE-p6)" in summary and "fetch cannot" in summary
+
+
+def test_a_backend_answering_http_is_never_called_not_running_or_not_listening() -> None:
+    """A listener table fleet cannot read (BSD netstat before its parser knows it) must not win over
+    a backend that answers: no absence verdict then."""
+    healthy = facts_of(process="processes/procps_root", http="http_checks/curl_healthy")
+    unreadable = PARSERS["listeners"](ProbeOutput("listen", 0, "== listen source=netstat ==\n"
+                                                  "tcp4  0  0  127.0.0.1.8000  *.*  LISTEN\n", "", 0.1), {})
+    assert not unreadable.on_port(8000)  # the misreading this guards against
+    assert verdict({**healthy, "listen": unreadable})[0] not in ("backend_not_listening", "backend_not_running")
+    gone = facts_of(process="processes/no_match", listen="listeners/netstat_root_no_backend",
+                    http="http_checks/curl_healthy")
+    assert verdict(gone)[0] not in ("backend_not_listening", "backend_not_running")
