@@ -166,7 +166,7 @@ _S = [
 
     # Zero configuration: apps that fit none of the 502 runbook's defaults, diagnosed without --var.
     Scenario("zc_healthy", "zeroconf", "healthy",
-             "/usr/bin/python3 -u server.py --port 9100 in /srv/shop, logging to /var/log/shop/server.log; "
+             "/usr/bin/python3 -u -S server.py --port 9100 in /srv/shop, logging to /var/log/shop/server.log; "
              "nginx upstream 127.0.0.1:9100", http_checks=((*_ZC_LOGIN, 401), (*_ZC_HEALTH, 200)), **_ZC),
     Scenario("zc_not_running", "zeroconf", "backend_not_running",
              "the zeroconf backend died at start (ModuleNotFoundError: jwt)", backend_args=("--jwt-auth",),
