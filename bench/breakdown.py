@@ -96,9 +96,9 @@ def phases(inv: Path, known_hosts: Path, runbook_name: str, forks: int, profile:
         t1 = cpu()
         probes, _ = redact_probes(so.probes, prepared.redactor)
         t2 = cpu()
-        facts = parse_facts(runbook, probes, prepared.params[h.name])
+        facts = parse_facts(runbook, probes, prepared.params[h.name].values)
         t3 = cpu()
-        evaluate(runbook, facts, probes, prepared.params[h.name], {"name": h.name, "address": h.address})
+        evaluate(runbook, facts, probes, prepared.params[h.name].values, {"name": h.name, "address": h.address})
         t4 = cpu()
         for k, v in zip(parts, (t1 - t, t2 - t1, t3 - t2, t4 - t3)):
             parts[k] += v

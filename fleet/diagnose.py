@@ -11,9 +11,11 @@ from fleet.executor import Deadline, run_pool
 from fleet.limits import fit_forks
 from fleet.models import (Connection, Diagnosis, Execution, Host, HostResult, ProbeOutput, Severity,
                           TransportStatus)
+from fleet.params import Resolved, discovered_values, with_discovered
 from fleet.parsers import PARSERS
+from fleet.parsers.platform import windows_shell
 from fleet.redact import Redactor
-from fleet.runbook import Runbook, evaluate, host_params, render_probes
+from fleet.runbook import Runbook, evaluate, render_probes, resolve_params
 from fleet.script import compose, new_marker, split
 from fleet.transport import Transport
 from fleet.transport.become import Secret
@@ -24,6 +26,8 @@ from fleet.transport.ssh import SSHSettings, SSHTransport, jump_hosts, resolve_e
 from fleet.transport.sshconfig import load_ssh_config
 
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
+#: The verdict of a host whose shell cannot run the probe script at all (Windows without sh).
+UNSUPPORTED_PLATFORM = "unsupported_platform"
 
 
 @dataclass(frozen=True)
@@ -50,7 +54,7 @@ class Prepared:
 
     hosts: tuple[Host, ...]
     scripts: Mapping[str, bytes]
-    params: Mapping[str, Mapping[str, Any]]
+    params: Mapping[str, Resolved]
     marker: str
     transports: Mapping[Connection, Transport]
     redactor: Redactor
@@ -62,7 +66,7 @@ def prepare(hosts: Sequence[Host], runbook: Runbook, options: RunOptions,
             ask_passphrase: Callable[[str], str | None] | None = None) -> Prepared:
     """Render every host's script and build the transports. Raises InputError on bad input."""
     marker = new_marker()
-    params = {h.name: host_params(runbook, h.vars, options.overrides) for h in hosts}
+    params = {h.name: resolve_params(runbook, h.vars, options.overrides) for h in hosts}
     transports: dict[Connection, Transport] = {Connection.LOCAL: LocalTransport()}
     notes: list[str] = []
     ssh_hosts = [h for h in hosts if h.connection is Connection.SSH]
@@ -75,13 +79,13 @@ def prepare(hosts: Sequence[Host], runbook: Runbook, options: RunOptions,
                     transports, Redactor.build(runbook.redact), forks, tuple(notes))
 
 
-def host_scripts(runbook: Runbook, params: Mapping[str, Mapping[str, Any]], marker: str,
+def host_scripts(runbook: Runbook, params: Mapping[str, Resolved], marker: str,
                  timeout_s: float) -> dict[str, bytes]:
     """Each host's script; hosts with the same parameters share one."""
     by_params: dict[str, bytes] = {}
     scripts = {}
     for name, values in params.items():
-        key = repr(sorted(values.items()))
+        key = values.key()
         if key not in by_params:
             # A probe is killed on the host a second before the host's deadline, so its partial
             # output (which `head -c` only flushes when the probe ends) still comes back.
@@ -162,16 +166,17 @@ def run(prepared: Prepared, runbook: Runbook, options: RunOptions,
             transport.close()
 
 
-def interpret(host: Host, execution: Execution, runbook: Runbook, params: Mapping[str, Any],
+def interpret(host: Host, execution: Execution, runbook: Runbook, resolved: Resolved,
               marker: str, redactor: Redactor) -> HostResult:
     """Turn one host's raw execution into facts and a verdict."""
+    params = resolved.values
     notes = [f"new host key recorded: {execution.new_host_key.split()[1]}"] if execution.new_host_key else []
     if execution.attempts > 1:
         notes.append(f"{execution.attempts} connection attempts: sshd dropped connections (MaxStartups?)")
     if execution.status not in (TransportStatus.OK, TransportStatus.TIMEOUT):
         diagnosis = Diagnosis(execution.status.value, Severity.CRITICAL, execution.reason)
         return HostResult(host, diagnosis, duration_s=execution.duration_s, notes=tuple(notes),
-                          params=redactor.redact_params(params))
+                          params=redactor.redact_params(params), param_sources=sources_of(resolved))
     cut = execution.reason if execution.status is TransportStatus.TIMEOUT else ""
     if execution.truncated:
         cut = cut or "output passed the controller's size cap"
@@ -185,14 +190,38 @@ def interpret(host: Host, execution: Execution, runbook: Runbook, params: Mappin
     unfinished = [f"{p.name} ({p.error})" for p in probes.values() if p.error]
     if unfinished:
         notes.append(f"probe(s) gave no result: {', '.join(unfinished)}")
+    windows = not output.meta and windows_shell(execution.stderr.decode("utf-8", "replace") + "\n"
+                                                + execution.stdout.decode("utf-8", "replace"))
+    if windows:
+        diagnosis = Diagnosis(UNSUPPORTED_PLATFORM, Severity.UNKNOWN,
+                              "Windows is not supported: the host's shell has no POSIX sh to run fleet's probes "
+                              "in; diagnose it by hand", (windows,))
+        return HostResult(host, diagnosis, probes, {}, execution.duration_s, tuple(notes),
+                          redactor.redact_params(params), sources_of(resolved))
+    resolved = discover(runbook, resolved, probes)
+    params = resolved.values
     facts = parse_facts(runbook, probes, params)
     if execution.status is TransportStatus.TIMEOUT:
         unfinished = [f"{p.name}: {p.error}" for p in probes.values() if p.error]
         diagnosis = Diagnosis(TransportStatus.TIMEOUT.value, Severity.CRITICAL, execution.reason, tuple(unfinished))
     else:
-        diagnosis = evaluate(runbook, facts, probes, params, {"name": host.name, "address": host.address})
+        diagnosis = evaluate(runbook, facts, probes, params, {"name": host.name, "address": host.address},
+                             sources_of(resolved))
     return HostResult(host, diagnosis, probes, facts, execution.duration_s, tuple(notes),
-                      redactor.redact_params(params))
+                      redactor.redact_params(params), sources_of(resolved))
+
+
+def discover(runbook: Runbook, resolved: Resolved, probes: Mapping[str, ProbeOutput]) -> Resolved:
+    """The host's parameters once its discovering probes' `param` lines are applied to the open ones."""
+    found: dict[str, str] = {}
+    for probe in runbook.probes:
+        if probe.discovers:
+            found.update(discovered_values(probes.get(probe.name), resolved.open & set(probe.discovers)))
+    return with_discovered(resolved, found)
+
+
+def sources_of(resolved: Resolved) -> dict[str, str]:
+    return {name: source.value for name, source in resolved.sources.items()}
 
 
 def redact_probes(probes: Mapping[str, ProbeOutput], redactor: Redactor) -> tuple[dict[str, ProbeOutput], int]:

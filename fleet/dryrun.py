@@ -13,17 +13,20 @@ from typing import Any, Mapping, Sequence
 
 from fleet.diagnose import RunOptions, host_scripts
 from fleet.models import Connection, Host
-from fleet.runbook import Runbook, host_params
+from fleet.params import Resolved, Source
+from fleet.runbook import Runbook, resolve_params
 from fleet.script import new_marker
 
 # A newline in a host name or value would end the comment line and run the rest: never let one through.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def param_sources(runbook: Runbook, host: Host, overrides: Mapping[str, str]) -> dict[str, str]:
-    """Where each parameter's value came from, by the precedence host_params applies."""
-    return {p.name: "--var" if p.name in overrides else "inventory" if p.name in host.vars else "runbook default"
-            for p in runbook.parameters}
+def _source(resolved: Resolved, name: str) -> str:
+    """Where a parameter's value comes from; an open one is decided by the host as the script runs."""
+    if name in resolved.open:
+        return "discovered on the host when the script runs (this value if nothing is found)"
+    source = resolved.sources.get(name, Source.INVENTORY)
+    return "runbook default" if source is Source.DEFAULT else source.value
 
 
 def dry_run(hosts: Sequence[Host], runbook: Runbook, options: RunOptions,
@@ -32,7 +35,7 @@ def dry_run(hosts: Sequence[Host], runbook: Runbook, options: RunOptions,
 
     `become`: host name -> the user the script runs as through sudo (absent: no become).
     """
-    params = {h.name: host_params(runbook, h.vars, options.overrides) for h in hosts}
+    params = {h.name: resolve_params(runbook, h.vars, options.overrides) for h in hosts}
     scripts = host_scripts(runbook, params, new_marker(), options.timeout_s)
     by_script: dict[bytes, list[Host]] = {}
     for host in hosts:
@@ -46,9 +49,9 @@ def dry_run(hosts: Sequence[Host], runbook: Runbook, options: RunOptions,
             head.append(f"the same script goes to {len(group) - 1} more host(s): "
                         + ", ".join(h.name for h in group[1:]))
         head.append("parameters (value: where it came from):")
-        sources = param_sources(runbook, first, options.overrides)
-        head += [f"  {name}={_one_line(value)}: {sources.get(name, 'inventory')}"
-                 for name, value in params[first.name].items()]
+        resolved = params[first.name]
+        head += [f"  {name}={_one_line(value)}: {_source(resolved, name)}"
+                 for name, value in resolved.values.items()]
         parts.append("".join(f"# {_CONTROL.sub(' ', line)}\n" for line in head) + script.decode())
     return "\n".join(parts)
 

@@ -116,3 +116,5 @@ class HostResult:
     notes: tuple[str, ...] = ()
     # The runbook parameters this host was diagnosed with.
     params: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    # Where each parameter's value came from: default, discovered, inventory or --var.
+    param_sources: Mapping[str, str] = field(default_factory=dict, hash=False)

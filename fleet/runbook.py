@@ -20,6 +20,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from fleet.errors import RunbookError
 from fleet.models import Diagnosis, ProbeOutput, Severity
+from fleet.params import HostValue, Resolved, resolve
 from fleet.parsers import PARSERS
 from fleet.rule_fields import unknown_attributes
 from fleet.script import ProbeCommand
@@ -27,11 +28,14 @@ from fleet.yamlfile import LineDict, load_yaml
 
 INCONCLUSIVE = "inconclusive"
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
-_CONTEXT_NAMES = {"params", "host", "probes"}
+_CONTEXT_NAMES = {"params", "host", "probes", "sources"}
 _DEFAULT_PROBE_TIMEOUT_S = 10.0
 
 
 def _shell_quote(value: Any) -> str:
+    # A value the host discovers is a variable of the script, expanded in double quotes.
+    if isinstance(value, HostValue):
+        return value.shell()
     return shlex.quote(str(value))
 
 
@@ -83,6 +87,8 @@ class Probe:
     description: str = ""
     timeout_s: float = _DEFAULT_PROBE_TIMEOUT_S
     template: jinja2.Template = field(compare=False, repr=False, default=None)
+    # Parameters this probe may discover on the host (`param NAME=VALUE` lines), for later probes.
+    discovers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -133,6 +139,10 @@ class Runbook:
 
     def defaults(self) -> dict[str, Any]:
         return {p.name: p.default for p in self.parameters}
+
+    def discoverable(self) -> frozenset[str]:
+        """Parameters some probe discovers on the host when nobody gave them."""
+        return frozenset(name for probe in self.probes for name in probe.discovers)
 
 
 def builtin_runbooks() -> dict[str, str]:
@@ -195,7 +205,8 @@ def _parse(doc: Any, path: str) -> Runbook:
     _keys(doc, {"name", "description", "parameters", "prelude", "probes", "rules", "redact"},
           {"name", "probes", "rules"}, "the runbook", path)
     params = _parse_parameters(doc.get("parameters") or LineDict(), path)
-    probes = _parse_probes(_expect(doc["probes"], list, "probes", path, doc.line_of("probes")), path)
+    probes = _parse_probes(_expect(doc["probes"], list, "probes", path, doc.line_of("probes")), path,
+                           {p.name for p in params})
     parsers = {p.name: p.parser for p in probes}
     rules = tuple(_parse_rule(node, parsers, path) for node in _expect(doc["rules"], list, "rules", path,
                                                                         doc.line_of("rules")))
@@ -231,15 +242,15 @@ def _parse_parameters(node: Any, path: str) -> tuple[Parameter, ...]:
     return tuple(params)
 
 
-def _parse_probes(nodes: list, path: str) -> tuple[Probe, ...]:
+def _parse_probes(nodes: list, path: str, param_names: set[str]) -> tuple[Probe, ...]:
     probes: list[Probe] = []
     for node in nodes:
         node = _expect(node, LineDict, "a probe", path, getattr(nodes, "line", 1))
-        _keys(node, {"name", "description", "parser", "timeout", "command"}, {"name", "parser", "command"},
-              "a probe", path)
+        _keys(node, {"name", "description", "parser", "timeout", "command", "discovers"},
+              {"name", "parser", "command"}, "a probe", path)
         name = node["name"]
         if not isinstance(name, str) or not _NAME.match(name) or name in _CONTEXT_NAMES:
-            raise RunbookError(f"bad probe name {name!r} (lower-case letters, digits, _; not params/host/probes)",
+            raise RunbookError(f"bad probe name {name!r} (lower-case letters, digits, _; not params/host/probes/sources)",
                                path, node.line_of("name"))
         if name in {p.name for p in probes}:
             raise RunbookError(f"duplicate probe name {name!r}", path, node.line_of("name"))
@@ -255,9 +266,23 @@ def _parse_probes(nodes: list, path: str) -> tuple[Probe, ...]:
         except jinja2.TemplateSyntaxError as exc:
             raise RunbookError(f"probe {name!r}: broken command template: {exc.message}", path,
                                node.line_of("command") + (exc.lineno or 1)) from None
+        discovers = _discovers(node, param_names, {n for p in probes for n in p.discovers}, path)
         probes.append(Probe(name, node["parser"], command, str(node.get("description", "")), float(timeout),
-                            template))
+                            template, discovers))
     return tuple(probes)
+
+
+def _discovers(node: LineDict, param_names: set[str], taken: set[str], path: str) -> tuple[str, ...]:
+    """A probe's `discovers`: parameters of the runbook, each discovered by one probe only."""
+    value = node.get("discovers") or []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise RunbookError("discovers must be a list of parameter names", path, node.line_of("discovers"))
+    for name in value:
+        if name not in param_names:
+            raise RunbookError(f"discovers names {name!r}, which is not a parameter", path, node.line_of("discovers"))
+        if name in taken:
+            raise RunbookError(f"parameter {name!r} is discovered by two probes", path, node.line_of("discovers"))
+    return tuple(dict.fromkeys(value))
 
 
 def _parse_rule(node: Any, probe_parsers: Mapping[str, str], path: str) -> Rule:
@@ -311,32 +336,36 @@ def _compile(build, ast, probe_parsers: Mapping[str, str], what: str, path: str,
     return compiled
 
 
+def resolve_params(runbook: Runbook, host_vars: Mapping[str, Any], overrides: Mapping[str, str]) -> Resolved:
+    """Parameters for one host with their sources; those nobody gave and a probe discovers stay open."""
+    return resolve(runbook.defaults(), runbook.discoverable(), host_vars, overrides)
+
+
 def host_params(runbook: Runbook, host_vars: Mapping[str, Any], overrides: Mapping[str, str]) -> dict[str, Any]:
     """Parameters for one host: runbook defaults < inventory variables < --var.
 
     A value given as text for a numeric default is converted, so `--var port=8001` is a number.
     """
-    params = runbook.defaults()
-    for source in (host_vars, overrides):
-        for name, value in source.items():
-            if name in params and isinstance(params[name], int) and not isinstance(params[name], bool) \
-                    and isinstance(value, str):
-                try:
-                    value = int(value)
-                except ValueError:
-                    raise RunbookError(f"parameter {name!r} must be a whole number, not {value!r}") from None
-            params[name] = value
-    return params
+    return dict(resolve(runbook.defaults(), frozenset(), host_vars, overrides).values)
 
 
-def render_probes(runbook: Runbook, params: Mapping[str, Any]) -> list[ProbeCommand]:
-    """The runbook's probes with this host's parameters filled in, shell-quoted."""
+def render_probes(runbook: Runbook, params: Mapping[str, Any] | Resolved) -> list[ProbeCommand]:
+    """The runbook's probes with this host's parameters filled in, shell-quoted.
+
+    With `Resolved` parameters, the open ones are left to the host: the discovering probe
+    exports them, later probes read them from the script's variables.
+    """
+    defaults = {n: str(params.values[n]) for n in params.open} if isinstance(params, Resolved) else {}
+    if isinstance(params, Resolved):
+        params = params.for_commands()
     rendered = []
     try:
         prelude = runbook.prelude_template.render(params, params=params) if runbook.prelude else ""
         for probe in runbook.probes:
             command = probe.template.render(params, params=params)
-            rendered.append(ProbeCommand(probe.name, f"{prelude}\n{command}" if prelude else command, probe.timeout_s))
+            exports = tuple((n, defaults[n]) for n in probe.discovers if n in defaults)
+            rendered.append(ProbeCommand(probe.name, f"{prelude}\n{command}" if prelude else command, probe.timeout_s,
+                                         exports))
     except jinja2.UndefinedError as exc:
         raise RunbookError(f"a probe or the prelude uses an undefined parameter: {exc.message}",
                            runbook.path) from None
@@ -344,14 +373,18 @@ def render_probes(runbook: Runbook, params: Mapping[str, Any]) -> list[ProbeComm
 
 
 def evaluate(runbook: Runbook, facts: Mapping[str, Any], probes: Mapping[str, ProbeOutput],
-             params: Mapping[str, Any], host: Mapping[str, Any]) -> Diagnosis:
+             params: Mapping[str, Any], host: Mapping[str, Any],
+             sources: Mapping[str, str] | None = None) -> Diagnosis:
     """Walk the rules, first match wins. Rules naming absent facts do not match; none matching is inconclusive.
 
     Facts whose parser read nothing from an output in a format it does not know (`unread`) count
-    as absent: no rule may conclude from them that, say, no process runs.
+    as absent: no rule may conclude from them that, say, no process runs. `sources` says where
+    each parameter came from (default, discovered, inventory, --var); a parameter missing from it
+    counts as given.
     """
     usable = {name: value for name, value in facts.items() if not getattr(value, "unread", None)}
-    context = {**usable, "params": params, "host": host, "probes": probes}
+    context = {**usable, "params": params, "host": host, "probes": probes,
+               "sources": {name: (sources or {}).get(name, "given") for name in params}}
     for rule in runbook.rules:
         try:
             matched = bool(rule.condition(**context))

@@ -14,11 +14,11 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from fleet.diagnose import parse_facts
+from fleet.diagnose import discover, parse_facts
 from fleet.errors import InputError
 from fleet.models import Diagnosis, ProbeOutput, TRANSPORT_VERDICTS
 from fleet.report import document
-from fleet.runbook import Runbook, evaluate, host_params
+from fleet.runbook import Runbook, evaluate, resolve_params
 from fleet.yamlfile import load_yaml
 
 
@@ -91,6 +91,8 @@ def _case_from_dir(folder: str, name: str) -> Case:
 
 def run_case(runbook: Runbook, case: Case, overrides: Mapping[str, str] | None = None) -> CaseResult:
     """Parse the case's outputs and walk the rules, exactly as a live run would."""
-    params = host_params(runbook, case.params, overrides or {})
-    facts = parse_facts(runbook, case.probes, params)
-    return CaseResult(case, evaluate(runbook, facts, case.probes, params, {"name": case.name, "address": ""}))
+    resolved = discover(runbook, resolve_params(runbook, case.params, overrides or {}), case.probes)
+    facts = parse_facts(runbook, case.probes, resolved.values)
+    sources = {name: source.value for name, source in resolved.sources.items()}
+    return CaseResult(case, evaluate(runbook, facts, case.probes, resolved.values, {"name": case.name, "address": ""},
+                                     sources))

@@ -14,6 +14,7 @@ import shlex
 from dataclasses import dataclass
 
 from fleet.models import ProbeOutput
+from fleet.params import ENV_PREFIX, LINE_PREFIX
 
 #: Bytes of stdout a probe may send before the host side cuts it off.
 DEFAULT_PROBE_CAP = 1024 * 1024
@@ -29,6 +30,8 @@ class ProbeCommand:
     name: str
     command: str
     timeout_s: float = 10.0
+    # (parameter, value if nothing is found) this probe discovers for the probes after it.
+    exports: tuple[tuple[str, str], ...] = ()
 
 
 def new_marker() -> str:
@@ -60,12 +63,35 @@ fleet_mark '' "meta priv=$FLEET_PRIV timeout=${fleet_to:-none}"
 """
 
 
+def _exporting(probe: ProbeCommand, seconds: int) -> list[str]:
+    """Run a discovering probe with its output held, print it, and read its `param NAME=VALUE`
+    lines into `FLEET_D_NAME` for the probes after it.
+
+    The output is read by `read` and `case` only, never evaluated, and each variable starts
+    with its fallback value, so a probe that finds nothing (or never ends) leaves that.
+    """
+    lines = []
+    for name, fallback in probe.exports:
+        lines.append(f"{ENV_PREFIX}{name}={shlex.quote(fallback)}; export {ENV_PREFIX}{name}")
+    lines.append(f"fleet_out=$(fleet_probe {probe.name} {seconds} {shlex.quote(probe.command)})")
+    lines.append("printf '%s\\n' \"$fleet_out\"")
+    lines.append("while IFS= read -r fleet_l; do case $fleet_l in")
+    for name, _ in probe.exports:
+        prefix = shlex.quote(f"{LINE_PREFIX}{name}=")
+        lines.append(f"  {prefix}?*) {ENV_PREFIX}{name}=${{fleet_l#{prefix}}} ;;")
+    lines += ["esac; done <<FLEET_DISCOVERED", "$fleet_out", "FLEET_DISCOVERED"]
+    return lines
+
+
 def compose(probes: list[ProbeCommand], marker: str, cap: int = DEFAULT_PROBE_CAP) -> str:
     """Compose probes into one sh script whose output `split` can cut apart again."""
     lines = [f"fleet_m={marker}", f"fleet_capn={cap + 1}", _PREAMBLE.strip()]
     for probe in probes:
         seconds = max(1, int(round(probe.timeout_s)))
-        lines.append(f"fleet_probe {probe.name} {seconds} {shlex.quote(probe.command)}")
+        if probe.exports:
+            lines += _exporting(probe, seconds)
+        else:
+            lines.append(f"fleet_probe {probe.name} {seconds} {shlex.quote(probe.command)}")
     lines.append("exit 0")
     return "\n".join(lines) + "\n"
 

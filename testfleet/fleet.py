@@ -546,6 +546,13 @@ class TestFleet:
             f"home = {os.path.dirname(self.host_python)}\ninclude-system-site-packages = false\nversion = {ver}\n"
         )
         (r / "var/log/bandarupay/app.log").touch()
+        if sc.app_dir != "/srv/app":  # the zeroconf shape: main.py under another name and directory
+            other = r / sc.app_dir.lstrip("/")
+            other.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(APP_MAIN, other / next(a for a in sc.app_command if a.endswith(".py")))
+        app_log = r / sc.app_log.lstrip("/")
+        app_log.parent.mkdir(parents=True, exist_ok=True)
+        app_log.touch()
 
         # nginx
         if os.path.exists("/etc/nginx/mime.types"):
@@ -582,7 +589,8 @@ class TestFleet:
 
         backend = None
         if full and sc.backend_args is not None:
-            backend = {"args": list(sc.backend_args), "expect": sc.backend_expect}
+            backend = {"args": list(sc.backend_args), "expect": sc.backend_expect, "command": list(sc.app_command),
+                       "cwd": sc.app_dir, "port": sc.app_port, "log": sc.app_log}
         cfg = {
             "name": h.name,
             "scenario": sc.name,
@@ -595,6 +603,7 @@ class TestFleet:
             "mounts": mounts,
             "backend": backend,
             "nginx": bool(full and sc.nginx),
+            "nginx_warmup_502": sc.nginx_warmup_502,
         }
         (d / "init.json").write_text(json.dumps(cfg, indent=1))
 
@@ -666,7 +675,7 @@ class TestFleet:
         parts = [f"== host {h.name} ({h.scenario.name}, {h.ip}): {why}"]
         for label, p in (("init.log", h.hostdir / "init.log"), ("init.out", h.hostdir / "init.out"),
                          ("sshd.log", r / "var/log/sshd.log"), ("nginx error.log", r / "var/log/nginx/error.log"),
-                         ("app.log", r / "var/log/bandarupay/app.log")):
+                         ("app log", r / h.scenario.app_log.lstrip("/"))):
             if p.exists() and p.stat().st_size:
                 parts.append(f"-- {label} ({p}):\n{_tail(p)}")
         return "\n".join(parts)
@@ -739,11 +748,11 @@ class TestFleet:
             time.sleep(0.2)
 
     def _check_log(self, h: Host, needle: str) -> None:
-        p = h.hostdir / "root/var/log/bandarupay/app.log"
+        p = h.hostdir / "root" / h.scenario.app_log.lstrip("/")
         deadline = time.monotonic() + 10
         while needle not in p.read_text(errors="replace"):
             if time.monotonic() > deadline:
-                raise TestFleetError(f"app.log lacks {needle!r}")
+                raise TestFleetError(f"{h.scenario.app_log} lacks {needle!r}")
             time.sleep(0.1)
 
     def _break_nginx(self, h: Host) -> None:

@@ -282,7 +282,7 @@ def start_sshd() -> subprocess.Popen:
     )
 
 
-def start_backend(args: list[str]) -> subprocess.Popen:
+def start_backend(backend: dict) -> subprocess.Popen:
     env = {
         "PATH": "/srv/app/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
         "HOME": "/root",
@@ -291,16 +291,45 @@ def start_backend(args: list[str]) -> subprocess.Popen:
         "PYTHONDONTWRITEBYTECODE": "1",
         "VIRTUAL_ENV": "/srv/app/venv",
     }
-    errlog = open("/var/log/bandarupay/app.log", "ab")
+    log_path = backend.get("log", "/var/log/bandarupay/app.log")
+    os.makedirs(os.path.dirname(log_path), exist_ok=True)
+    errlog = open(log_path, "ab")
     try:
         # argv[0] "python" is looked up in env PATH: the app venv's interpreter,
-        # so the process' args are literally "python main.py ...".
+        # so the process' args are literally "python main.py ..." (the default command).
         return subprocess.Popen(
-            ["python", "main.py", *args], cwd="/srv/app", env=env,
+            [*backend.get("command", ["python", "main.py"]), *backend["args"]], cwd=backend.get("cwd", "/srv/app"),
+            env=env,
             stdin=subprocess.DEVNULL, stdout=errlog, stderr=errlog, start_new_session=True,
         )
     finally:
         errlog.close()
+
+
+def start_nginx(pids: dict[str, int]) -> None:
+    cp = run(["/usr/sbin/nginx"], cwd="/")
+    if cp.returncode != 0:
+        raise RuntimeError(f"nginx failed to start: {cp.stderr.strip()}")
+    wait_for("nginx on port 80", lambda: listening(80), 10)
+    with open("/run/nginx.pid") as f:
+        pids["nginx"] = int(f.read().strip())
+
+
+def warm_up_502(count: int) -> None:
+    """Send `count` logins through nginx while no backend runs: nginx answers 502 and logs why."""
+    import urllib.error
+    import urllib.request
+
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never the machine's http_proxy
+    for _ in range(count):
+        request = urllib.request.Request("http://127.0.0.1:80/api/v1/demo-login", data=b"{}", method="POST")
+        try:
+            direct.open(request, timeout=5).close()
+            raise RuntimeError("nginx answered without a backend")
+        except urllib.error.HTTPError as exc:
+            if exc.code != 502:
+                raise RuntimeError(f"nginx answered {exc.code}, not 502, without a backend") from None
+    log(f"{count} requests through nginx answered 502 before the backend started")
 
 
 def main() -> int:
@@ -335,9 +364,12 @@ def main() -> int:
             wait_for("sshd on 127.0.0.1:22", lambda: listening(22) or sshd.poll() is not None, 10)
             start_delay_proxy(cfg["ip"], 22, ("127.0.0.1", 22), delay_proxy)
 
+        if cfg.get("nginx_warmup_502"):
+            start_nginx(pids)
+            warm_up_502(cfg["nginx_warmup_502"])
         backend = cfg.get("backend")
         if backend is not None:
-            proc = start_backend(backend["args"])
+            proc = start_backend(backend)
             pids["backend"] = proc.pid
             if backend.get("expect") == "exit":
                 try:
@@ -348,21 +380,18 @@ def main() -> int:
                 del pids["backend"]
             elif backend.get("expect") == "listen":
                 v6 = "--ipv6-only" in backend["args"]
-                wait_for("backend on port 8000", lambda: listening(8000, v6) or proc.poll() is not None, 15)
+                port = backend.get("port", 8000)
+                wait_for(f"backend on port {port}", lambda: listening(port, v6) or proc.poll() is not None, 15)
                 if proc.poll() is not None:
                     raise RuntimeError(f"backend exited with {proc.returncode}")
             else:  # alive but not listening
-                wait_for("backend start", lambda: os.path.getsize("/var/log/bandarupay/app.log") > 0, 10)
+                log_path = backend.get("log", "/var/log/bandarupay/app.log")
+                wait_for("backend start", lambda: os.path.getsize(log_path) > 0, 10)
                 if proc.poll() is not None:
                     raise RuntimeError(f"backend exited with {proc.returncode}")
 
-        if cfg.get("nginx"):
-            cp = run(["/usr/sbin/nginx"], cwd="/")
-            if cp.returncode != 0:
-                raise RuntimeError(f"nginx failed to start: {cp.stderr.strip()}")
-            wait_for("nginx on port 80", lambda: listening(80), 10)
-            with open("/run/nginx.pid") as f:
-                pids["nginx"] = int(f.read().strip())
+        if cfg.get("nginx") and "nginx" not in pids:
+            start_nginx(pids)
 
         wait_for("sshd on port 22", lambda: listening(22) or sshd.poll() is not None, 10)
         if sshd.poll() is not None:

@@ -37,6 +37,28 @@ class Scenario:
     expected_host: str | None = None
     # private filesystems hostinit mounts and fills: (mount point, tmpfs options, "bytes" | "inodes")
     filesystems: tuple[tuple[str, str, str], ...] = ()
+    # The backend's shape (the "zeroconf" family varies it so that no 502 default fits): the
+    # command before backend_args (main.py is copied as the script it names), its directory,
+    # the port it listens on and its log file.
+    app_command: tuple[str, ...] = ("python", "main.py")
+    app_dir: str = "/srv/app"
+    app_port: int = 8000
+    app_log: str = "/var/log/bandarupay/app.log"
+    # Requests sent through nginx before the backend starts: real 502s in nginx's error and access logs.
+    nginx_warmup_502: int = 0
+    # Parameters a tuned run gives (--var) for this scenario; the zero-configuration test gives none.
+    tuned: tuple[tuple[str, str], ...] = ()
+
+
+# The "zeroconf" backend: the machine's python3 without site-packages (-S: no jwt), not the app
+# venv's `python`; another script,
+# directory, port and log file than the 502 runbook's defaults.
+_ZC_LOG = "/var/log/shop/server.log"
+_ZC = dict(app_command=("/usr/bin/python3", "-u", "-S", "server.py", "--port", "9100", "--log", _ZC_LOG),
+           app_dir="/srv/shop", app_port=9100, app_log=_ZC_LOG, upstream="127.0.0.1:9100",
+           tuned=(("port", "9100"), ("process_pattern", "server.py"), ("app_log", _ZC_LOG)))
+_ZC_LOGIN = ("POST", "http://127.0.0.1:80/api/v1/demo-login")
+_ZC_HEALTH = ("GET", "http://127.0.0.1:9100/health")
 
 
 _S = [
@@ -141,6 +163,34 @@ _S = [
         "left (sessions/ full of empty files), with its space almost all free",
         expected_host="inodes_exhausted", filesystems=(("/srv/data", "size=4m,nr_inodes=64,mode=0755", "inodes"),),
     ),
+
+    # Zero configuration: apps that fit none of the 502 runbook's defaults, diagnosed without --var.
+    Scenario("zc_healthy", "zeroconf", "healthy",
+             "/usr/bin/python3 -u -S server.py --port 9100 in /srv/shop, logging to /var/log/shop/server.log; "
+             "nginx upstream 127.0.0.1:9100", http_checks=((*_ZC_LOGIN, 401), (*_ZC_HEALTH, 200)), **_ZC),
+    Scenario("zc_not_running", "zeroconf", "backend_not_running",
+             "the zeroconf backend died at start (ModuleNotFoundError: jwt)", backend_args=("--jwt-auth",),
+             backend_expect="exit", http_checks=((*_ZC_LOGIN, 502), (*_ZC_HEALTH, "refused")),
+             log_expect="ModuleNotFoundError: No module named 'jwt'", **_ZC),
+    Scenario("zc_not_listening", "zeroconf", "backend_not_listening",
+             "the zeroconf backend waits for its database and never binds 9100", backend_args=("--no-listen",),
+             backend_expect="alive", http_checks=((*_ZC_LOGIN, 502), (*_ZC_HEALTH, "refused")),
+             log_expect="waiting for database", **_ZC),
+    Scenario("zc_app_error", "zeroconf", "backend_app_error",
+             "the zeroconf backend answers 500/503: database down, traceback in /var/log/shop/server.log",
+             backend_args=("--app-error",), http_checks=((*_ZC_LOGIN, 500), (*_ZC_HEALTH, 503)),
+             log_expect="psycopg2.OperationalError", **_ZC),
+    Scenario("zc_refusing", "zeroconf", "backend_refusing",
+             "the zeroconf backend listens only on [::1]:9100; nginx upstream is 127.0.0.1:9100",
+             backend_args=("--ipv6-only",), http_checks=((*_ZC_LOGIN, 502), (*_ZC_HEALTH, "refused")), **_ZC),
+    Scenario("zc_upstream_mismatch", "zeroconf", "nginx_upstream_mismatch",
+             "the zeroconf backend answers on 9100; nginx upstream says 127.0.0.1:9101",
+             http_checks=((*_ZC_LOGIN, 502), (*_ZC_HEALTH, 200)), **{**_ZC, "upstream": "127.0.0.1:9101"}),
+    # nginx's own logs tell what the other probes cannot see any more.
+    Scenario("intermittent_502", "nginx", "intermittent_502",
+             "healthy now, but nginx answered 3 requests with 502 before the backend started: its error log "
+             "has 'connect() failed (111: Connection refused) while connecting to upstream'",
+             nginx_warmup_502=3),
 ]
 
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in _S}
@@ -151,7 +201,7 @@ EXPECTED: dict[str, str] = {s.name: s.expected for s in _S}
 EXPECTED_HOST: dict[str, str] = {
     s.name: s.expected_host or (s.expected if s.family == "ssh" else "healthy") for s in _S
 }
-FAMILIES: tuple[str, ...] = ("baseline", "backend", "nginx", "tooling", "ssh", "host")
+FAMILIES: tuple[str, ...] = ("baseline", "backend", "nginx", "tooling", "ssh", "host", "zeroconf")
 
 
 def parse_scenarios(spec, count: int = 1) -> list[tuple[str, str]]:

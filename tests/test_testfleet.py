@@ -48,13 +48,13 @@ FLEET_SCENARIOS = [
 VERDICTS = {
     "healthy", "backend_not_running", "backend_not_listening", "backend_refusing", "backend_hanging",
     "backend_app_error", "nginx_not_running", "nginx_config_invalid", "nginx_upstream_mismatch",
-    "unreachable", "auth_failed", "host_key_rejected",
+    "unreachable", "auth_failed", "host_key_rejected", "intermittent_502",
 }
 
 
 # ------------------------------------------------------------ no root needed
 def test_scenario_table_is_complete():
-    assert len(SCENARIOS) == 19
+    assert len(SCENARIOS) == 26  # issue 14 added the zeroconf family and intermittent_502
     assert set(EXPECTED.values()) == VERDICTS
     assert EXPECTED["nginx_upstream_wrong_ip"] == "nginx_upstream_mismatch"
     for name in ("slow", "no_netstat", "no_tools", "sudo_password"):

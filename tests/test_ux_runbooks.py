@@ -140,7 +140,7 @@ def test_the_built_in_runbooks_combine(tmp_path):
     assert proc.returncode == 0
     for probe in ("process", "nginx", "disk", "kernel", "memory"):
         assert f"fleet_probe {probe} " in proc.stdout
-    assert "#   port=8000: runbook default" in proc.stdout and "#   disk_threshold_pct=95: runbook default" in proc.stdout
+    assert "#   port=8000: discovered on the host" in proc.stdout and "#   disk_threshold_pct=95: runbook default" in proc.stdout
 
 
 @pytest.mark.parametrize("var, message", [

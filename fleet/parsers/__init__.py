@@ -10,6 +10,7 @@ from typing import Any, Callable, Mapping
 
 from fleet.models import ProbeOutput
 from fleet.parsers import (
+    discovery,
     filesystems,
     generic,
     http_checks,
@@ -17,6 +18,7 @@ from fleet.parsers import (
     listeners,
     log_signatures,
     memory,
+    nginx_errors,
     nginx_state,
     processes,
     service_state,
@@ -26,12 +28,14 @@ Parser = Callable[[ProbeOutput, Mapping[str, Any]], Any]
 
 PARSERS: Mapping[str, Parser] = MappingProxyType(
     {
+        "discovery": discovery.parse,
         "processes": processes.parse,
         "service_state": service_state.parse,
         "listeners": listeners.parse,
         "http_checks": http_checks.parse,
         "log_signatures": log_signatures.parse,
         "nginx_state": nginx_state.parse,
+        "nginx_errors": nginx_errors.parse,
         "text": generic.parse_text,
         # the host runbook (fleet/runbooks/host.yml)
         "filesystems": filesystems.parse,

@@ -77,6 +77,7 @@ def host_entry(result: HostResult, runbooks: Iterable[Mapping[str, Any]] = ()) -
                           "duration_s": p.duration_s, "truncated": p.truncated, "error": p.error}
                    for name, p in result.probes.items()},
         "parameters": jsonable(result.params),
+        "parameter_sources": dict(result.param_sources),
         "facts": jsonable(result.facts),
         "notes": list(result.notes),
         "duration_s": round(result.duration_s, 3),
