@@ -111,8 +111,9 @@ def print_diff(console: Console, diff: Diff) -> None:
 def host_row(host: Host, endpoint: Endpoint | None) -> dict[str, Any]:
     """A host as `fleet hosts` shows it; variables whose names look secret are masked.
 
-    `vars` are as written (templates as text, like `ansible-inventory --list`), `rendered` what
-    fleet made of the templates, `problem` why fleet will not run on the host.
+    `vars` are what the runbook gets (templates rendered; the ansible_* connection settings fleet
+    keeps are as written, their outcome being the connection columns), `templates` the templates as
+    written, `problem` why fleet will not run on the host.
     """
     from fleet.inventory.templating import shown
     from fleet.transport.ssh import jump_hosts
@@ -133,8 +134,9 @@ def host_row(host: Host, endpoint: Endpoint | None) -> dict[str, Any]:
         [f"{j.user}@{j.hostname}:{j.port}" for j in jump_hosts(endpoint.jump)] if endpoint else [],
         "proxy_command": proxy,
         "groups": list(host.groups),
-        "vars": masked({**host.vars, **host.templates}),
-        "rendered": masked({k: host.vars[k] for k in host.templates}),
+        "vars": masked({k: host.templates[k] if k.startswith("ansible_") and k in host.templates else v
+                        for k, v in host.vars.items()}),
+        "templates": masked(host.templates),
         "problem": f"{host.problem.status.value}: {host.problem.reason}" if host.problem else None,
     }
 
@@ -149,7 +151,7 @@ def print_hosts(console: Console, rows: list[dict[str, Any]]) -> None:
             where += " via " + " -> ".join(row["jump"])
         if row["problem"]:
             where = f"not run: {row['problem']}"
-        variables = " ".join(f"{k}={row['rendered'].get(k, v)}" for k, v in row["vars"].items())
+        variables = " ".join(f"{k}={v}" for k, v in row["vars"].items())
         table.add_row(row["name"], where, row["user"] or "", ",".join(row["groups"]), variables)
     console.print(table)
     console.print(Text(f"{len(rows)} host(s)"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Mapping
@@ -22,6 +23,8 @@ _ADDRESS_VARS = ("ansible_host", "ansible_ssh_host")
 _PORT_VARS = ("ansible_port", "ansible_ssh_port")
 _USER_VARS = ("ansible_user", "ansible_ssh_user")
 _KEY_FILE_VARS = ("ansible_private_key_file", "ansible_ssh_private_key_file")
+# The ssh arguments Ansible passes, where ProxyJump and ProxyCommand may be given.
+_SSH_ARG_VARS = ("ansible_ssh_args", "ansible_ssh_common_args", "ansible_ssh_extra_args")
 
 _CONNECTIONS = {
     "local": Connection.LOCAL,
@@ -74,8 +77,10 @@ def resolve(path: str, tree: Tree, reader: str = "") -> Inventory:
     merged_vars: dict[str, dict[str, Var]] = {}
     for name, listed in tree.host_groups.items():
         direct = set(listed) - {"all"}
-        # Ansible's rule: 'ungrouped' holds exactly the hosts in no other group.
+        # Ansible's rule: 'ungrouped' holds exactly the hosts in no other group (but see _rooted_children).
         direct = {"ungrouped"} if direct <= {"ungrouped"} else direct - {"ungrouped"}
+        if not listed.keys() - {"all"} and name in children["ungrouped"]:
+            direct = set()
         groups = direct.union(*(ancestors[group] for group in direct))
         ranked = sorted(groups, key=rank.__getitem__)
         merged: dict[str, Var] = {}
@@ -86,8 +91,10 @@ def resolve(path: str, tree: Tree, reader: str = "") -> Inventory:
         merged.update(tree.host_files.get(name, {}))
         host_groups[name] = tuple(sorted(groups - {"all"}))
         merged_vars[name] = merged
-        raw_vars[name] = {var: entry.usable() for var, entry in merged.items()}
+        raw_vars[name] = {var: entry.value for var, entry in merged.items()}
 
+    tree.warnings += [f"{name} is both a host and a group; in a pattern it means the host, after '!' or '&' the group"
+                      for name in tree.host_groups if name in tree.group_order]
     members = _members(tree, children, host_groups)
     renderer = Renderer(raw_vars, host_groups, members, {})
     hosts = tuple(_make_host(name, host_groups[name], merged_vars[name], renderer) for name in tree.host_groups)
@@ -136,6 +143,11 @@ def _rooted_children(tree: Tree) -> dict[str, dict[str, Where | None]]:
     for group in tree.group_order:
         if group != "all" and group not in has_parent:
             children["all"].setdefault(group, None)
+    for host, listed in tree.host_groups.items():
+        if host in tree.group_order and host not in ("all", "ungrouped") and set(listed) <= {"all"}:
+            # Ansible files a host of no group under 'ungrouped' by name, and a group of that name wins:
+            # the group becomes a child of 'ungrouped' and the host stays in no group.
+            children["ungrouped"].setdefault(host, None)
     return children
 
 
@@ -178,7 +190,7 @@ def _priority(group: str, variables: _Vars) -> int:
     var = variables.get("ansible_group_priority")
     if var is None:
         return 1
-    value = var.get("ansible_group_priority")
+    value = var.value
     number = _as_int(value)
     if number is None:
         raise var.fail(f"ansible_group_priority of group '{group}' must be an integer, not {value!r}")
@@ -190,7 +202,7 @@ def _make_host(name: str, groups: tuple[str, ...], merged: _Vars, renderer: Rend
     shown = [var for var in merged if not var.startswith("ansible_") or var in KEPT_ANSIBLE_VARS]
     variables, templates = {}, {}
     for var in shown:
-        raw = merged[var].usable()
+        raw = merged[var].value
         try:
             variables[var] = renderer.value(name, var)
         except TemplateFailed as exc:
@@ -205,11 +217,25 @@ def _make_host(name: str, groups: tuple[str, ...], merged: _Vars, renderer: Rend
                 TransportStatus.UNSUPPORTED_CONNECTION,
                 f"ansible_connection is '{plugin}': fleet runs only over ssh (ssh, paramiko, smart) or local"))
         key_file = settings.text(_KEY_FILE_VARS)
+        if connection is Connection.SSH:
+            _check_ssh_args(name, variables)
         return replace(host, connection=connection, address=settings.text(_ADDRESS_VARS) or name,
                        port=settings.port(), user=settings.text(_USER_VARS),
                        key_file=os.path.expanduser(key_file) if key_file else None)
     except _Unusable as exc:
         return replace(host, problem=HostProblem(TransportStatus.INVENTORY_ERROR, str(exc)))
+
+
+def _check_ssh_args(host: str, variables: Mapping[str, Any]) -> None:
+    """ssh arguments fleet reads ProxyJump and ProxyCommand from must be there and split like a shell's."""
+    for var in _SSH_ARG_VARS:
+        value = variables.get(var)
+        if isinstance(value, Unusable):
+            raise _Unusable(f"{var} of host '{host}' is {value.reason}")
+        try:
+            shlex.split(str(value or ""))
+        except ValueError as exc:
+            raise _Unusable(f"{var} of host '{host}' cannot be split into arguments: {exc}") from None
 
 
 class _Unusable(Exception):
@@ -234,7 +260,7 @@ class _Settings:
             return None
         var = found[-1]
         entry = self.merged[var]
-        raw = entry.usable()
+        raw = entry.value
         if isinstance(raw, Unusable):
             raise _Unusable(f"{var} of host '{self.host}' is {raw.reason}")
         try:

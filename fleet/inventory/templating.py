@@ -3,7 +3,7 @@
 Ansible renders a variable when it is used, with every variable of the host in scope (already
 merged by precedence) plus the magic ones: `inventory_hostname`, `inventory_hostname_short`,
 `group_names`, `groups` and `hostvars`. A template that is one expression keeps the expression's
-type (`"{{ 8000 + 1 }}"` is the number 8001), as in ansible-core 2.19. A value marked `!unsafe`
+type (`"{{ 8000 + 1 }}"` is the number 8001) and anything else is text, as in ansible-core 2.19. A value marked `!unsafe`
 is never rendered. Lookups and Ansible's own filters do not exist here: a template using one
 fails, and with it only the hosts that need that variable.
 """
@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from itertools import chain, islice
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import jinja2
-from jinja2.nativetypes import NativeCodeGenerator
+from jinja2 import nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from fleet.models import Unusable
 
 TEMPLATE = re.compile(r"\{\{|\{%|\{#")
+# The expression inside a template that is only '{{ ... }}' (the parser has checked it is one expression).
+_EXPRESSION = re.compile(r"\{\{-?(.*?)-?\}\}", re.S)
 # Bounds on what one template may build, so a hostile inventory cannot exhaust memory or CPU.
 _MAX_POWER = 1000
 _MAX_REPEAT = 100_000
@@ -36,9 +37,8 @@ class TemplateFailed(Exception):
 
 
 class _Environment(ImmutableSandboxedEnvironment):
-    """A sandbox (no attribute escapes, no mutation) that returns native values, as Ansible does."""
+    """A sandbox: no attribute escapes, no mutation, bounded repetition and powers."""
 
-    code_generator_class = NativeCodeGenerator
     intercepted_binops = frozenset({"*", "**"})
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
@@ -61,14 +61,17 @@ _ENV = _Environment(undefined=jinja2.StrictUndefined)
 _ENV.globals.update({name: _only_in_ansible(name) for name in ("lookup", "query", "q")})
 
 
-def _native(chunks: Iterable[Any]) -> Any:
-    """One expression keeps its value; anything else is joined as text (Ansible 2.19 does not literal_eval)."""
-    head = list(islice(chunks, 2))
-    if not head:
-        return ""
-    if len(head) == 1:
-        return head[0]
-    return "".join(str(chunk) for chunk in chain(head, chunks))
+def _data(value: Any) -> Any:
+    """A rendered value as plain data: an undefined name fails, anything exotic becomes its text."""
+    if isinstance(value, jinja2.Undefined):
+        value._fail_with_undefined_error()
+    if isinstance(value, (list, tuple)):
+        return [_data(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _data(item) for key, item in value.items()}
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
 
 
 def is_template(value: Any) -> bool:
@@ -135,8 +138,7 @@ class HostVars(Mapping[str, Any]):
         if isinstance(value, dict):
             return {key: self.render(item) for key, item in value.items()}
         try:
-            template = _ENV.from_string(value)
-            return _native(template.root_render_func(template.new_context(self, shared=True)))
+            return _data(self._evaluate(value))
         except TemplateFailed:
             raise
         except jinja2.TemplateSyntaxError as exc:
@@ -147,6 +149,21 @@ class HostVars(Mapping[str, Any]):
             raise TemplateFailed("templates nest too deeply") from None
         except Exception as exc:  # noqa: BLE001 - any error inside a template is that template's failure
             raise TemplateFailed(f"{type(exc).__name__}: {exc}") from None
+
+
+    def _evaluate(self, text: str) -> Any:
+        """A template that is one expression keeps the expression's value; any other renders to text."""
+        template = _ENV.parse(text)
+        body = template.body
+        if len(body) == 1 and isinstance(body[0], nodes.Output) and len(body[0].nodes) == 1 \
+                and not isinstance(body[0].nodes[0], nodes.TemplateData):
+            expression = _ENV.compile_expression(_EXPRESSION.fullmatch(text).group(1), undefined_to_none=False)
+            context = expression._template.new_context(self, shared=True)
+            for _ in expression._template.root_render_func(context):
+                pass
+            return context.vars["result"]
+        compiled = _ENV.from_string(template)
+        return "".join(compiled.root_render_func(compiled.new_context(self, shared=True)))
 
 
 class Renderer:

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from fleet.errors import InventoryError
-from fleet.models import Unusable
 
 # (file, line) of an entry; line is None when the source has no lines (a script's JSON output).
 Where = tuple[str, int | None]
@@ -28,27 +27,13 @@ def plain(value: Any) -> Any:
 class Var:
     """One variable's value and where it was set.
 
-    A value that could not be read (Ansible Vault, a bad YAML tag) keeps its error instead, raised
-    only if fleet uses the variable: a secret fleet never needs must not stop the inventory loading.
+    An inline `!vault` value is an Unusable: Ansible keeps it encrypted until used, and fleet fails
+    only the hosts that need it.
     """
 
     value: Any
     path: str
     line: int | None
-    error: str | None = None
-
-    def get(self, name: str) -> Any:
-        """The value, or the InventoryError saying why it could not be read."""
-        if self.error is not None:
-            raise InventoryError(f"variable '{name}': {self.error}", self.path, self.line)
-        return self.value
-
-    def usable(self) -> Any:
-        """The value, or an Unusable saying why it could not be read (for the hosts that need it to report)."""
-        if self.error is not None:
-            where = f"{self.path}:{self.line}" if self.line else self.path
-            return Unusable(f"unreadable ({self.error}; {where})")
-        return self.value
 
     def fail(self, message: str) -> InventoryError:
         """An error about this variable, placed where it was set."""

@@ -225,6 +225,10 @@ class _Parser:
             else:
                 for child_key, child_value in self.entries(value, "children", name):
                     child = self.name_of(child_key, "group")
+                    if not _is_null(child_value) and not isinstance(child_value, yaml.MappingNode):
+                        # Ansible skips it, then fails to link the group it did not declare.
+                        raise self.error(f"group '{child}' must be a mapping with hosts, children or vars, not "
+                                         f"{_describe(child_value)}", child_value)
                     tree.add_child(name, child, (self.path, _line(child_key)))
                     self.group(tree, child, child_value)
 
@@ -242,7 +246,8 @@ class _Parser:
             raise self.error(f"{what} must be a mapping, not {_describe(node)}", node)
         found: dict[str, Var] = {}
         for key, value in self.items(node):
-            found[self.var_name(key, what)] = self.var(key, value)
+            name = self.var_name(key, what)
+            found[name] = self.var(name, key, value)
         return found
 
     def var_name(self, key: yaml.Node, what: str) -> str:
@@ -257,15 +262,17 @@ class _Parser:
         except Exception:  # noqa: BLE001 - any key JSON cannot name is refused below
             raise self.error(f"variable names must be strings, not {_describe(key)} (in {what})", key) from None
 
-    def var(self, key: yaml.Node, node: yaml.Node) -> Var:
+    def var(self, name: str, key: yaml.Node, node: yaml.Node) -> Var:
+        """A variable's value; a value YAML cannot build (an unknown tag, '!!int lots') refuses the file, as in Ansible."""
         line = _line(key)
         try:
             return Var(plain(self.loader.construct_object(node, deep=True)), self.path, line)
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
-            return Var(None, self.path, mark.line + 1 if mark else line, error=str(exc.problem or exc))
+            raise InventoryError(f"variable '{name}': {exc.problem or exc}", self.path,
+                                 mark.line + 1 if mark else line) from None
         except Exception as exc:  # SafeConstructor lets ValueError & co. out for tagged scalars like '!!int x'
-            return Var(None, self.path, line, error=f"cannot read its value ({exc})")
+            raise InventoryError(f"variable '{name}': cannot read its value ({exc})", self.path, line) from None
 
     def host(self, tree: Tree, group: str, key: yaml.Node, value: yaml.Node) -> None:
         pattern, port = split_port(self.name_of(key, "host"))
