@@ -204,7 +204,7 @@ def _make_host(name: str, groups: tuple[str, ...], merged: _Vars, renderer: Rend
     for var in shown:
         raw = merged[var].value
         try:
-            variables[var] = renderer.value(name, var)
+            variables[var] = raw if isinstance(raw, Unusable) else renderer.value(name, var)
         except TemplateFailed as exc:
             variables[var] = Unusable(f"template {_short(raw)} failed: {exc}")
         if is_template(raw):
