@@ -96,7 +96,10 @@ def resolve(path: str, tree: Tree, reader: str = "") -> Inventory:
     tree.warnings += [f"{name} is both a host and a group; in a pattern it means the host, after '!' or '&' the group"
                       for name in tree.host_groups if name in tree.group_order]
     members = _members(tree, children, host_groups)
-    renderer = Renderer(raw_vars, host_groups, members, {})
+    # What Ansible sets for a host of a file inventory (for a directory, each file's own: not tracked here).
+    where = {"inventory_file": os.path.abspath(path), "inventory_dir": os.path.dirname(os.path.abspath(path))} \
+        if os.path.isfile(path) else {}
+    renderer = Renderer(raw_vars, host_groups, members, where)
     hosts = tuple(_make_host(name, host_groups[name], merged_vars[name], renderer) for name in tree.host_groups)
     return Inventory(path=path, hosts=hosts, groups=MappingProxyType(members), warnings=tuple(tree.warnings),
                      reader=reader)
@@ -217,8 +220,7 @@ def _make_host(name: str, groups: tuple[str, ...], merged: _Vars, renderer: Rend
                 TransportStatus.UNSUPPORTED_CONNECTION,
                 f"ansible_connection is '{plugin}': fleet runs only over ssh (ssh, paramiko, smart) or local"))
         key_file = settings.text(_KEY_FILE_VARS)
-        if connection is Connection.SSH:
-            _check_ssh_args(name, variables)
+        _check_kept(name, variables)
         return replace(host, connection=connection, address=settings.text(_ADDRESS_VARS) or name,
                        port=settings.port(), user=settings.text(_USER_VARS),
                        key_file=os.path.expanduser(key_file) if key_file else None)
@@ -226,14 +228,16 @@ def _make_host(name: str, groups: tuple[str, ...], merged: _Vars, renderer: Rend
         return replace(host, problem=HostProblem(TransportStatus.INVENTORY_ERROR, str(exc)))
 
 
-def _check_ssh_args(host: str, variables: Mapping[str, Any]) -> None:
-    """ssh arguments fleet reads ProxyJump and ProxyCommand from must be there and split like a shell's."""
-    for var in _SSH_ARG_VARS:
-        value = variables.get(var)
+def _check_kept(host: str, variables: Mapping[str, Any]) -> None:
+    """The ansible_* settings fleet acts on (become, ssh arguments) must be usable, and ssh arguments,
+    where ProxyJump and ProxyCommand are read from, must split like a shell's."""
+    for var in sorted(KEPT_ANSIBLE_VARS & variables.keys()):
+        value = variables[var]
         if isinstance(value, Unusable):
             raise _Unusable(f"{var} of host '{host}' is {value.reason}")
         try:
-            shlex.split(str(value or ""))
+            if var in _SSH_ARG_VARS:
+                shlex.split(str(value or ""))
         except ValueError as exc:
             raise _Unusable(f"{var} of host '{host}' cannot be split into arguments: {exc}") from None
 

@@ -27,6 +27,7 @@ from fleet.models import Execution, Host, TransportStatus
 from fleet.transport.become import Become, BecomeFailed, Secret, settle
 from fleet.transport.credentials import Credentials
 from fleet.transport.hostkeys import KeyCheck, KnownHosts, check, known_hosts_names
+from fleet.transport.sshconfig import proxy_command
 
 #: Bytes of stdout plus stderr kept per host; beyond that the controller stops reading.
 DEFAULT_OUTPUT_CAP = 16 * 1024 * 1024
@@ -87,8 +88,9 @@ def resolve_endpoint(host: Host, ssh_config: paramiko.SSHConfig) -> Endpoint:
     proxy = _proxy_from_args(" ".join(str(host.vars.get(name) or "") for name in _SSH_ARG_VARS))
     if proxy is None:
         # paramiko's lookup keeps no order between the two; ProxyJump is the one fleet shares per bastion.
+        command = proxy_command(ssh_config, host.address, port, user)
         proxy = ("proxyjump", found["proxyjump"]) if "proxyjump" in found else \
-            ("proxycommand", found["proxycommand"]) if "proxycommand" in found else None
+            ("proxycommand", command) if command else None
     kind, spec = proxy if proxy and proxy[1].strip().lower() != "none" else (None, None)
     return Endpoint(
         hostname=hostname,
@@ -142,10 +144,13 @@ def _jump_chain(spec: str, ssh_config: paramiko.SSHConfig) -> Endpoint:
             name, port_text = hostport.split(":")
             port = int(port_text) if port_text.isdigit() else None
         found = ssh_config.lookup(name)
+        port = port or int(found.get("port", 22))
+        user = user or found.get("user") or getpass.getuser()
         previous = Endpoint(
-            hostname=found.get("hostname", name), port=port or int(found.get("port", 22)),
-            user=user or found.get("user") or getpass.getuser(),
-            key_files=tuple(os.path.expanduser(k) for k in found.get("identityfile", [])), jump=previous)
+            hostname=found.get("hostname", name), port=port, user=user,
+            key_files=tuple(os.path.expanduser(k) for k in found.get("identityfile", [])), jump=previous,
+            # The first hop's own ProxyCommand is how it is reached: never connect around it.
+            proxy_command=proxy_command(ssh_config, name, port, user) if previous is None else None)
     return previous
 
 
@@ -167,7 +172,8 @@ class SSHTransport:
     def names_to_resolve(self) -> list[str]:
         """Host names this machine must look up itself, once each."""
         names = {e.hostname for e in self.endpoints.values() if e.jump is None and e.proxy_command is None}
-        names |= {hop.hostname for e in self.endpoints.values() for hop in jump_hosts(e.jump)[:1]}
+        names |= {hop.hostname for e in self.endpoints.values() for hop in jump_hosts(e.jump)[:1]
+                  if hop.proxy_command is None}
         return sorted(n for n in names if not _is_ip(n))
 
     def record_address(self, name: str, address: str | None, error: str = "") -> None:
