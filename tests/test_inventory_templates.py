@@ -46,6 +46,9 @@ def test_values_render_like_ansible(template, expected):
     ("{{ ''.__class__.__mro__ }}", "unsafe"),                    # the sandbox refuses attribute escapes
     ("{{ 'x' * 10000000 }}", "too large"),                       # and values built to exhaust memory
     ("{{ 10 ** 100000 }}", "too large"),
+    ("{{ 'x' | center(1000000000) }}", "too large"),
+    ("{{ '%1000000000d' % 1 }}", "too large"),
+    ("{{ '{:>1000000000}'.format(1) }}", "too large"),
     ("{{ broken", "syntax error"),
 ])
 def test_failures_name_their_cause(template, reason):

@@ -3,8 +3,8 @@
 Ansible renders a variable when it is used, with every variable of the host in scope (already
 merged by precedence) plus the magic ones: `inventory_hostname`, `inventory_hostname_short`,
 `group_names`, `groups` and `hostvars`. A template that is one expression keeps the expression's
-type (`"{{ 8000 + 1 }}"` is the number 8001) and anything else is text, as in ansible-core 2.19. A value marked `!unsafe`
-is never rendered. Lookups and Ansible's own filters do not exist here: a template using one
+type (`"{{ 8000 + 1 }}"` is the number 8001) and anything else is text, as in ansible-core 2.19.
+A value marked `!unsafe` is never rendered. Lookups and Ansible's own filters do not exist here: a template using one
 fails, and with it only the hosts that need that variable.
 """
 
@@ -26,6 +26,7 @@ _EXPRESSION = re.compile(r"\{\{-?(.*?)-?\}\}", re.S)
 # Bounds on what one template may build, so a hostile inventory cannot exhaust memory or CPU.
 _MAX_POWER = 1000
 _MAX_REPEAT = 100_000
+_WIDE_FIELD = re.compile(r"[%:][^%:{}]*?[0-9]{6,}")
 
 
 class UnsafeText(str):
@@ -39,7 +40,7 @@ class TemplateFailed(Exception):
 class _Environment(ImmutableSandboxedEnvironment):
     """A sandbox: no attribute escapes, no mutation, bounded repetition and powers."""
 
-    intercepted_binops = frozenset({"*", "**"})
+    intercepted_binops = frozenset({"*", "**", "%"})
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         if operator == "**" and isinstance(right, (int, float)) and abs(right) > _MAX_POWER:
@@ -48,7 +49,29 @@ class _Environment(ImmutableSandboxedEnvironment):
             for seq, count in ((left, right), (right, left)):
                 if isinstance(seq, (str, list, tuple)) and isinstance(count, int) and len(seq) * count > _MAX_REPEAT:
                     raise SecurityError("a repetition builds too large a value")
+        if operator == "%" and isinstance(left, str):
+            _check_widths(left)
         return super().call_binop(context, operator, left, right)
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        wrapped = super().wrap_str_format(value)
+        if wrapped is not None:
+            _check_widths(value.__self__)
+        return wrapped
+
+
+def _check_widths(text: str) -> None:
+    """Refuse a format ('%9999999d', '{:>9999999}') whose field width alone would exhaust memory."""
+    if _WIDE_FIELD.search(text):
+        raise SecurityError("a format field builds too large a value")
+
+
+def _bounded(name: str, filter_: Callable[..., Any]) -> Callable[..., Any]:
+    def call(value: Any, width: Any = 80, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(width, int) and width > _MAX_REPEAT:
+            raise SecurityError(f"{name}({width}) builds too large a value")
+        return filter_(value, width, *args, **kwargs)
+    return call
 
 
 def _only_in_ansible(name: str) -> Callable[..., Any]:
@@ -58,6 +81,7 @@ def _only_in_ansible(name: str) -> Callable[..., Any]:
 
 
 _ENV = _Environment(undefined=jinja2.StrictUndefined)
+_ENV.filters.update({name: _bounded(name, _ENV.filters[name]) for name in ("center", "indent")})
 _ENV.globals.update({name: _only_in_ansible(name) for name in ("lookup", "query", "q")})
 
 
