@@ -296,8 +296,11 @@ def hosts(
 
     try:
         selected = select(_load(inventory), limit)
+        if limit and not selected:  # as Ansible's --limit, and as diagnose
+            raise InputError(f"no host matches {limit!r}", str(inventory))
         config = load_ssh_config(str(ssh_config) if ssh_config else None)
-        rows = [host_row(h, resolve_endpoint(h, config) if h.connection is Connection.SSH else None)
+        rows = [host_row(h, resolve_endpoint(h, config) if h.connection is Connection.SSH and h.problem is None
+                         else None)
                 for h in selected]
     except FleetError as exc:
         raise _fail(exc)

@@ -105,3 +105,10 @@ def test_ansible_inventory_is_bounded_in_time(tmp_path, monkeypatch):
     with pytest.raises(InventoryError, match="ansible-inventory: --list did not finish within 0.5 s"):
         load_inventory(PLUGIN / "inventory.yml", script_timeout_s=0.5)
     assert time.monotonic() - started < 5
+
+
+def test_a_limit_that_selects_nothing_is_an_error_as_in_ansible(tmp_path):
+    inventory = write(tmp_path / "hosts.ini", "[web]\nweb1\n")
+    for pattern in ("nosuch", "web[5]"):
+        proc = fleet("hosts", "-i", str(inventory), "--limit", pattern, cwd=tmp_path)
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
