@@ -48,6 +48,11 @@ class ExitCode(enum.IntEnum):
     TERMINATED = 143
 
 
+#: The inventory variables whose text Ansible puts on ssh's command line, in its order; fleet reads
+#: ProxyJump and ProxyCommand from them.
+SSH_ARG_VARS = ("ansible_ssh_args", "ansible_ssh_common_args", "ansible_ssh_extra_args")
+
+
 @dataclass(frozen=True)
 class Unusable:
     """A variable value fleet cannot use: Ansible Vault ciphertext, or a template that failed to render.

@@ -12,19 +12,16 @@ from typing import Any, Mapping
 from fleet.errors import InventoryError
 from fleet.inventory.templating import Renderer, TemplateFailed, is_template
 from fleet.inventory.tree import Tree, Var, Where
-from fleet.models import Connection, Host, HostProblem, TransportStatus, Unusable
+from fleet.models import SSH_ARG_VARS, Connection, Host, HostProblem, TransportStatus, Unusable
 
 # ansible_* variables are connection settings, not runbook parameters; these few are kept
 # because fleet decides later whether to escalate privileges and how to call ssh.
-KEPT_ANSIBLE_VARS = frozenset({"ansible_become", "ansible_become_user", "ansible_ssh_args", "ansible_ssh_common_args",
-                               "ansible_ssh_extra_args"})
+KEPT_ANSIBLE_VARS = frozenset({"ansible_become", "ansible_become_user", *SSH_ARG_VARS})
 
 _ADDRESS_VARS = ("ansible_host", "ansible_ssh_host")
 _PORT_VARS = ("ansible_port", "ansible_ssh_port")
 _USER_VARS = ("ansible_user", "ansible_ssh_user")
 _KEY_FILE_VARS = ("ansible_private_key_file", "ansible_ssh_private_key_file")
-# The ssh arguments Ansible passes, where ProxyJump and ProxyCommand may be given.
-_SSH_ARG_VARS = ("ansible_ssh_args", "ansible_ssh_common_args", "ansible_ssh_extra_args")
 
 _CONNECTIONS = {
     "local": Connection.LOCAL,
@@ -236,7 +233,7 @@ def _check_kept(host: str, variables: Mapping[str, Any]) -> None:
         if isinstance(value, Unusable):
             raise _Unusable(f"{var} of host '{host}' is {value.reason}")
         try:
-            if var in _SSH_ARG_VARS:
+            if var in SSH_ARG_VARS:
                 shlex.split(str(value or ""))
         except ValueError as exc:
             raise _Unusable(f"{var} of host '{host}' cannot be split into arguments: {exc}") from None

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 import paramiko
 
 from fleet.executor import Deadline
-from fleet.models import Execution, Host, TransportStatus
+from fleet.models import SSH_ARG_VARS, Execution, Host, TransportStatus
 from fleet.transport.become import Become, BecomeFailed, Secret, settle
 from fleet.transport.credentials import Credentials
 from fleet.transport.hostkeys import KeyCheck, KnownHosts, check, known_hosts_names
@@ -85,7 +85,7 @@ def resolve_endpoint(host: Host, ssh_config: paramiko.SSHConfig) -> Endpoint:
     hostname = found.get("hostname", host.address)
     port = host.port or int(found.get("port", 22))
     user = host.user or found.get("user") or getpass.getuser()
-    proxy = _proxy_from_args(" ".join(str(host.vars.get(name) or "") for name in _SSH_ARG_VARS))
+    proxy = _proxy_from_args(" ".join(str(host.vars.get(name) or "") for name in SSH_ARG_VARS))
     if proxy is None:
         # paramiko's lookup keeps no order between the two; ProxyJump is the one fleet shares per bastion.
         command = proxy_command(ssh_config, host.address, port, user)
@@ -102,10 +102,6 @@ def resolve_endpoint(host: Host, ssh_config: paramiko.SSHConfig) -> Endpoint:
         else "",
         proxy_command=_expand_tokens(spec, hostname, port, user) if kind == "proxycommand" else None,
     )
-
-
-# The inventory variables whose text Ansible puts on ssh's command line, in its order.
-_SSH_ARG_VARS = ("ansible_ssh_args", "ansible_ssh_common_args", "ansible_ssh_extra_args")
 
 
 def _truthy(value: object) -> bool:
