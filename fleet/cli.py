@@ -73,6 +73,17 @@ def _fail(message: object) -> typer.Exit:
     return typer.Exit(ExitCode.USAGE)
 
 
+def _load(path: Path):
+    """Load the inventory and say on stderr what Ansible would warn about, and which reader
+    resolved it when that was ansible-inventory."""
+    inventory = load_inventory(path)
+    for warning in inventory.warnings:
+        sys.stderr.write(f"fleet: warning: {' '.join(warning.split())}\n")
+    if "ansible-inventory" in inventory.reader:
+        sys.stderr.write(f"fleet: {path}: resolved with ansible-inventory --list\n")
+    return inventory
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"fleet {__version__}")
@@ -179,7 +190,7 @@ def diagnose(
     try:
         books = load_runbooks(runbook_name)
         runbook = combine(books)
-        inv = load_inventory(inventory)
+        inv = _load(inventory)
         hosts = select(inv, limit)
         if not hosts:
             raise InputError(f"no host matches {limit!r}" if limit else "the inventory has no hosts", str(inventory))
@@ -367,11 +378,12 @@ def hosts(
     from fleet.transport.sshconfig import load_ssh_config
 
     try:
-        selected = select(load_inventory(inventory), limit)
-        if not selected:
-            raise InputError(f"no host matches {limit!r}" if limit else "the inventory has no hosts", str(inventory))
+        selected = select(_load(inventory), limit)
+        if limit and not selected:  # as Ansible's --limit, and as diagnose; an empty inventory lists nothing
+            raise InputError(f"no host matches {limit!r}", str(inventory))
         config = load_ssh_config(str(ssh_config) if ssh_config else None)
-        rows = [host_row(h, resolve_endpoint(h, config) if h.connection is Connection.SSH else None)
+        rows = [host_row(h, resolve_endpoint(h, config) if h.connection is Connection.SSH and h.problem is None
+                         else None)
                 for h in selected]
     except FleetError as exc:
         raise _fail(exc)

@@ -9,8 +9,8 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from fleet.executor import Deadline, run_pool
 from fleet.limits import fit_forks
-from fleet.models import (Connection, Diagnosis, Execution, Host, HostResult, ProbeOutput, Severity,
-                          TransportStatus)
+from fleet.models import (Connection, Diagnosis, Execution, Host, HostProblem, HostResult, ProbeOutput, Severity,
+                          TransportStatus, Unusable)
 from fleet.params import Resolved, discovered_values, with_discovered
 from fleet.parsers import PARSERS
 from fleet.parsers.platform import windows_shell
@@ -60,6 +60,8 @@ class Prepared:
     redactor: Redactor
     forks: int
     notes: tuple[str, ...] = ()
+    # Hosts ruled out before any connection (see `host_problem`): their verdict, nothing run.
+    problems: Mapping[str, HostProblem] = field(default_factory=dict)
 
 
 def prepare(hosts: Sequence[Host], runbook: Runbook, options: RunOptions,
@@ -67,16 +69,32 @@ def prepare(hosts: Sequence[Host], runbook: Runbook, options: RunOptions,
     """Render every host's script and build the transports. Raises InputError on bad input."""
     marker = new_marker()
     params = {h.name: resolve_params(runbook, h.vars, options.overrides) for h in hosts}
+    problems = {h.name: p for h in hosts if (p := host_problem(h, runbook, params[h.name].values))}
+    for name, resolved in params.items():  # reports show why a value could not be used, as text
+        params[name] = replace(resolved, values={k: str(v) if isinstance(v, Unusable) else v
+                                                 for k, v in resolved.values.items()})
+    runnable = [h for h in hosts if h.name not in problems]
     transports: dict[Connection, Transport] = {Connection.LOCAL: LocalTransport()}
     notes: list[str] = []
-    ssh_hosts = [h for h in hosts if h.connection is Connection.SSH]
+    ssh_hosts = [h for h in runnable if h.connection is Connection.SSH]
     if ssh_hosts:
         transports[Connection.SSH], ssh_notes = ssh_transport(ssh_hosts, options, ask_passphrase)
         notes += ssh_notes
     forks, limit_note = fit_forks(options.forks)
     notes += [limit_note] if limit_note else []
-    return Prepared(tuple(hosts), host_scripts(runbook, params, marker, options.timeout_s), params, marker,
-                    transports, Redactor.build(runbook.redact), forks, tuple(notes))
+    scripts = host_scripts(runbook, {h.name: params[h.name] for h in runnable}, marker, options.timeout_s)
+    return Prepared(tuple(hosts), scripts, params, marker, transports, Redactor.build(runbook.redact), forks,
+                    tuple(notes), problems)
+
+
+def host_problem(host: Host, runbook: Runbook, params: Mapping[str, Any]) -> HostProblem | None:
+    """Why fleet will not run on `host`: the inventory's verdict, or a runbook parameter it cannot use
+    (Vault ciphertext, a failed template). A value the runbook does not need fails nothing."""
+    if host.problem is not None:
+        return host.problem
+    unusable = [f"parameter '{p.name}' is {params[p.name].reason}" for p in runbook.parameters
+                if isinstance(params.get(p.name), Unusable)]
+    return HostProblem(TransportStatus.INVENTORY_ERROR, "; ".join(unusable)) if unusable else None
 
 
 def host_scripts(runbook: Runbook, params: Mapping[str, Resolved], marker: str,
@@ -143,6 +161,9 @@ def run(prepared: Prepared, runbook: Runbook, options: RunOptions,
     """
 
     def job(host: Host, deadline: Deadline) -> Execution:
+        problem = prepared.problems.get(host.name)
+        if problem is not None:
+            return Execution(problem.status, problem.reason)
         if on_start is not None:
             on_start(host.name)
         return prepared.transports[host.connection].execute(host, prepared.scripts[host.name], deadline)

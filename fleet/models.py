@@ -10,6 +10,8 @@ from typing import Any, Mapping
 class Connection(str, enum.Enum):
     SSH = "ssh"
     LOCAL = "local"
+    # An Ansible connection plugin fleet cannot speak (winrm, network_cli...): the host gets a verdict, not a run.
+    UNSUPPORTED = "unsupported"
 
 
 class Severity(str, enum.Enum):
@@ -29,6 +31,9 @@ class TransportStatus(str, enum.Enum):
     AUTH_FAILED = "auth_failed"
     HOST_KEY_REJECTED = "host_key_rejected"
     TIMEOUT = "timeout"
+    # Decided from the inventory before any connection: nothing was tried on the host.
+    UNSUPPORTED_CONNECTION = "unsupported_connection"
+    INVENTORY_ERROR = "inventory_error"
 
 
 #: Verdict codes the transport gives when the runbook could not run (or not to its end).
@@ -43,6 +48,33 @@ class ExitCode(enum.IntEnum):
     TERMINATED = 143
 
 
+#: The inventory variables whose text Ansible puts on ssh's command line, in its order; fleet reads
+#: ProxyJump and ProxyCommand from them.
+SSH_ARG_VARS = ("ansible_ssh_args", "ansible_ssh_common_args", "ansible_ssh_extra_args")
+
+
+@dataclass(frozen=True)
+class Unusable:
+    """A variable value fleet cannot use: Ansible Vault ciphertext, or a template that failed to render.
+
+    It stays in the host's variables and fails only a host that needs it (a connection setting or
+    a runbook parameter), as Ansible fails only the tasks that use such a value.
+    """
+
+    reason: str
+
+    def __str__(self) -> str:
+        return f"<unusable: {self.reason}>"
+
+
+@dataclass(frozen=True)
+class HostProblem:
+    """Why fleet will not run anything on a host, known before connecting; it becomes the host's verdict."""
+
+    status: "TransportStatus"
+    reason: str
+
+
 @dataclass(frozen=True)
 class Host:
     """One target, resolved from the inventory with its variables merged by precedence."""
@@ -54,8 +86,14 @@ class Host:
     key_file: str | None = None
     connection: Connection = Connection.SSH
     groups: tuple[str, ...] = ()
-    # Every non-connection variable; these become runbook parameters for the host.
+    # Every non-connection variable, templates rendered; these become runbook parameters for the host.
     vars: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    # The text as written of those variables that were templates (what `fleet hosts` shows, as Ansible does).
+    templates: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    # ansible_connection as written, when it names a plugin fleet does not support.
+    plugin: str = ""
+    # Set when the inventory alone rules the host out (unsupported connection, a setting fleet cannot use).
+    problem: HostProblem | None = None
 
 
 @dataclass(frozen=True)

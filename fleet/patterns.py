@@ -12,8 +12,9 @@ from fleet.inventory import Inventory
 from fleet.models import Host
 from fleet.textfile import read_text
 
-# 'name[3]', 'name[-1]', 'name[1:4]' or 'name[2:]' picks hosts out of what 'name' matched.
-_SUBSCRIPT = re.compile(r"(.+)\[(?:(-?[0-9]{1,9})|([0-9]{1,9}):([0-9]{0,9}))\]")
+# 'name[3]', 'name[-1]', 'name[1:4]' or 'name[2:]' picks hosts out of what 'name' matched
+# (Ansible still reads the old 'name[1-4]' too).
+_SUBSCRIPT = re.compile(r"(.+)\[(?:(-?[0-9]{1,9})|([0-9]{1,9})[:-]([0-9]{0,9}))\]")
 # 'db1.example.com:5432' is one host with a port, not groups 'db1.example.com' and '5432'.
 _HOST_PORT = re.compile(r"(?:[\w.-]|\[[^\]]*\])+:[0-9]+")
 # A name with these characters is a glob, so it is matched against hosts even when it matched groups.
@@ -93,9 +94,12 @@ def _evaluate(inventory: Inventory, terms: list[str]) -> set[str]:
     plain = [t for t in terms if t[0] not in "&!"] or ["all"]
     intersect = [t[1:] for t in terms if t[0] == "&"]
     exclude = [t[1:] for t in terms if t[0] == "!"]
+    host_names = {host.name for host in inventory.hosts}
     selected: set[str] = set()
     for term in plain:
-        selected |= _match_term(inventory, term)
+        # A plain term that is exactly a host name is that host, before any group or glob reading of
+        # it; after '&' or '!' a name that is both a host and a group means the group, as in Ansible.
+        selected |= {term} if term in host_names else _match_term(inventory, term)
     for term in intersect:
         selected &= _match_term(inventory, term)
     for term in exclude:
@@ -107,17 +111,15 @@ def _match_term(inventory: Inventory, term: str) -> set[str]:
     if not term:
         return set()
     host_names = [host.name for host in inventory.hosts]
-    # An exact host name wins before any glob or subscript reading of it.
-    if term in host_names:
-        return {term}
     expression, subscript = _split_subscript(term)
     matches = _compile(expression)
     groups = [group for group in inventory.groups if matches(group)]
-    found = {name for group in groups for name in inventory.groups[group]}
+    # Group members in Ansible's order (a group's own hosts, then its children's), then matching hosts;
+    # a subscript counts this list as Ansible does, repeats included.
+    found = [name for group in groups for name in inventory.groups[group]]
     if not groups or expression[0] == "~" or _GLOB_CHARS.intersection(expression):
-        found.update(name for name in host_names if matches(name))
-    ordered = [name for name in host_names if name in found]
-    return set(_apply_subscript(ordered, subscript))
+        found += [name for name in host_names if matches(name)]
+    return set(_apply_subscript(found, subscript, term))
 
 
 def _split_subscript(term: str) -> tuple[str, tuple[int, int | None] | None]:
@@ -131,14 +133,16 @@ def _split_subscript(term: str) -> tuple[str, tuple[int, int | None] | None]:
     return expression, (int(start), int(end) if end else -1)
 
 
-def _apply_subscript(names: list[str], subscript: tuple[int, int | None] | None) -> list[str]:
-    if subscript is None:
+def _apply_subscript(names: list[str], subscript: tuple[int, int | None] | None, term: str) -> list[str]:
+    """Ansible's slicing: [i] one host (an index past the end is an error), [i:j] inclusive, [i:] to the end."""
+    if subscript is None or not names:
         return names
     start, end = subscript
-    if end is None:
-        # An index past the end selects nothing, like any pattern that matches no host.
-        return [names[start]] if -len(names) <= start < len(names) else []
-    return names[start:] if end == -1 else names[start:end + 1]
+    if end:  # as in Ansible, [i:0] reads as [i]
+        return names[start:] if end == -1 else names[start:end + 1]
+    if not -len(names) <= start < len(names):
+        raise InventoryError(f"no host matches the subscripted pattern '{term}': it matches {len(names)} host(s)")
+    return [names[start]]
 
 
 def _compile(expression: str) -> Callable[[str], bool]:

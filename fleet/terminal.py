@@ -185,19 +185,35 @@ def print_diff(console: Console, diff: Diff) -> None:
 
 
 def host_row(host: Host, endpoint: Endpoint | None) -> dict[str, Any]:
-    """A host as `fleet hosts` shows it; variables whose names look secret are masked."""
+    """A host as `fleet hosts` shows it; variables whose names look secret are masked.
+
+    `vars` are what the runbook gets (templates rendered; the ansible_* connection settings fleet
+    keeps are as written, their outcome being the connection columns), `templates` the templates as
+    written, `problem` why fleet will not run on the host.
+    """
+    from fleet.inventory.templating import shown
     from fleet.transport.ssh import jump_hosts
 
+    def masked(values: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: "****" if SECRET_NAME.search(k) else shown(v) for k, v in values.items()}
+
+    proxy = endpoint.proxy_command if endpoint else None
     return {
         "name": host.name,
-        "connection": host.connection.value,
+        "connection": host.plugin or host.connection.value,
         "address": endpoint.hostname if endpoint else host.address,
         "port": endpoint.port if endpoint else None,
         "user": endpoint.user if endpoint else None,
         "keys": list(endpoint.key_files) if endpoint else [],
-        "jump": [f"{j.user}@{j.hostname}:{j.port}" for j in jump_hosts(endpoint.jump)] if endpoint else [],
+        # What fleet connects through: each jump host, or the ProxyCommand.
+        "jump": [f"ProxyCommand {proxy}"] if proxy else
+        [f"{j.user}@{j.hostname}:{j.port}" for j in jump_hosts(endpoint.jump)] if endpoint else [],
+        "proxy_command": proxy,
         "groups": list(host.groups),
-        "vars": {k: "****" if SECRET_NAME.search(k) else v for k, v in host.vars.items()},
+        "vars": masked({k: host.templates[k] if k.startswith("ansible_") and k in host.templates else v
+                        for k, v in host.vars.items()}),
+        "templates": masked(host.templates),
+        "problem": f"{host.problem.status.value}: {host.problem.reason}" if host.problem else None,
     }
 
 
@@ -209,6 +225,8 @@ def print_hosts(console: Console, rows: list[dict[str, Any]]) -> None:
         where = "local" if row["connection"] == "local" else f"{row['address']}:{row['port']}"
         if row["jump"]:
             where += " via " + " -> ".join(row["jump"])
+        if row["problem"]:
+            where = f"not run: {row['problem']}"
         variables = " ".join(f"{k}={v}" for k, v in row["vars"].items())
         table.add_row(row["name"], where, row["user"] or "", ",".join(row["groups"]), variables)
     console.print(table)

@@ -189,15 +189,28 @@ def test_host_port_shorthand_and_ipv6(tmp_path):
 
 
 def test_names_are_kept_as_written(tmp_path):
-    # YAML 1.1 would read these keys as a bool and a float.
+    # PyYAML reads 1e3 (no dot) as text, as Ansible's loader does; a quoted 'yes' stays text.
     path = write(tmp_path, """
-        yes:
+        "yes":
           hosts:
             1e3:
     """)
     inventory = load_inventory(path)
     assert inventory.hosts[0].name == "1e3"
     assert inventory.hosts[0].groups == ("yes",)
+
+
+@pytest.mark.parametrize("text, line, shown", [
+    ("all:\n  hosts:\n    1234:\n", 3, "1234"),           # Ansible: "Host pattern 1234 must be a string"
+    ("all:\n  hosts:\n    1.5:\n", 3, "1.5"),
+    ("all:\n  children:\n    yes:\n", 3, "yes"),          # a group YAML reads as a boolean
+    ("all:\n  hosts:\n    2024-01-02:\n", 3, "2024-01-02"),
+])
+def test_names_yaml_reads_as_numbers_are_refused_like_ansible(tmp_path, text, line, shown):
+    path = write(tmp_path, text)
+    with pytest.raises(InventoryError, match=f"name {shown} must be a string") as caught:
+        load_inventory(path)
+    assert caught.value.line == line
 
 
 def test_accepts_pathlike_and_str(tmp_path):
@@ -329,7 +342,7 @@ ERROR_CASES = {
         - web1
         - web2
         """, 1, "mapping of group names"),
-    "group is a list": ("""
+    "child group is a list": ("""
         all:
           children:
             web:
@@ -348,39 +361,18 @@ ERROR_CASES = {
           children:
             - web
         """, 3, "'children' of group 'all' must be a mapping"),
-    "vars is a string": ("""
-        all:
-          vars: ntp_server
-        """, 2, "vars of group 'all' must be a mapping"),
     "host vars a list": ("""
         all:
           hosts:
             web1:
               - ansible_port: 22
         """, 4, "vars of host 'web1' must be a mapping"),
-    "unknown group key": ("""
-        all:
-          children:
-            web:
-              host:
-                web1:
-        """, 4, "unknown key 'host' in group 'web'"),
-    "non-string variable name": ("""
-        all:
-          vars:
-            80: http
-        """, 3, "variable names must be strings"),
     "bad range": ("""
         all:
           hosts:
             web1:
             web[1:x].example.com:
         """, 4, "bad host range"),
-    "range backwards": ("""
-        all:
-          hosts:
-            web[9:1]:
-        """, 3, "starts after it ends"),
     "range widths differ": ("""
         all:
           hosts:
@@ -430,15 +422,6 @@ ERROR_CASES = {
             web1:
             web2:0:
         """, 4, "must be a port number"),
-    "unsupported connection": ("""
-        all:
-          children:
-            windows:
-              vars:
-                ansible_connection: winrm
-              hosts:
-                win1:
-        """, 5, "ansible_connection 'winrm' of host 'win1' is not supported"),
     "address not a string": ("""
         all:
           hosts:
@@ -471,14 +454,6 @@ ERROR_CASES = {
               hosts:
                 web1:
         """, 5, "ansible_group_priority of group 'web' must be an integer"),
-    "vaulted runbook variable": ("""
-        all:
-          hosts:
-            db1:
-              db_password: !vault |
-                $ANSIBLE_VAULT;1.1;AES256
-                6231336539666234
-        """, 4, "Ansible Vault"),
     "bad tagged value": ("""
         all:
           hosts:
@@ -491,10 +466,6 @@ ERROR_CASES = {
             db1:
               conf: !include db.yml
         """, 4, "variable 'conf'"),
-    "plugin config": ("""
-        plugin: amazon.aws.aws_ec2
-        regions: [eu-west-1]
-        """, 1, "inventory plugin configuration"),
     "empty group name": ("""
         all:
           children:
@@ -524,12 +495,12 @@ def test_malformed_inventory_names_file_and_line(tmp_path, text, line, message):
 
 
 @pytest.mark.parametrize("text", ["", "# only a comment\n", "~\n", "{}\n"])
-def test_empty_inventory(tmp_path, text):
+def test_empty_inventory_is_read_with_a_warning_like_ansible(tmp_path, text):
     path = tmp_path / "hosts.yml"
     path.write_text(text)
-    with pytest.raises(InventoryError, match="inventory is empty") as caught:
-        load_inventory(path)
-    assert caught.value.path == str(path)
+    inventory = load_inventory(path)
+    assert inventory.hosts == ()
+    assert inventory.warnings == (f"{path}: inventory is empty: it lists no hosts or groups",)
 
 
 def test_control_character_names_its_line(tmp_path):

@@ -80,11 +80,12 @@ def test_symlink_loop_in_directory_ends(tmp_path):
     assert [host.name for host in load_inventory(tmp_path).hosts] == ["web1"]
 
 
-def test_directory_of_empty_files_is_empty(tmp_path):
+def test_directory_of_empty_files_is_empty_with_a_warning(tmp_path):
     write(tmp_path, "# nothing\n", "a.ini")
     write(tmp_path, "", "b.yml")
-    with pytest.raises(InventoryError, match="inventory is empty"):
-        load_inventory(tmp_path)
+    inventory = load_inventory(tmp_path)
+    assert inventory.hosts == ()
+    assert inventory.warnings == (f"{tmp_path}: inventory is empty: it lists no hosts or groups",)
 
 
 # --- group_vars/ and host_vars/ -----------------------------------------------------------------
@@ -143,6 +144,16 @@ def test_vault_encrypted_vars_file_is_skipped(site_hosts):
     assert site_hosts["db1"].vars["level"] == "group_vars-db"
 
 
+def test_vault_encrypted_vars_file_is_reported(tmp_path):
+    write(tmp_path, "[db]\ndb1\n", "hosts.ini")
+    (tmp_path / "group_vars").mkdir()
+    vaulted = write(tmp_path / "group_vars", "$ANSIBLE_VAULT;1.1;AES256\n6231336539\n", "db.yml")
+    inventory = load_inventory(tmp_path / "hosts.ini")
+    assert inventory.hosts[0].vars == {}
+    [warning] = inventory.warnings
+    assert warning.startswith(f"{vaulted}: skipped: the whole file is encrypted with Ansible Vault")
+
+
 def test_group_vars_beside_a_single_file(tmp_path):
     inventory = write(tmp_path, "all:\n  hosts:\n    h1:\n      x: inventory\n", "hosts.yml")
     (tmp_path / "group_vars" / "ungrouped").mkdir(parents=True)
@@ -179,16 +190,18 @@ def test_vault_value_in_a_vars_file_fails_only_when_used(tmp_path):
           $ANSIBLE_VAULT;1.1;AES256
           6231
     """, "web.yml")
-    with pytest.raises(InventoryError, match="Ansible Vault") as caught:
-        load_inventory(tmp_path / "hosts.ini")
-    # ansible_become_password is dropped unread; db_password is a runbook variable, so it is read.
-    assert (caught.value.path, caught.value.line) == (str(vars_file), 4)
+    web1 = load_inventory(tmp_path / "hosts.ini").hosts[0]
+    # Kept encrypted: ansible_become_password is dropped unread; db_password stays, unusable, with
+    # where it was set, for a runbook that needs it to fail that host (see test_diagnose_problems).
+    assert web1.problem is None
+    assert web1.vars["db_password"].reason == "encrypted with Ansible Vault (line 4), which fleet cannot decrypt"
+    assert str(vars_file).endswith("web.yml")
 
 
 VARS_FILE_ERRORS = {
     "yaml syntax": ("web.yml", "x: 1\ny: [2\n", 3, "invalid YAML"),
     "a list": ("web.yml", "- x\n- y\n", 1, "variables file must be a mapping"),
-    "non-string name": ("web", "80: http\n", 1, "variable names must be strings"),
+    "list as a name": ("web", "[80]: http\n", 1, "variable names must be strings"),
     "bad port": ("web.yaml", "ansible_port: 99999\n", 1, "must be a port number"),
     "bad json": ("web.json", '{\n\t"x": 1\n\t"y": 2\n}\n', 3, "invalid JSON"),  # tabs: not YAML either
 }

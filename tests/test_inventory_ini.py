@@ -208,16 +208,26 @@ def test_extensionless_file_bad_both_ways_reports_both(tmp_path):
     assert "as YAML, line 4: invalid YAML" in caught.value.message
 
 
-def test_extensionless_yaml_mapping_reports_yaml_errors(tmp_path):
+def test_extensionless_yaml_mapping_is_read_as_yaml(tmp_path):
+    # Read as YAML, so an unknown key is Ansible's YAML warning, never an INI complaint.
     path = write(tmp_path, "all:\n  children:\n    web:\n      host:\n        web1:\n", "hosts")
-    with pytest.raises(InventoryError, match="unknown key 'host' in group 'web'") as caught:
-        load_inventory(path)
-    assert caught.value.line == 4
+    inventory = load_inventory(path)
+    assert inventory.reader == "yaml"
+    assert inventory.warnings == (f"{path}:4: skipped unknown key 'host' in group 'web': only hosts, children "
+                                  f"and vars are read",)
 
 
 def test_only_comments_is_empty(tmp_path):
-    with pytest.raises(InventoryError, match="inventory is empty"):
-        load_inventory(write(tmp_path, "# nothing yet\n;\n", "hosts.ini"))
+    inventory = load_inventory(write(tmp_path, "# nothing yet\n;\n", "hosts.ini"))
+    assert (inventory.hosts, len(inventory.warnings)) == ((), 1)
+    assert "inventory is empty" in inventory.warnings[0]
+
+
+def test_descending_range_names_no_host_with_a_warning(tmp_path):
+    path = write(tmp_path, "[web]\nweb[9:1]\nok1\n", "hosts.ini")
+    inventory = load_inventory(path)
+    assert [h.name for h in inventory.hosts] == ["ok1"]
+    assert inventory.warnings == (f"{path}:2: host range 'web[9:1]' counts down, so it names no host",)
 
 
 # --- errors -------------------------------------------------------------------------------------
@@ -229,7 +239,6 @@ INI_ERRORS = {
     "empty variable name": ("[web]\nweb1 =x\n", 2, "variable name is empty"),
     "unclosed quote": ("[web]\nweb1 motd='hello\n", 2, "cannot split host line"),
     "bad range": ("[web]\nweb1\nweb[1:x]\n", 3, "bad host range in 'web[1:x]'"),
-    "range backwards": ("[web]\nweb[9:1]\n", 2, "starts after it ends"),
     "range too big": ("[web]\nweb[0:99999999999999999999999]\n", 2, "more than"),
     "colon without port": ("[web]\nweb1:\n", 2, "ends in ':'"),
     "yaml in ini": ("---\n", 1, "YAML"),
@@ -241,7 +250,6 @@ INI_ERRORS = {
     "bad port on host line": ("[web]\nweb1\nweb2 ansible_port=ssh\n", 3, "must be a port number"),
     "bad port in vars": ("[web]\nweb1\n[web:vars]\nx=1\nansible_port=0\n", 5, "ansible_port of host 'web1'"),
     "port zero in host entry": ("[web]\nweb1:0\n", 2, "must be a port number"),
-    "unsupported connection": ("[win]\nw1\n[win:vars]\nansible_connection=winrm\n", 4, "'winrm'"),
     "cycle": ("[a:children]\nb\n[b:children]\na\n", 4, "cycle: a -> b -> a"),
     "bad priority": ("[g]\nh\n[g:vars]\nansible_group_priority=high\n", 4, "ansible_group_priority of group 'g'"),
     "not executable script": ("#!/bin/sh\necho '{}'\n", None, "not executable"),

@@ -36,16 +36,15 @@ def json_script(tmp_path: Path, listing: str) -> Path:
 def test_with_meta(tmp_path):
     inventory = load_inventory(fixture_script(tmp_path, "with_meta.sh"))
     hosts = by_name(inventory)
-    assert list(hosts) == ["web1", "web2", "db1", "lonely"]
+    assert list(hosts) == ["web1", "web2", "db1"]
     assert list(inventory.groups) == ["all", "ungrouped", "web", "db", "prod"]
     assert inventory.groups["prod"] == ("web1", "web2", "db1")
     web1 = hosts["web1"]
     assert (web1.address, web1.port, web1.user) == ("192.0.2.1", 2201, "deploy")
     assert web1.vars == {"env": "prod", "http_port": 8080, "rack": "r1"}
     assert hosts["db1"].user == "postgres"  # host vars over group vars
-    # Only in _meta.hostvars: a host of no group, so 'ungrouped'.
-    assert hosts["lonely"].groups == ("ungrouped",)
-    assert inventory.groups["ungrouped"] == ("lonely",)
+    # 'lonely' is only in _meta.hostvars: as in Ansible, that does not put it in the inventory.
+    assert inventory.groups["ungrouped"] == ()
 
 
 def test_without_meta_asks_each_host(tmp_path):
@@ -193,7 +192,7 @@ SCRIPT_ERRORS = {
     "empty group name": ('{"": ["w1"]}', "a group with an empty name"),
     "meta not an object": ('{"web": ["w1"], "_meta": []}', "'_meta' that is not an object"),
     "hostvars not an object": ('{"_meta": {"hostvars": []}}', "'_meta' that is not an object"),
-    "empty host name": ('{"_meta": {"hostvars": {"": {}}}}', "a host with an empty name"),
+    "empty host name": ('{"web": [""]}', "'hosts' must be a list of host names"),
     "host vars not an object": ('{"web": ["w1"], "_meta": {"hostvars": {"w1": 1}}}',
                                 "the variables of host 'w1' are JSON int"),
     "deep json": ("[" * 100_000 + "]" * 100_000, "nested too deeply"),

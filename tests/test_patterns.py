@@ -108,7 +108,6 @@ def test_no_match_is_empty(inventory, pattern):
     ("web[-1]", WEB[-1:]),
     ("web[1:2]", WEB[1:3]),
     ("web[2:]", WEB[2:]),
-    ("web[9]", []),
     ("db[0],web[0]", [WEB[0], DB[0]]),
 ])
 def test_subscripts(inventory, pattern, expected):
@@ -209,5 +208,7 @@ def test_exact_host_name_wins_over_a_group_of_the_same_name(tmp_path):
     """))
     inventory = load_inventory(path)
     assert names(inventory, "backup") == ["backup"]
-    assert names(inventory, "all:!backup") == ["app1", "app2"]
+    # After '!' or '&' the name means the group, as in Ansible.
+    assert names(inventory, "all:!backup") == ["backup", "app1"]
+    assert names(inventory, "all:&backup") == ["app2"]
     assert names(inventory, "backup*") == ["backup", "app1", "app2"]

@@ -34,6 +34,8 @@ def split_port(name: str) -> tuple[str, str | None]:
 def expand_ranges(name: str) -> list[str]:
     """Expand Ansible host ranges: 'web[01:03]' -> web01..web03, '[1:9:4]' steps, '[a:c]' letters, several multiply.
 
+    A range that counts down ('web[9:1]') names no host, as in Ansible: the caller warns.
+
     Raises ValueError describing what is wrong with a range.
     """
     parts = _RANGE.split(name)  # literal, range, literal, range, ..., literal
@@ -62,8 +64,6 @@ def _range_values(spec: str) -> list[str]:
     if match.group(2) is not None:
         start_text, end_text = match.group(1) or "0", match.group(2)
         start, end = int(start_text), int(end_text)
-        if start > end:
-            raise ValueError(f"[{spec}] starts after it ends")
         # Counted by arithmetic: len() of a range past sys.maxsize raises OverflowError.
         if (end - start) // step + 1 > MAX_RANGE_HOSTS:
             raise ValueError(f"expands to more than {MAX_RANGE_HOSTS} hosts")
@@ -76,6 +76,4 @@ def _range_values(spec: str) -> list[str]:
         return [str(value) for value in values]
     letters = string.ascii_letters
     start, end = letters.index(match.group(3)), letters.index(match.group(4))
-    if start > end:
-        raise ValueError(f"[{spec}] starts after it ends")
     return list(letters[start:end + 1:step])

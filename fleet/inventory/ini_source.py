@@ -155,6 +155,8 @@ class _Parser:
             if not key:
                 raise self.error(f"variable name is empty in {token!r}", number)
             variables[key] = Var(parse_value(value), self.path, number)
+        if not names:
+            self.tree.warn(f"host range '{pattern}' counts down, so it names no host", self.path, number)
         for name in names:
             self.tree.add_host(name, group, variables)
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import stat
 
 from fleet.errors import InventoryError
-from fleet.inventory import ini_source, script_source, yaml_source
+from fleet.inventory import ini_source, script_source, toml_source, yaml_source
 from fleet.inventory.resolve import Inventory, resolve
 from fleet.inventory.tree import Tree
 from fleet.inventory.vars_dirs import load_vars_dirs
@@ -17,6 +18,7 @@ YAML_EXTENSIONS = (".yml", ".yaml", ".json")
 # Ansible's defaults: INVENTORY_IGNORE_EXTS, and the names it always skips in an inventory directory.
 IGNORED_SUFFIXES = (".pyc", ".pyo", ".swp", ".bak", "~", ".rpm", ".md", ".txt", ".rst", ".orig", ".cfg", ".retry")
 IGNORED_NAMES = ("group_vars", "host_vars", "vars_plugins")
+ANSIBLE_INVENTORY = "ansible-inventory"
 
 
 def load_inventory(path: str | os.PathLike, *, script_timeout_s: float = script_source.TIMEOUT_S) -> Inventory:
@@ -28,25 +30,28 @@ def load_inventory(path: str | os.PathLike, *, script_timeout_s: float = script_
     """
     path_str = os.fsdecode(path)
     tree = Tree()
+    readers: dict[str, None] = {}
     try:
         if os.path.isdir(path_str):
-            if not _load_directory(path_str, tree, script_timeout_s, set()):
+            if not _load_directory(path_str, tree, script_timeout_s, set(), readers):
                 raise InventoryError("inventory directory holds no inventory files (hidden files, group_vars/, "
                                      "host_vars/ and backup, *.retry, *.md, *.txt or *.cfg files are skipped)",
                                      path_str)
             base = path_str
         else:
-            _load_file(path_str, tree, script_timeout_s)
+            _load_file(path_str, tree, script_timeout_s, readers)
             base = os.path.dirname(path_str)
         if tree.is_empty():
-            raise InventoryError("inventory is empty", path_str)
-        load_vars_dirs(base or os.curdir, tree)
-        return resolve(path_str, tree)
+            # Ansible reads an empty inventory as one without hosts, and says so.
+            tree.warn("inventory is empty: it lists no hosts or groups", path_str)
+        if ANSIBLE_INVENTORY not in readers:  # ansible-inventory already applied group_vars/ and host_vars/
+            load_vars_dirs(base or os.curdir, tree)
+        return resolve(path_str, tree, ", ".join(readers))
     except RecursionError:
         raise InventoryError("inventory is nested too deeply", path_str) from None
 
 
-def _load_directory(directory: str, tree: Tree, timeout_s: float, seen: set[str]) -> int:
+def _load_directory(directory: str, tree: Tree, timeout_s: float, seen: set[str], readers: dict[str, None]) -> int:
     """Load every inventory file under `directory`, as Ansible does; returns how many there were."""
     real = os.path.realpath(directory)
     if real in seen:  # a symlink loop
@@ -62,19 +67,37 @@ def _load_directory(directory: str, tree: Tree, timeout_s: float, seen: set[str]
             continue
         path = os.path.join(directory, entry)
         if os.path.isdir(path):
-            loaded += _load_directory(path, tree, timeout_s, seen)
+            loaded += _load_directory(path, tree, timeout_s, seen, readers)
         elif os.path.isfile(path):  # not sockets or FIFOs, where a read could block forever
-            _load_file(path, tree, timeout_s)
+            _load_file(path, tree, timeout_s, readers)
             loaded += 1
     return loaded
 
 
-def _load_file(path: str, tree: Tree, timeout_s: float) -> None:
-    """Add one file to `tree`: run it if executable, else read it as YAML or INI by extension and content."""
+def _load_file(path: str, tree: Tree, timeout_s: float, readers: dict[str, None]) -> None:
+    """Add one file to `tree`, noting in `readers` what read it.
+
+    An executable is run; a YAML or TOML inventory-plugin configuration goes to `ansible-inventory
+    --list` when that is installed; anything else is read as YAML, TOML or INI by extension and content.
+    """
+    try:
+        readers[_read_file(path, tree, timeout_s)] = None
+    except yaml_source.PluginConfig as config:
+        program = shutil.which("ansible-inventory")
+        if program is None:
+            raise InventoryError(f"this configures the Ansible inventory plugin '{config.plugin}', which fleet "
+                                 f"resolves with 'ansible-inventory --list'; ansible-inventory is not installed "
+                                 f"(pip install ansible-core, with the plugin's collection)", path) from None
+        script_source.parse_with_ansible(program, path, tree, timeout_s)
+        readers[ANSIBLE_INVENTORY] = None
+
+
+def _read_file(path: str, tree: Tree, timeout_s: float) -> str:
+    """Add one file to `tree` with fleet's own readers; returns which one read it."""
     if _is_executable(path):
         try:
             script_source.parse_inventory(path, tree, timeout_s)
-            return
+            return "script"
         except OSError as exc:
             # The executable bit on a text file without '#!': Ansible falls back to the static formats too.
             if exc.errno != errno.ENOEXEC:
@@ -86,13 +109,17 @@ def _load_file(path: str, tree: Tree, timeout_s: float) -> None:
     extension = os.path.splitext(path)[1].lower()
     if extension in YAML_EXTENSIONS:
         yaml_source.parse_inventory(path, decode(data, path, InventoryError), tree)
-    elif extension:
+        return "yaml"
+    if extension == ".toml":
+        toml_source.parse_inventory(path, decode(data, path, InventoryError), tree)
+        return "toml"
+    if extension:
         ini_source.parse_inventory(path, data, tree)
-    else:
-        _load_unnamed(path, data, tree)
+        return "ini"
+    return _load_unnamed(path, data, tree)
 
 
-def _load_unnamed(path: str, data: bytes, tree: Tree) -> None:
+def _load_unnamed(path: str, data: bytes, tree: Tree) -> str:
     """A file without extension is YAML if its top level is a mapping, else INI, as Ansible tries them in turn."""
     not_yaml: InventoryError | None = None
     try:
@@ -103,9 +130,10 @@ def _load_unnamed(path: str, data: bytes, tree: Tree) -> None:
     if is_yaml:
         # A mapping is a YAML inventory: its errors are YAML errors, never a reason to try INI.
         yaml_source.parse_inventory(path, text, tree)
-        return
+        return "yaml"
     try:
         ini_source.parse_inventory(path, data, tree)
+        return "ini"
     except InventoryError as exc:
         if not_yaml is None:
             raise

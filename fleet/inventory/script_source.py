@@ -12,7 +12,9 @@ import time
 from typing import Any
 
 from fleet.errors import InventoryError
+from fleet.inventory.templating import UnsafeText
 from fleet.inventory.tree import Tree, Var
+from fleet.models import Unusable
 from fleet.sanitize import strip_control
 
 #: Seconds a dynamic inventory gets in all: the --list run plus any --host runs.
@@ -30,12 +32,27 @@ def parse_inventory(path: str, tree: Tree, timeout_s: float = TIMEOUT_S) -> None
     """Run the executable `path` with --list and add the groups, hosts and variables it prints to `tree`.
 
     Without `_meta.hostvars` in the output, each host's variables come from a `--host NAME` run.
-    A host that only `_meta.hostvars` names is put in 'ungrouped'. The whole load must finish within
-    `timeout_s`. Raises InventoryError naming the file when the script cannot run, fails, times out,
-    prints too much or prints something other than Ansible's JSON. OSError ENOEXEC (not a program,
-    no '#!') propagates, for the caller to read the file as a static inventory instead.
+    A host that only `_meta.hostvars` names is not in the inventory, as in Ansible. The whole load
+    must finish within `timeout_s`. Raises InventoryError naming the file when the script cannot
+    run, fails, times out, prints too much or prints something other than Ansible's JSON. OSError
+    ENOEXEC (not a program, no '#!') propagates, for the caller to read the file as a static
+    inventory instead.
     """
-    runner = _Runner(path, time.monotonic() + timeout_s, timeout_s)
+    _add_listing(_Runner(path, [os.path.abspath(path)], "inventory script", timeout_s), tree)
+
+
+def parse_with_ansible(program: str, path: str, tree: Tree, timeout_s: float = TIMEOUT_S) -> None:
+    """Resolve the inventory `path` with `ansible-inventory -i PATH --list` (no shell, `timeout_s` at most).
+
+    For what Ansible reads and fleet does not (an inventory plugin configuration). Raises
+    InventoryError as parse_inventory does, naming ansible-inventory.
+    """
+    runner = _Runner(path, [program, "-i", os.path.abspath(path)], "ansible-inventory", timeout_s)
+    _add_listing(runner, tree)
+
+
+def _add_listing(runner: _Runner, tree: Tree) -> None:
+    path = runner.path
     listing = runner.json("--list")
     if not isinstance(listing, dict):
         raise runner.error(f"--list printed JSON {type(listing).__name__}, not an object of groups")
@@ -52,15 +69,11 @@ def parse_inventory(path: str, tree: Tree, timeout_s: float = TIMEOUT_S) -> None
     else:
         found = {**dict.fromkeys(listed, {}), **hostvars}
     for host, variables in found.items():
-        if not host:
-            raise runner.error("--list printed a host with an empty name in '_meta'")
+        if host not in listed:
+            continue
         if not isinstance(variables, dict):
             raise runner.error(f"the variables of host '{host}' are JSON {type(variables).__name__}, not an object")
-        values = {name: Var(value, path, None) for name, value in variables.items()}
-        if host in listed:
-            tree.set_host_vars(host, values)
-        else:
-            tree.add_host(host, "ungrouped", values)
+        tree.set_host_vars(host, {name: Var(_tagged(value), path, None) for name, value in variables.items()})
 
 
 def _add_group(runner: _Runner, tree: Tree, name: str, data: Any, listed: dict[str, None]) -> None:
@@ -78,7 +91,7 @@ def _add_group(runner: _Runner, tree: Tree, name: str, data: Any, listed: dict[s
         raise runner.error(f"group '{name}': 'vars' must be an object")
     if not _names(children):
         raise runner.error(f"group '{name}': 'children' must be a list of group names")
-    tree.set_group_vars(name, {var: Var(value, runner.path, None) for var, value in variables.items()})
+    tree.set_group_vars(name, {var: Var(_tagged(value), runner.path, None) for var, value in variables.items()})
     for host in hosts:
         listed[host] = None
         tree.add_host(host, name, {})
@@ -86,22 +99,37 @@ def _add_group(runner: _Runner, tree: Tree, name: str, data: Any, listed: dict[s
         tree.add_child(name, child, (runner.path, None))
 
 
+def _tagged(value: Any) -> Any:
+    """Ansible's JSON for tagged values: {"__ansible_vault": ...} stays encrypted, {"__ansible_unsafe": ...} is text."""
+    if isinstance(value, dict):
+        if set(value) == {"__ansible_vault"}:
+            return Unusable("encrypted with Ansible Vault, which fleet cannot decrypt")
+        if set(value) == {"__ansible_unsafe"} and isinstance(value["__ansible_unsafe"], str):
+            return UnsafeText(value["__ansible_unsafe"])
+        return {key: _tagged(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_tagged(item) for item in value]
+    return value
+
+
 def _names(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(item, str) and item for item in value)
 
 
 class _Runner:
-    """Runs one script, each run within what is left of one deadline, no shell, output capped."""
+    """Runs one command (an inventory script, ansible-inventory), each run within what is left of one
+    deadline, no shell, output capped."""
 
-    def __init__(self, path: str, deadline: float, timeout_s: float):
+    def __init__(self, path: str, command: list[str], label: str, timeout_s: float):
         self.path = path
-        # An absolute path, so a bare 'inventory.py' runs that file rather than something on PATH.
-        self.program = os.path.abspath(path)
-        self.deadline = deadline
+        # For a script, an absolute path, so a bare 'inventory.py' runs that file rather than something on PATH.
+        self.command = command
+        self.label = label
+        self.deadline = time.monotonic() + timeout_s
         self.timeout_s = timeout_s
 
     def error(self, message: str, stderr: bytes = b"") -> InventoryError:
-        return InventoryError(f"inventory script: {message}{_stderr_tail(stderr)}", self.path)
+        return InventoryError(f"{self.label}: {message}{_stderr_tail(stderr)}", self.path)
 
     def json(self, *args: str) -> Any:
         """The JSON the script prints for `args`; an empty --host answer means no variables, as in Ansible."""
@@ -126,7 +154,7 @@ class _Runner:
         shown = " ".join(args)
         try:
             # A session of its own, so a timeout also stops whatever the script started.
-            process = subprocess.Popen([self.program, *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            process = subprocess.Popen([*self.command, *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                        stderr=subprocess.PIPE, start_new_session=True)
         except OSError as exc:
             if exc.errno == errno.ENOEXEC:  # an executable bit on a text file without '#!'

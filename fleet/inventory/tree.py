@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -11,24 +12,28 @@ from fleet.errors import InventoryError
 Where = tuple[str, int | None]
 
 
+def plain(value: Any) -> Any:
+    """Dates and times as the ISO text Ansible's JSON shows, so every value stays JSON-serialisable."""
+    if isinstance(value, (datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, list):
+        return [plain(item) for item in value]
+    if isinstance(value, dict):
+        return {plain(key): plain(item) for key, item in value.items()}
+    return value
+
+
 @dataclass(frozen=True)
 class Var:
     """One variable's value and where it was set.
 
-    A value that could not be read (Ansible Vault, a bad YAML tag) keeps its error instead, raised
-    only if fleet uses the variable: a secret fleet never needs must not stop the inventory loading.
+    An inline `!vault` value is an Unusable: Ansible keeps it encrypted until used, and fleet fails
+    only the hosts that need it.
     """
 
     value: Any
     path: str
     line: int | None
-    error: str | None = None
-
-    def get(self, name: str) -> Any:
-        """The value, or the InventoryError saying why it could not be read."""
-        if self.error is not None:
-            raise InventoryError(f"variable '{name}': {self.error}", self.path, self.line)
-        return self.value
 
     def fail(self, message: str) -> InventoryError:
         """An error about this variable, placed where it was set."""
@@ -44,6 +49,7 @@ class Tree:
     # parent -> child -> where the link was written.
     children: dict[str, dict[str, Where]] = field(default_factory=dict)
     host_groups: dict[str, dict[str, None]] = field(default_factory=dict)  # host -> groups it is listed in
+    group_hosts: dict[str, dict[str, None]] = field(default_factory=dict)  # group -> hosts listed in it, in order
     host_vars: dict[str, dict[str, Var]] = field(default_factory=dict)
     # group_vars/ and host_vars/ files: Ansible ranks every one of them above all inventory-source vars.
     group_files: dict[str, dict[str, Var]] = field(default_factory=dict)
@@ -78,11 +84,19 @@ class Tree:
         """List a host in a group with variables; a host listed again keeps one entry and merges its vars."""
         self.add_group(group)
         self.host_groups.setdefault(name, {})[group] = None
+        self.group_hosts.setdefault(group, {})[name] = None
         self.host_vars.setdefault(name, {}).update(variables)
 
     def set_host_vars(self, name: str, variables: Mapping[str, Var]) -> None:
         """Set variables of a host already listed in a group; they override what was set before."""
         self.host_vars.setdefault(name, {}).update(variables)
+
+    # Sources add what they noticed but read past, as Ansible warns and goes on.
+    warnings: list[str] = field(default_factory=list)
+
+    def warn(self, message: str, path: str, line: int | None = None) -> None:
+        """Record a warning about `path` (and line), for the command to print."""
+        self.warnings.append(f"{path}:{line}: {message}" if line else f"{path}: {message}")
 
     def is_empty(self) -> bool:
         """True when no source declared a host, a group of its own or any variable."""

@@ -18,14 +18,14 @@ def load_vars_dirs(base: str, tree: Tree) -> None:
 
     For each name the first that exists of `name` (a file, or a directory whose files are merged in
     name order), `name.yml`, `name.yaml`, `name.json` is used; files for unknown names are ignored.
-    A file that is wholly Ansible Vault encrypted is skipped: fleet cannot decrypt it.
+    A file that is wholly Ansible Vault encrypted is skipped with a warning: fleet cannot decrypt it.
     Raises InventoryError naming the variables file and line.
     """
-    tree.group_files.update(_load(os.path.join(base, "group_vars"), tree.group_order))
-    tree.host_files.update(_load(os.path.join(base, "host_vars"), tree.host_groups))
+    tree.group_files.update(_load(os.path.join(base, "group_vars"), tree.group_order, tree))
+    tree.host_files.update(_load(os.path.join(base, "host_vars"), tree.host_groups, tree))
 
 
-def _load(directory: str, names: Iterable[str]) -> dict[str, dict[str, Var]]:
+def _load(directory: str, names: Iterable[str], tree: Tree) -> dict[str, dict[str, Var]]:
     # Names are looked up among the directory's entries, never joined blindly onto a path, so a
     # host called '../../etc/passwd' (say, from a dynamic inventory) cannot reach outside it.
     entries = _list(directory, missing_ok=True)
@@ -35,7 +35,7 @@ def _load(directory: str, names: Iterable[str]) -> dict[str, dict[str, Var]]:
     for name in names:
         merged: dict[str, Var] = {}
         for path in _files_for(directory, entries, name):
-            merged.update(_read(path))
+            merged.update(_read(path, tree))
         if merged:
             found[name] = merged
     return found
@@ -80,8 +80,10 @@ def _list(directory: str, missing_ok: bool = False) -> set[str]:
         raise InventoryError(f"cannot read variables directory: {exc.strerror or exc}", directory) from None
 
 
-def _read(path: str) -> dict[str, Var]:
+def _read(path: str, tree: Tree) -> dict[str, Var]:
     text = read_text(path, "variables file", InventoryError)
     if text.lstrip().startswith("$ANSIBLE_VAULT;"):
+        tree.warn("skipped: the whole file is encrypted with Ansible Vault, which fleet cannot decrypt; "
+                  "its variables are not set (encrypt single values with !vault to keep the others)", path)
         return {}
     return yaml_source.parse_vars(path, text)

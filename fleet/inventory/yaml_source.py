@@ -9,7 +9,9 @@ import yaml
 
 from fleet.errors import InventoryError
 from fleet.inventory.hostnames import expand_ranges, split_port
-from fleet.inventory.tree import Tree, Var
+from fleet.inventory.templating import UnsafeText
+from fleet.inventory.tree import Tree, Var, plain
+from fleet.models import Unusable
 from fleet.yamlfile import compose, on_libyaml
 
 GROUP_SECTIONS = ("hosts", "children", "vars")
@@ -85,22 +87,30 @@ def _yaml_error(exc: yaml.YAMLError, path: str, text: str) -> InventoryError:
     return InventoryError(f"invalid YAML: {exc}", path)
 
 
+class PluginConfig(Exception):
+    """The file configures an Ansible inventory plugin (aws_ec2, netbox...) rather than listing hosts."""
+
+    def __init__(self, path: str, plugin: Any):
+        super().__init__(f"{path}: inventory plugin configuration (plugin: {plugin})")
+        self.path, self.plugin = path, str(plugin)
+
+
 class _Loader(yaml.SafeLoader):
     """SafeLoader that also reads the tags Ansible adds to YAML."""
 
 
 def _construct_unsafe(loader: _Loader, node: yaml.Node) -> Any:
-    # !unsafe only switches off Jinja templating in Ansible; fleet never templates.
+    # !unsafe switches off Jinja templating of the text it marks, in a list or mapping too.
     if isinstance(node, yaml.ScalarNode):
-        return loader.construct_scalar(node)
+        return UnsafeText(loader.construct_scalar(node))
     if isinstance(node, yaml.SequenceNode):
-        return loader.construct_sequence(node, deep=True)
-    return loader.construct_mapping(node, deep=True)
+        return [UnsafeText(v) if isinstance(v, str) else v for v in loader.construct_sequence(node, deep=True)]
+    return {k: UnsafeText(v) if isinstance(v, str) else v for k, v in loader.construct_mapping(node, deep=True).items()}
 
 
 def _construct_vault(loader: _Loader, node: yaml.Node) -> Any:
-    raise yaml.constructor.ConstructorError(
-        None, None, "value is encrypted with Ansible Vault, which fleet cannot decrypt", node.start_mark)
+    # Kept encrypted, as Ansible keeps it until used: it fails only the hosts that need it.
+    return Unusable(f"encrypted with Ansible Vault (line {node.start_mark.line + 1}), which fleet cannot decrypt")
 
 
 _Loader.add_constructor("!unsafe", _construct_unsafe)
@@ -114,6 +124,10 @@ def _line(node: yaml.Node) -> int:
 
 def _is_null(node: yaml.Node) -> bool:
     return isinstance(node, yaml.ScalarNode) and node.tag == _NULL_TAG
+
+
+def _is_text(node: yaml.Node) -> bool:
+    return isinstance(node, yaml.ScalarNode) and node.tag == _STR_TAG
 
 
 def _describe(node: yaml.Node) -> str:
@@ -151,12 +165,13 @@ class _Parser:
             return
         if not isinstance(root, yaml.MappingNode):
             raise self.error(f"inventory must be a mapping of group names at the top level, not {_describe(root)}", root)
-        for key, value in self.items(root):
-            name = self.name_of(key, "group")
-            if name == "plugin":
-                raise self.error("this is an inventory plugin configuration; fleet reads only static YAML "
-                                 "inventories", key)
-            self.group(tree, name, value)
+        items = self.items(root)
+        for key, value in items:
+            # Ansible checks for a plugin configuration before it reads any group.
+            if isinstance(key, yaml.ScalarNode) and key.value == "plugin" and not _is_null(value):
+                raise PluginConfig(self.path, self.loader.construct_object(value, deep=True))
+        for key, value in items:
+            self.group(tree, self.name_of(key, "group"), value)
 
     def vars_file(self) -> dict[str, Var]:
         root = self.root()
@@ -170,33 +185,50 @@ class _Parser:
     def name_of(self, key: yaml.Node, what: str) -> str:
         if not isinstance(key, yaml.ScalarNode) or _is_null(key) or not key.value.strip():
             raise self.error(f"{what} name must be a non-empty string, not {_describe(key)}", key)
-        # The text as written: YAML would turn a group 'yes' into True or a host '1e3' into 1000.0.
+        if key.tag != _STR_TAG:
+            # Ansible refuses a name YAML reads as a number, boolean or date: 1234 is not the host '1234'.
+            raise self.error(f"{what} name {key.value} must be a string: YAML reads it as "
+                             f"{key.tag.rsplit(':', 1)[-1]}; enclose it in quotation marks", key)
         return key.value
 
     def group(self, tree: Tree, name: str, node: yaml.Node) -> None:
+        if not _is_null(node) and not isinstance(node, yaml.MappingNode):
+            # Ansible skips such an entry with a warning; it declares no group.
+            tree.warn(f"skipped '{name}': a group must be a mapping with hosts, children or vars, not "
+                      f"{_describe(node)}", self.path, _line(node))
+            return
         tree.add_group(name)
         if _is_null(node) or (name, node) in self.parsed:
             return
         self.parsed.add((name, node))
-        if not isinstance(node, yaml.MappingNode):
-            raise self.error(f"group '{name}' must be a mapping with hosts, children or vars, not {_describe(node)}",
-                             node)
         for key, value in self.items(node):
             section = key.value if isinstance(key, yaml.ScalarNode) else None
-            if section not in GROUP_SECTIONS:
-                shown = repr(section) if section is not None else _describe(key)
-                raise self.error(f"unknown key {shown} in group '{name}': only hosts, children and vars are allowed",
-                                 key)
+            known = section in GROUP_SECTIONS
             if _is_null(value):
                 continue
+            if known and not (isinstance(value, yaml.MappingNode) or _is_text(value)):
+                raise self.error(f"'{section}' of group '{name}' must be a mapping of names, not {_describe(value)} "
+                                 f"(write each name as a key ending in ':')", value)
+            if not known:
+                shown = repr(section) if section is not None else _describe(key)
+                tree.warn(f"skipped unknown key {shown} in group '{name}': only hosts, children and vars are read",
+                          self.path, _line(key))
+                continue
             if section == "vars":
-                tree.set_group_vars(name, self.variables(value, f"vars of group '{name}'"))
+                # A bare name under vars sets that variable to null, as in Ansible.
+                variables = ({self.var_name(value, name): Var(None, self.path, _line(value))} if _is_text(value)
+                             else self.variables(value, f"vars of group '{name}'"))
+                tree.set_group_vars(name, variables)
             elif section == "hosts":
                 for host_key, host_value in self.entries(value, "hosts", name):
                     self.host(tree, name, host_key, host_value)
             else:
                 for child_key, child_value in self.entries(value, "children", name):
                     child = self.name_of(child_key, "group")
+                    if not _is_null(child_value) and not isinstance(child_value, yaml.MappingNode):
+                        # Ansible skips it, then fails to link the group it did not declare.
+                        raise self.error(f"group '{child}' must be a mapping with hosts, children or vars, not "
+                                         f"{_describe(child_value)}", child_value)
                     tree.add_child(name, child, (self.path, _line(child_key)))
                     self.group(tree, child, child_value)
 
@@ -214,20 +246,33 @@ class _Parser:
             raise self.error(f"{what} must be a mapping, not {_describe(node)}", node)
         found: dict[str, Var] = {}
         for key, value in self.items(node):
-            if not isinstance(key, yaml.ScalarNode) or key.tag != _STR_TAG or not key.value:
-                raise self.error(f"variable names must be strings, not {_describe(key)} (in {what})", key)
-            found[key.value] = self.var(key, value)
+            name = self.var_name(key, what)
+            found[name] = self.var(name, key, value)
         return found
 
-    def var(self, key: yaml.Node, node: yaml.Node) -> Var:
+    def var_name(self, key: yaml.Node, what: str) -> str:
+        """A variable's name; Ansible also takes a number or boolean (7.2: bar), named as JSON writes it."""
+        if not isinstance(key, yaml.ScalarNode) or _is_null(key) or not key.value:
+            raise self.error(f"variable names must be strings, not {_describe(key)} (in {what})", key)
+        if key.tag == _STR_TAG:
+            return key.value
+        try:
+            value = self.loader.construct_object(key, deep=True)
+            return next(iter(json.loads(json.dumps({plain(value): None}))))
+        except Exception:  # noqa: BLE001 - any key JSON cannot name is refused below
+            raise self.error(f"variable names must be strings, not {_describe(key)} (in {what})", key) from None
+
+    def var(self, name: str, key: yaml.Node, node: yaml.Node) -> Var:
+        """A variable's value; a value YAML cannot build (an unknown tag, '!!int lots') refuses the file, as in Ansible."""
         line = _line(key)
         try:
-            return Var(self.loader.construct_object(node, deep=True), self.path, line)
+            return Var(plain(self.loader.construct_object(node, deep=True)), self.path, line)
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
-            return Var(None, self.path, mark.line + 1 if mark else line, error=str(exc.problem or exc))
+            raise InventoryError(f"variable '{name}': {exc.problem or exc}", self.path,
+                                 mark.line + 1 if mark else line) from None
         except Exception as exc:  # SafeConstructor lets ValueError & co. out for tagged scalars like '!!int x'
-            return Var(None, self.path, line, error=f"cannot read its value ({exc})")
+            raise InventoryError(f"variable '{name}': cannot read its value ({exc})", self.path, line) from None
 
     def host(self, tree: Tree, group: str, key: yaml.Node, value: yaml.Node) -> None:
         pattern, port = split_port(self.name_of(key, "host"))
@@ -239,5 +284,7 @@ class _Parser:
         if port is not None:
             # host:port is shorthand for ansible_port; the host's own vars may still override it.
             host_vars = {"ansible_port": Var(port, self.path, _line(key)), **host_vars}
+        if not names:
+            tree.warn(f"host range '{pattern}' counts down, so it names no host", self.path, _line(key))
         for name in names:
             tree.add_host(name, group, host_vars)

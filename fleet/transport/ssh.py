@@ -12,6 +12,7 @@ import getpass
 import ipaddress
 import os
 import random
+import re
 import select
 import shlex
 import socket
@@ -22,10 +23,11 @@ from dataclasses import dataclass, replace
 import paramiko
 
 from fleet.executor import Deadline
-from fleet.models import Execution, Host, TransportStatus
+from fleet.models import SSH_ARG_VARS, Execution, Host, TransportStatus
 from fleet.transport.become import Become, BecomeFailed, Secret, settle
 from fleet.transport.credentials import Credentials
 from fleet.transport.hostkeys import KeyCheck, KnownHosts, check, known_hosts_names
+from fleet.transport.sshconfig import proxy_command
 
 #: Bytes of stdout plus stderr kept per host; beyond that the controller stops reading.
 DEFAULT_OUTPUT_CAP = 16 * 1024 * 1024
@@ -65,25 +67,40 @@ class Endpoint:
     jump: "Endpoint | None" = None
     # Ansible's become: run the script through sudo as this user ("" = no become).
     become_user: str = ""
+    # OpenSSH's ProxyCommand, %-tokens expanded: its stdin/stdout is the connection to this host.
+    proxy_command: str | None = None
 
 
 def resolve_endpoint(host: Host, ssh_config: paramiko.SSHConfig) -> Endpoint:
     """Merge the inventory's connection settings over ssh_config's, as Ansible does.
 
-    ProxyJump comes from `ansible_ssh_common_args` (`-o ProxyJump=...` or `-J ...`) or ssh_config.
+    ProxyJump or ProxyCommand come from the ssh arguments in the inventory (`ansible_ssh_args`,
+    `ansible_ssh_common_args`, `ansible_ssh_extra_args`: `-o ProxyJump=...`, `-J ...`,
+    `-o ProxyCommand=...`; the first given wins, as on ssh's command line), else from ssh_config.
+    Raises ValueError for ssh arguments that cannot be split.
     """
     found = ssh_config.lookup(host.address)
     key_files = [host.key_file] if host.key_file else []
     key_files += found.get("identityfile", [])
-    jump_spec = _jump_from_args(str(host.vars.get("ansible_ssh_common_args", ""))) or found.get("proxyjump")
+    hostname = found.get("hostname", host.address)
+    port = host.port or int(found.get("port", 22))
+    user = host.user or found.get("user") or getpass.getuser()
+    proxy = _proxy_from_args(" ".join(str(host.vars.get(name) or "") for name in SSH_ARG_VARS))
+    if proxy is None:
+        # paramiko's lookup keeps no order between the two; ProxyJump is the one fleet shares per bastion.
+        command = proxy_command(ssh_config, host.address, port, user)
+        proxy = ("proxyjump", found["proxyjump"]) if "proxyjump" in found else \
+            ("proxycommand", command) if command else None
+    kind, spec = proxy if proxy and proxy[1].strip().lower() != "none" else (None, None)
     return Endpoint(
-        hostname=found.get("hostname", host.address),
-        port=host.port or int(found.get("port", 22)),
-        user=host.user or found.get("user") or getpass.getuser(),
+        hostname=hostname,
+        port=port,
+        user=user,
         key_files=tuple(dict.fromkeys(os.path.expanduser(k) for k in key_files)),
-        jump=_jump_chain(jump_spec, ssh_config) if jump_spec and jump_spec.lower() != "none" else None,
+        jump=_jump_chain(spec, ssh_config) if kind == "proxyjump" else None,
         become_user=str(host.vars.get("ansible_become_user") or "root") if _truthy(host.vars.get("ansible_become"))
         else "",
+        proxy_command=_expand_tokens(spec, hostname, port, user) if kind == "proxycommand" else None,
     )
 
 
@@ -92,16 +109,25 @@ def _truthy(value: object) -> bool:
     return value is True or str(value).strip().lower() in ("true", "yes", "on", "1")
 
 
-def _jump_from_args(args: str) -> str | None:
-    words = shlex.split(args) if args else []
+def _proxy_from_args(args: str) -> tuple[str, str] | None:
+    """The first ProxyJump ('proxyjump', spec) or ProxyCommand ('proxycommand', command) in ssh arguments."""
+    words = shlex.split(args) if args.strip() else []
     for i, word in enumerate(words):
         if word == "-J" and i + 1 < len(words):
-            return words[i + 1]
-        if word.startswith("-oProxyJump=") or word.startswith("ProxyJump="):
-            return word.split("=", 1)[1]
-        if word == "-o" and i + 1 < len(words) and words[i + 1].startswith("ProxyJump="):
-            return words[i + 1].split("=", 1)[1]
+            return "proxyjump", words[i + 1]
+        if word.startswith("-J") and len(word) > 2:
+            return "proxyjump", word[2:]
+        option = words[i + 1] if word == "-o" and i + 1 < len(words) else word[2:] if word.startswith("-o") else ""
+        key, _, value = option.replace("=", " ", 1).partition(" ")
+        if key.lower() in ("proxyjump", "proxycommand") and value.strip():
+            return key.lower(), value.strip()
     return None
+
+
+def _expand_tokens(command: str, hostname: str, port: int, user: str) -> str:
+    """ssh's %h, %p, %r and %% in a ProxyCommand (ssh_config's are already expanded by paramiko)."""
+    values = {"h": hostname, "p": str(port), "r": user, "n": hostname, "%": "%"}
+    return re.sub(r"%([hprn%])", lambda m: values[m.group(1)], command)
 
 
 def _jump_chain(spec: str, ssh_config: paramiko.SSHConfig) -> Endpoint:
@@ -114,10 +140,13 @@ def _jump_chain(spec: str, ssh_config: paramiko.SSHConfig) -> Endpoint:
             name, port_text = hostport.split(":")
             port = int(port_text) if port_text.isdigit() else None
         found = ssh_config.lookup(name)
+        port = port or int(found.get("port", 22))
+        user = user or found.get("user") or getpass.getuser()
         previous = Endpoint(
-            hostname=found.get("hostname", name), port=port or int(found.get("port", 22)),
-            user=user or found.get("user") or getpass.getuser(),
-            key_files=tuple(os.path.expanduser(k) for k in found.get("identityfile", [])), jump=previous)
+            hostname=found.get("hostname", name), port=port, user=user,
+            key_files=tuple(os.path.expanduser(k) for k in found.get("identityfile", [])), jump=previous,
+            # The first hop's own ProxyCommand is how it is reached: never connect around it.
+            proxy_command=proxy_command(ssh_config, name, port, user) if previous is None else None)
     return previous
 
 
@@ -138,8 +167,9 @@ class SSHTransport:
 
     def names_to_resolve(self) -> list[str]:
         """Host names this machine must look up itself, once each."""
-        names = {e.hostname for e in self.endpoints.values() if e.jump is None}
-        names |= {hop.hostname for e in self.endpoints.values() for hop in jump_hosts(e.jump)[:1]}
+        names = {e.hostname for e in self.endpoints.values() if e.jump is None and e.proxy_command is None}
+        names |= {hop.hostname for e in self.endpoints.values() for hop in jump_hosts(e.jump)[:1]
+                  if hop.proxy_command is None}
         return sorted(n for n in names if not _is_ip(n))
 
     def record_address(self, name: str, address: str | None, error: str = "") -> None:
@@ -267,7 +297,9 @@ class SSHTransport:
             raise _HostFailure(TransportStatus.UNREACHABLE, _socket_reason(exc, where)) from None
 
     def _socket(self, endpoint: Endpoint, timeout: float):
-        """A TCP connection to the endpoint, or a direct-tcpip channel through its bastion."""
+        """A TCP connection to the endpoint, its ProxyCommand, or a direct-tcpip channel through its bastion."""
+        if endpoint.proxy_command is not None:
+            return _proxy_socket(endpoint.proxy_command, timeout)
         if endpoint.jump is None:
             if endpoint.hostname in self.dns_errors:
                 raise _HostFailure(TransportStatus.UNREACHABLE, f"DNS: {self.dns_errors[endpoint.hostname]}")
@@ -373,6 +405,44 @@ class SSHTransport:
             exit_code = channel.recv_exit_status()
         return Execution(TransportStatus.OK, "", bytes(out), bytes(err), exit_code,
                          time.monotonic() - started, truncated, new_key)
+
+
+# Text only a shell gives meaning to; a ProxyCommand without any runs as a plain argv, no shell.
+_SHELL_SYNTAX = re.compile(r"[|&;<>()$`*?{}~\n]")
+
+
+class ProxySocket(paramiko.ProxyCommand):
+    """paramiko's ProxyCommand, reading what is there rather than spinning until `size` bytes came
+    (its loop never ends once the command has exited), and reaping the command when closed."""
+
+    def recv(self, size: int) -> bytes:
+        ready, _, _ = select.select([self.process.stdout], [], [], self.timeout)
+        if not ready:
+            raise socket.timeout()
+        return os.read(self.process.stdout.fileno(), size)  # b"" at EOF, which paramiko reads as the end
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        for pipe in (self.process.stdin, self.process.stdout, self.process.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+def _proxy_socket(command: str, timeout: float) -> ProxySocket:
+    """The user's ProxyCommand as the connection: run directly when it is a plain command line,
+    else under `sh -c 'exec ...'` as OpenSSH runs it."""
+    try:
+        argv = ["/bin/sh", "-c", f"exec {command}"] if _SHELL_SYNTAX.search(command) else shlex.split(command)
+        if not argv:
+            raise ValueError("it is empty")
+        sock = ProxySocket(shlex.join(argv))
+    except (OSError, ValueError) as exc:
+        raise _HostFailure(TransportStatus.UNREACHABLE,
+                           f"ProxyCommand {command!r} cannot run: {getattr(exc, 'strerror', None) or exc}") from None
+    sock.settimeout(max(0.1, timeout))
+    return sock
 
 
 def _prefer(available, first: tuple[str, ...]) -> tuple[str, ...]:

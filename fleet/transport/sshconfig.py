@@ -60,3 +60,11 @@ def expand(path: str, base: str, depth: int = 0) -> str:
                 if os.path.isfile(included):
                     out.append(expand(included, base, depth + 1))
     return "".join(out)
+
+
+def proxy_command(config: paramiko.SSHConfig, name: str, port: int, user: str) -> str | None:
+    """The ProxyCommand ssh_config gives `name`, its %p and %r the port and user the connection
+    really uses (the inventory's win): paramiko's public lookup expands them from ssh_config alone.
+    Seeding its lookup with them is what OpenSSH does with values from the command line."""
+    command = config._lookup(name, {"port": str(port), "user": user}, final=True).get("proxycommand")
+    return None if command is None or command.strip().lower() == "none" else command
