@@ -18,6 +18,7 @@ from fleet.parsers import (
     log_signatures,
     memory,
     nginx_state,
+    process_info,
     processes,
     service_state,
 )
@@ -27,6 +28,7 @@ Parser = Callable[[ProbeOutput, Mapping[str, Any]], Any]
 PARSERS: Mapping[str, Parser] = MappingProxyType(
     {
         "processes": processes.parse,
+        "process_info": process_info.parse,
         "service_state": service_state.parse,
         "listeners": listeners.parse,
         "http_checks": http_checks.parse,

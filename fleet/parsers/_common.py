@@ -37,8 +37,15 @@ def clip(text: str, limit: int = MAX_LINE) -> str:
 
 
 def lines_of(text: str | None) -> list[str]:
-    """The lines of an output, at most MAX_LINES of them."""
-    return (text or "").splitlines()[:MAX_LINES]
+    """The lines of an output, at most MAX_LINES of them.
+
+    Split on \n only: that is what ends a line on the host. str.splitlines() also splits on
+    U+2028, \x85, \x1c-\x1e, \v and \f, which would let one logged line pose as several.
+    """
+    lines = (text or "").split("\n")
+    if lines[-1] == "":
+        lines.pop()  # the newline that ends the last line does not start another
+    return lines[:MAX_LINES]
 
 
 def sections(text: str | None) -> list[Section]:

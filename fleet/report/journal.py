@@ -44,7 +44,9 @@ def load(path: str) -> dict[str, Any]:
 
     A last line cut off mid-write is dropped and said; any other bad line is an InputError.
     """
-    lines = read_text(path, "journal").splitlines()
+    text = read_text(path, "journal")
+    # Split on \n only, not splitlines(): JSON strings written with ensure_ascii=False may hold U+2028.
+    lines = text.removesuffix("\n").split("\n") if text else []
     hosts, notes = [], [f"rebuilt from the journal {os.path.basename(path)}: the run did not finish its report"]
     for number, line in enumerate(lines, 1):
         try:
