@@ -310,3 +310,19 @@ def test_malformed_fix_entries_are_refused_at_load(tmp_path, entry, message):
                     f"rules:\n  - verdict: v\n    when: 'true'\n    summary: s\n    fix:\n      - {entry}\n")
     with pytest.raises(RunbookError, match=message.replace("{", r"\{").replace("(", r"\(")):
         load_runbook(str(book))
+
+
+def test_steps_in_the_json_report_match_the_schema(tmp_path):
+    import jsonschema
+
+    from fleet.report.document import jsonable
+    from tests.test_report import schema
+
+    steps = [*every_fix("502", hostile_outputs(tmp_path / "s", "systemd")), *every_fix("502", hostile_outputs(tmp_path / "n", "none")),
+             *every_fix("host", hostile_host_outputs(tmp_path))]
+    steps.append(EditFile("/etc/x", 2, "a", "b"))
+    kinds = {s.kind for s in steps}
+    assert kinds == {"note", "command", "service", "start_process", "edit_file", "signal"}
+    step_schema = {**schema(), "$ref": "#/$defs/step"}
+    for step in jsonable(steps):
+        jsonschema.validate(step, step_schema)

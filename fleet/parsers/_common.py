@@ -19,6 +19,9 @@ MAX_LINES = 50_000
 # `== name key=value ... ==`: the plain section headers every 502 probe prints.
 _HEADER = re.compile(r"^== ([A-Za-z0-9_.-]+)((?: [A-Za-z0-9_]+=\S*)*) ==$")
 _KV = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(\S*)")
+# A cgroup path's systemd unit (its last component) and container id (docker, podman).
+_CGROUP_UNIT = re.compile(r"([A-Za-z0-9:_.@\\-]+\.(service|scope))$")
+_CGROUP_CONTAINER = re.compile(r"(?:/docker/|docker-|libpod-)([0-9a-f]{12,64})")
 
 
 @dataclass
@@ -128,3 +131,15 @@ def ip_or_none(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | Non
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
         return address.ipv4_mapped
     return address
+
+
+def cgroup_unit(path: str | None, kinds: tuple[str, ...] = ("service", "scope")) -> str | None:
+    """The systemd unit a cgroup path ends in (`/system.slice/x.service` -> `x.service`), of these kinds."""
+    match = _CGROUP_UNIT.search(path or "")
+    return match.group(1) if match and match.group(2) in kinds else None
+
+
+def cgroup_container(path: str | None) -> str | None:
+    """The short (12 hex digit) id of the container a cgroup path belongs to, if it names one."""
+    match = _CGROUP_CONTAINER.search(path or "")
+    return match.group(1)[:12] if match else None

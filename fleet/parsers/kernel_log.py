@@ -30,7 +30,7 @@ from typing import Any, Mapping
 
 from fleet.fixes import Blank, Command, Manager, Note, Service, Step, Verb, Word
 from fleet.models import ProbeOutput
-from fleet.parsers._common import MAX_ITEMS, clip, sections, to_float, to_int
+from fleet.parsers._common import MAX_ITEMS, cgroup_container, cgroup_unit, clip, sections, to_float, to_int
 from fleet.parsers.filesystems import human_kb
 
 _DMESG_TS = re.compile(r"^\[\s*(\d+(?:\.\d+)?)\]\s?(.*)$")
@@ -50,8 +50,6 @@ _KILLED = re.compile(
     r"(?: total-vm:(\d+)kB, anon-rss:(\d+)kB, file-rss:(\d+)kB(?:, shmem-rss:(\d+)kB)?)?(?:,? ?UID:(\d+))?"
 )
 _OLD_KILL = re.compile(r"^(Memory cgroup out of memory|Out of memory): Kill process (\d+) \((.+?)\) score")
-_UNIT = re.compile(r"([A-Za-z0-9:_.@\\-]+\.(?:service|scope))$")
-_DOCKER = re.compile(r"(?:/docker/|docker-)([0-9a-f]{12,64})")
 
 
 @dataclass(frozen=True)
@@ -91,13 +89,11 @@ class OomKill:
     @property
     def unit(self) -> str | None:
         """The systemd unit of the killed task's cgroup, if its path names one."""
-        match = _UNIT.search(self.memcg or "")
-        return match.group(1) if match else None
+        return cgroup_unit(self.memcg)
 
     @property
     def container(self) -> str | None:
-        match = _DOCKER.search(self.memcg or "")
-        return match.group(1)[:12] if match else None
+        return cgroup_container(self.memcg)
 
     @property
     def describe(self) -> str:

@@ -21,12 +21,10 @@ from typing import Any, Iterable, Mapping
 
 from fleet.fixes import Command, Manager, Note, Service, Signal, StartProcess, Step, Verb
 from fleet.models import ProbeOutput
-from fleet.parsers._common import MAX_ITEMS, sections, to_int
+from fleet.parsers._common import MAX_ITEMS, cgroup_container, cgroup_unit, sections, to_int
 
 _MAX_ARG = 4096
 _HEX = re.compile(r"^[0-9a-f]*$")
-_DOCKER = re.compile(r"(?:/docker/|docker-|/libpod-|libpod-)([0-9a-f]{12,64})")
-_UNIT = re.compile(r"/([A-Za-z0-9:_.@\\-]+\.service)$")
 
 
 def _decode(value: str | None) -> str | None:
@@ -56,14 +54,12 @@ class ProcessInfo:
     @property
     def container(self) -> str | None:
         """The container id (12 hex digits) its cgroup names, if any."""
-        match = _DOCKER.search(self.cgroup or "")
-        return match.group(1)[:12] if match else None
+        return cgroup_container(self.cgroup)
 
     @property
     def unit(self) -> str | None:
-        """The systemd service its cgroup names, if any."""
-        match = _UNIT.search(self.cgroup or "")
-        return match.group(1) if match else None
+        """The systemd service that runs it, if its cgroup names one (a .scope is a login session's)."""
+        return cgroup_unit(self.cgroup, ("service",))
 
     @property
     def executable(self) -> str | None:
