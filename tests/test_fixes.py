@@ -323,6 +323,7 @@ def test_steps_in_the_json_report_match_the_schema(tmp_path):
     steps.append(EditFile("/etc/x", 2, "a", "b"))
     kinds = {s.kind for s in steps}
     assert kinds == {"note", "command", "service", "start_process", "edit_file", "signal"}
-    step_schema = {**schema(), "$ref": "#/$defs/step"}
+    full = schema()
+    step_schema = {"$schema": full["$schema"], "$defs": full["$defs"], "$ref": "#/$defs/step"}
     for step in jsonable(steps):
         jsonschema.validate(step, step_schema)
