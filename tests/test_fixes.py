@@ -327,3 +327,27 @@ def test_steps_in_the_json_report_match_the_schema(tmp_path):
     step_schema = {"$schema": full["$schema"], "$defs": full["$defs"], "$ref": "#/$defs/step"}
     for step in jsonable(steps):
         jsonschema.validate(step, step_schema)
+
+
+def test_a_container_s_process_is_not_this_host_s_backend(tmp_path):
+    from fleet.runbook import evaluate
+
+    outputs = hostile_outputs(tmp_path, "none")
+    outputs["process"] = "== ps source=ps-etimes ==\n  202 root 70 python main.py --worker\n== cwd ==\n"
+    outputs["listen"] = "== listen source=netstat ==\n"
+    outputs["http"] = ("== http client=curl ==\n"
+                       "target=127.0.0.1:8000 path=/health method=GET code=000 connect=0 total=0 exit=7\n"
+                       "target=proxy path=/api/v1/demo-login method=POST code=502 connect=0.1 total=0.2 exit=0\n")
+    book = load_runbook("502")
+    params = book.defaults()
+    probes = {p.name: ProbeOutput(p.name, 0, outputs[p.name], "", 0.1) for p in book.probes}
+    facts = {p.name: PARSERS[p.parser](probes[p.name], params) for p in book.probes}
+    assert [p.pid for p in facts["process"].matching] == [202]  # ps alone cannot tell
+    d = evaluate(book, facts, probes, params, {"name": "h", "address": "a"})
+    assert d.verdict == "backend_not_running"
+    assert any(line.startswith("pid 202 (container ab12ab12ab12: not this host's own process): python main.py --worker")
+               for line in d.evidence)
+    assert not any(isinstance(s, Signal) for s in d.steps) and not any("sudo kill" in line for line in d.fix)
+    # without the procs probe's facts, the verdict is what ps alone says (as before)
+    del facts["procs"]
+    assert evaluate(book, facts, probes, params, {"name": "h", "address": "a"}).verdict == "backend_not_listening"
