@@ -252,10 +252,10 @@ def test_hostile_fixes_use_the_manager_the_host_has(tmp_path):
 
 
 def test_blanks_name_what_fleet_did_not_see():
-    step = Command((Word((Blank("the backend's venv"), "/bin/pip")), "install", "-r", "requirements.txt"),
-                   cwd=Blank("the backend's directory"))
+    step = Command((Word((Blank("backend venv"), "/bin/pip")), "install", "-r", "requirements.txt"),
+                   cwd=Blank("backend's directory"))
     assert fixes.render(step) == (
-        "cd -- '<the backend'\"'\"'s directory>' && '<the backend'\"'\"'s venv>'/bin/pip install -r requirements.txt",)
+        "cd -- '<backend'\"'\"'s directory>' && '<backend venv>'/bin/pip install -r requirements.txt",)
     assert not fixes.complete(step)
     assert fixes.complete(Command(("ls",)))
 

@@ -79,9 +79,9 @@ class _Context:
 
 
 def _unknown_venv_pip() -> tuple[Step, ...]:
-    return (Command((Word((Blank("the backend's venv"), "/bin/pip")), "install", "-r", "requirements.txt"),
+    return (Command((Word((Blank("backend venv"), "/bin/pip")), "install", "-r", "requirements.txt"),
                     "fleet saw no running backend to read its venv and directory from: fill them in",
-                    cwd=Blank("the backend's directory")),)
+                    cwd=Blank("backend directory")),)
 
 
 def _is_database(line: str) -> bool:

@@ -164,19 +164,18 @@ class ProcessInfoFacts:
     def nginx(self) -> ProcessInfo | None:
         return next((p for p in self.processes if p.role == "nginx" and p.same_namespace is not False), None)
 
-    def nginx_steps(self, verb: str) -> tuple[Step, ...]:
-        """Reload (or restart) nginx through what runs it: its systemd unit, else its own binary."""
+    @property
+    def nginx_reload(self) -> tuple[Step, ...]:
+        """Reload nginx through what runs it: the systemd unit its cgroup names, else its own binary."""
         master = self.nginx
         if master is None:
-            return (Note("nginx's master process was not found: start nginx through its service manager"),)
+            return (Note("nginx's master process was not found: reload nginx through its service manager"),)
         if master.unit:
-            return (Service(Manager.SYSTEMD, Verb(verb), master.unit),)
+            return (Service(Manager.SYSTEMD, Verb.RELOAD, master.unit),)
         if master.container:
             return (Note(f"nginx runs in container {master.container}: reload it there"),)
         binary = master.exe if master.exe and not master.exe.endswith(" (deleted)") else "nginx"
-        if verb == Verb.RELOAD.value:
-            return (Command(("sudo", binary, "-s", "reload"), "nginx runs without a service manager"),)
-        return (Command(("sudo", binary, "-s", "stop")), Command(("sudo", binary)))
+        return (Command(("sudo", binary, "-s", "reload"), "nginx runs without a service manager"),)
 
 
 def _entry(pid: int, role: str, values: Mapping[str, str], own_ns: str | None) -> ProcessInfo:
