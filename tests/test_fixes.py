@@ -35,7 +35,7 @@ def _hex(text: str) -> str:
 
 def _proc(pid: int, role: str, argv: list[str], ns: str, cwd: str = "", exe: str = "", found: str = "",
           venv: str = "", cgroup: str = "0::/", requirements: bool = True) -> str:
-    lines = [f"== proc pid={pid} role={role} ==", f"ns={_hex(ns)}", f"user={_hex('deploy' + EVIL)}",
+    lines = [f"== proc pid={pid} role={role} ==", f"ns={_hex(ns)}", f"user={_hex('deploy' + EVIL + ':1000' + chr(10))}",
              f"argv={_hex(chr(0).join(argv) + chr(0))}", f"cwd={_hex(cwd)}", f"exe={_hex(exe)}",
              f"cgroup={_hex(cgroup)}"]
     lines += [f"found={_hex(found)}"] if found else []
@@ -351,3 +351,10 @@ def test_a_container_s_process_is_not_this_host_s_backend(tmp_path):
     # without the procs probe's facts, the verdict is what ps alone says (as before)
     del facts["procs"]
     assert evaluate(book, facts, probes, params, {"name": "h", "address": "a"}).verdict == "backend_not_listening"
+
+
+def test_restart_runs_as_the_process_s_own_user(tmp_path):
+    steps = every_fix("502", hostile_outputs(tmp_path, "none"))
+    [start] = {s for s in steps if isinstance(s, StartProcess)}
+    assert start.user == "deploy" + EVIL
+    assert fixes.argvs(start)[0][:4] == ("sudo", "-u", "deploy" + EVIL, "nohup")

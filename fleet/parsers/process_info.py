@@ -3,7 +3,7 @@
 Input (probe `procs`): `== procs ns=NS ==` (the probe's own PID namespace), then per process
 whose command line holds `process_pattern` (role backend) or that is nginx's master (role
 nginx) `== proc pid=N role=R ==` and `key=HEX` lines: `ns` (its PID namespace), `user`,
-`argv` (/proc/PID/cmdline: NUL-separated), `cwd`, `exe`, `cgroup` (its line of
+`argv` (/proc/PID/cmdline: NUL-separated), `user` (`NAME:UID`), `cwd`, `exe`, `cgroup` (its line of
 /proc/PID/cgroup), `found` (argv[0] found on the process's own PATH), `venv` (the directory
 above the executable's, holding pyvenv.cfg); `requirements=1` when its cwd has a
 requirements.txt. Values are hex because paths and arguments may hold any byte.
@@ -185,7 +185,9 @@ def _entry(pid: int, role: str, values: Mapping[str, str], own_ns: str | None) -
         argv = tuple(arg[:_MAX_ARG] for arg in argv_text.rstrip("\0").split("\0")) if argv_text else None
     namespace = _decode(values.get("ns")) or None
     same = None if namespace is None or own_ns is None else namespace == own_ns
-    user = (_decode(values.get("user")) or "").rstrip("\n") or None
+    name, _, uid = (_decode(values.get("user")) or "").rstrip("\n").rpartition(":")
+    # GNU stat says UNKNOWN for a uid without a name; sudo -u takes #UID for those.
+    user = (f"#{uid}" if name == "UNKNOWN" and uid.isdigit() else name) or None
     return ProcessInfo(pid, role, argv, _decode(values.get("cwd")) or None, _decode(values.get("exe")) or None,
                        _decode(values.get("found")) or None, _decode(values.get("venv")) or None, user, namespace,
                        (_decode(values.get("cgroup")) or "").rstrip("\n") or None, same,
