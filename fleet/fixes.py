@@ -261,14 +261,8 @@ def render(step: Step) -> tuple[str, ...]:
 
 
 def render_all(steps: Iterable[Step]) -> tuple[str, ...]:
-    """The report lines of a whole fix, steps repeated by several rules shown once."""
-    seen: set[Step] = set()
-    lines: list[str] = []
-    for step in steps:
-        if step not in seen:
-            seen.add(step)
-            lines.extend(render(step))
-    return tuple(lines)
+    """The report lines of a whole fix."""
+    return tuple(line for step in steps for line in render(step))
 
 
 def flatten(value: object) -> tuple[Step, ...]:

@@ -370,7 +370,8 @@ def evaluate(runbook: Runbook, facts: Mapping[str, Any], probes: Mapping[str, Pr
             continue
         if matched:
             summary, *evidence = (_render(t, context) for t in rule.templates)
-            steps = tuple(step for entry in rule.fix for step in fixspec.build(entry, context))
+            # A step two entries give (two log signatures asking for the same check) is kept once.
+            steps = tuple(dict.fromkeys(step for entry in rule.fix for step in fixspec.build(entry, context)))
             return Diagnosis(rule.verdict, rule.severity, " ".join(summary).strip(),
                              tuple(line for block in evidence for line in block), fixes.render_all(steps), steps)
     missing = [f"{p.name}: {p.error or 'no facts'}" for p in probes.values() if p.name not in facts]
