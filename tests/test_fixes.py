@@ -345,6 +345,7 @@ def test_a_container_s_process_is_not_this_host_s_backend(tmp_path):
     assert [p.pid for p in facts["process"].matching] == [202]  # ps alone cannot tell
     d = evaluate(book, facts, probes, params, {"name": "h", "address": "a"})
     assert d.verdict == "backend_not_running"
+    assert "but 1 in other PID namespaces (containers), not this host's" in d.summary
     assert any(line.startswith("pid 202 (container ab12ab12ab12: not this host's own process): python main.py --worker")
                for line in d.evidence)
     assert not any(isinstance(s, Signal) for s in d.steps) and not any("sudo kill" in line for line in d.fix)
