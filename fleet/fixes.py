@@ -227,9 +227,10 @@ def _shell(step: Step) -> str:
 
 
 def _explain(step: Step) -> str:
-    if isinstance(step, EditFile) and step.old is not None and step.new is not None:
+    if isinstance(step, EditFile):
         where = f"line {step.line} of {step.path}" if step.line else step.path
-        text = f'{where}: replace "{step.old}" with "{step.new}"'
+        text = f'{where}: replace "{step.old}" with "{step.new}"' if step.old is not None and step.new is not None \
+            else f"at {where}"
         return f"{step.explain}: {text}" if step.explain else text
     return step.explain
 
