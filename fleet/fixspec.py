@@ -141,24 +141,24 @@ def build(entry: FixEntry, context: Mapping[str, Any]) -> tuple[Step, ...]:
 
 
 def _one(entry: FixEntry, context: Mapping[str, Any]) -> tuple[Step, ...]:
-    explain = _render(entry.explain, context) if entry.explain is not None else ""
+    explain = entry.explain.render(context) if entry.explain is not None else ""
     if entry.text is not None:
         return tuple(Note(line.strip()) for line in entry.text.render(context).split("\n") if line.strip())
     if entry.steps is not None:
-        return flatten(entry.steps(**context))
+        return ((Note(explain),) if explain else ()) + flatten(entry.steps(**context))
     if entry.argv:
         argv = _args(entry.argv, context)
         pipe = tuple(_args(p, context) for p in entry.pipe)
-        cwd = _render(entry.cwd, context) if entry.cwd is not None else None
+        cwd = entry.cwd.render(context) if entry.cwd is not None else None
         return (Command(argv, explain, pipe, cwd),)
     if entry.service is not None:
         verb, manager, name = entry.service
-        said = _render(manager, context)
+        said = manager.render(context)
         if said not in {m.value for m in Manager}:
             raise ValueError(f"service manager {said!r} is neither systemd nor docker")
-        return (Service(Manager(said), verb, _render(name, context), explain),)
+        return (Service(Manager(said), verb, name.render(context), explain),)
     if entry.edit:
-        values = {key: _render(value, context) for key, value in entry.edit.items()}
+        values = {key: value.render(context) for key, value in entry.edit.items()}
         if not values["path"]:
             return (Note(f"{explain}: the file is not known" if explain else "the file to edit is not known"),)
         old, new = values.get("old"), values.get("new")
@@ -168,10 +168,6 @@ def _one(entry: FixEntry, context: Mapping[str, Any]) -> tuple[Step, ...]:
     return (Note(explain),) if explain else ()
 
 
-def _render(template: Any, context: Mapping[str, Any]) -> str:
-    return template.render(context)
-
-
 def _args(argv: tuple[Any, ...], context: Mapping[str, Any]) -> tuple[str, ...]:
     out: list[str] = []
     for arg in argv:
@@ -179,5 +175,5 @@ def _args(argv: tuple[Any, ...], context: Mapping[str, Any]) -> tuple[str, ...]:
             value = arg.expression(**context)
             out.extend(str(v) for v in (value if isinstance(value, (list, tuple)) else [value]))
         else:
-            out.append(_render(arg, context))
+            out.append(arg.render(context))
     return tuple(out)
