@@ -237,6 +237,9 @@ def test_hostile_502_fixes_are_the_right_ones(tmp_path):
     assert pip and all(s.argv[0] == f"{tmp_path}/venv {EVIL}/bin/pip" for s in pip)  # the venv fleet saw
     # nothing derived from the log's `File "..."` lines
     assert not any("/evil/" in line or "/x/" in line for line in fixes.render_all(steps))
+    # the file nginx -t names, spaces, `;` and all, is the one to edit, quoted
+    edits = {s.path for s in steps if isinstance(s, EditFile) and s.line == 14}
+    assert edits == {f"/etc/nginx/sites enabled/a b;{EVIL}.conf"}
     # no systemctl on a host without systemd: nginx reloads through its own binary
     assert not any(isinstance(s, Service) for s in steps)
     assert Command(("sudo", f"/usr/sbin/nginx {EVIL}", "-s", "reload"), "nginx runs without a service manager") in steps
