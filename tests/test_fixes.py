@@ -378,3 +378,12 @@ def test_a_journal_line_holding_u2028_reads_back_as_one_host(tmp_path):
     assert [h["name"] for h in doc["hosts"]] == ["web-01", "web-02"]
     assert doc["hosts"][0]["summary"] == entry["summary"]
     assert not any("cut off" in note for note in doc["notes"])
+
+
+def test_probe_output_is_split_on_newlines_only():
+    from fleet.parsers._common import lines_of, sections
+
+    text = "== logs source=file ==\na\u2028b\x85c\x1cd\x0be\x0cf\r\ng\n"
+    [_, section] = sections(text)
+    assert section.lines == ["a\u2028b\x85c\x1cd\x0be\x0cf\r", "g"]
+    assert lines_of("x\n\ny\n") == ["x", "", "y"] and lines_of("") == [] and lines_of(None) == []
