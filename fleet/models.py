@@ -140,7 +140,10 @@ class Diagnosis:
     severity: Severity
     summary: str
     evidence: tuple[str, ...] = ()
+    # The fix as report lines (`#` comments and shell lines), rendered from `steps` by fleet.fixes.
     fix: tuple[str, ...] = ()
+    # The fix as data (fleet.fixes steps): what `fleet fix` executes.
+    steps: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True)

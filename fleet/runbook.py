@@ -18,6 +18,7 @@ import jinja2
 import jinja2.meta
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from fleet import fixes, fixspec
 from fleet.errors import RunbookError
 from fleet.models import Diagnosis, ProbeOutput, Severity
 from fleet.params import HostValue, Resolved, resolve
@@ -98,7 +99,7 @@ class Rule:
     when: str
     summary: str
     evidence: tuple[str, ...] = ()
-    fix: tuple[str, ...] = ()
+    fix: tuple[fixspec.FixEntry, ...] = field(default=(), compare=False, repr=False)
     line: int = 0
     condition: Any = field(compare=False, repr=False, default=None)
     templates: tuple[LazyTemplate, ...] = field(compare=False, repr=False, default=())
@@ -303,30 +304,58 @@ def _parse_rule(node: Any, probe_parsers: Mapping[str, str], path: str) -> Rule:
                          lambda: _RULE_ENV.parse("{{ " + when + " }}"), probe_parsers, "when", path,
                          node.line_of("when"))
     texts = {"summary": (str(node["summary"]),)}
-    for key in ("evidence", "fix"):
-        value = node.get(key) or ()
-        if isinstance(value, str):
-            value = (value,)
-        if not isinstance(value, (list, tuple)) or not all(isinstance(v, (str, int, float)) for v in value):
-            raise RunbookError(f"{key} must be a text or a list of texts", path, node.line_of(key))
-        texts[key] = tuple(str(v) for v in value)
+    value = node.get("evidence") or ()
+    if isinstance(value, str):
+        value = (value,)
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, (str, int, float)) for v in value):
+        raise RunbookError("evidence must be a text or a list of texts", path, node.line_of("evidence"))
+    texts["evidence"] = tuple(str(v) for v in value)
     templates = []
     for key, sources in texts.items():
         for source in sources:
             templates.append(_compile(lambda s=source: LazyTemplate(s), lambda s=source: _RULE_ENV.parse(s),
                                       probe_parsers, key, path, node.line_of(key)))
-    return Rule(verdict, severity, when, texts["summary"][0], texts["evidence"], texts["fix"], node.line,
-                condition, tuple(templates))
+    return Rule(verdict, severity, when, texts["summary"][0], texts["evidence"],
+                _parse_fix(node.get("fix"), probe_parsers, path, node.line_of("fix")), node.line, condition, tuple(templates))
 
 
-def _compile(build, ast, probe_parsers: Mapping[str, str], what: str, path: str, line: int):
+def _parse_fix(value: Any, probe_parsers: Mapping[str, str], path: str, line: int) -> tuple[fixspec.FixEntry, ...]:
+    """A rule's `fix:` entries, compiled (see fleet/fixspec.py)."""
+    if value is None:
+        return ()
+    if isinstance(value, (str, LineDict)):
+        value = [value]
+    if not isinstance(value, list):
+        raise RunbookError("fix must be a text or a list of fix entries", path, line)
+    entries = []
+    for node in value:
+        at = getattr(node, "line", 0) or line
+
+        def expression(source: str, what: str, extra: frozenset, at: int = at):
+            return _compile(lambda: _RULE_ENV.compile_expression(source),
+                            lambda: _RULE_ENV.parse("{{ " + source + " }}"), probe_parsers, what, path, at,
+                            extra)
+
+        def template(source: str, what: str, extra: frozenset, at: int = at):
+            return _compile(lambda: LazyTemplate(source), lambda: _RULE_ENV.parse(source), probe_parsers, what,
+                            path, at, extra)
+
+        try:
+            entries.append(fixspec.parse_entry(node, at, expression, template))
+        except fixspec.FixSpecError as exc:
+            raise RunbookError(str(exc), path, at) from None
+    return tuple(entries)
+
+
+def _compile(build, ast, probe_parsers: Mapping[str, str], what: str, path: str, line: int,
+             extra: frozenset = frozenset()):
     """Build a rule's expression or template, refusing syntax errors, names nothing provides and
-    attributes the probe's facts do not have."""
+    attributes the probe's facts do not have. `extra`: names a fix entry adds (`item`)."""
     try:
         parsed, compiled = ast(), build()
     except jinja2.TemplateSyntaxError as exc:
         raise RunbookError(f"broken {what}: {exc.message}", path, line) from None
-    unknown = jinja2.meta.find_undeclared_variables(parsed) - set(probe_parsers) - _CONTEXT_NAMES
+    unknown = jinja2.meta.find_undeclared_variables(parsed) - set(probe_parsers) - _CONTEXT_NAMES - extra
     if unknown:
         raise RunbookError(f"{what} uses {', '.join(sorted(unknown))}, which is neither a probe nor "
                            f"params/host/probes", path, line)
@@ -393,11 +422,11 @@ def evaluate(runbook: Runbook, facts: Mapping[str, Any], probes: Mapping[str, Pr
         except Exception:  # noqa: BLE001 - a rule tripping on odd facts must not cost the host its verdict
             continue
         if matched:
-            summary, *rest = (_render(t, context) for t in rule.templates)
-            evidence, fix = rest[: len(rule.evidence)], rest[len(rule.evidence):]
+            summary, *evidence = (_render(t, context) for t in rule.templates)
+            # A step two entries give (two log signatures asking for the same check) is kept once.
+            steps = tuple(dict.fromkeys(step for entry in rule.fix for step in fixspec.build(entry, context)))
             return Diagnosis(rule.verdict, rule.severity, " ".join(summary).strip(),
-                             tuple(line for block in evidence for line in block),
-                             tuple(line for block in fix for line in block))
+                             tuple(line for block in evidence for line in block), fixes.render_all(steps), steps)
     missing = [f"{p.name}: {p.error or getattr(facts.get(p.name), 'unread', None) or 'no facts'}"
                for p in probes.values() if p.name not in usable]
     summary = "no rule of the runbook matched what was found"
@@ -411,4 +440,4 @@ def _render(template: LazyTemplate, context: Mapping[str, Any]) -> list[str]:
         text = template.render(context)
     except Exception as exc:  # noqa: BLE001 - evidence that cannot be shown must not hide the verdict
         return [f"(not available: {' '.join(str(exc).split())[:200]})"]
-    return [line.rstrip() for line in text.splitlines() if line.strip()]
+    return [line.rstrip() for line in text.split("\n") if line.strip()]

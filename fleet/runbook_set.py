@@ -61,14 +61,16 @@ def judge(result: HostResult, books: Sequence[Runbook]) -> tuple[HostResult, lis
         own = {p.name for p in book.probes}
         facts = {k: v for k, v in result.facts.items() if k in own}
         probes = {k: v for k, v in result.probes.items() if k in own}
-        verdicts.append((book.name, evaluate(book, facts, probes, result.params, host)))
+        verdicts.append((book.name, evaluate(book, facts, probes, result.params, host, result.param_sources)))
     name, worst = min(verdicts, key=lambda nv: _RANK[nv[1].severity])
     problems = [(n, d) for n, d in verdicts if d.severity is not Severity.OK]
     others = [f"{n}: {d.verdict}" for n, d in problems if d is not worst]
     summary = worst.summary + (f" (also {', '.join(others)})" if others else "")
     overall = Diagnosis(worst.verdict, worst.severity, summary,
                         tuple(f"[{n}] {line}" for n, d in verdicts for line in d.evidence),
-                        tuple(f"[{n}] {line}" for n, d in problems for line in d.fix))
+                        # a comment line names each runbook's part: the fix stays safe to paste whole
+                        tuple(line for n, d in problems for line in (f"# [{n}]", *d.fix)),
+                        tuple(step for _, d in problems for step in d.steps))
     return replace(result, diagnosis=overall), [_verdict_entry(n, d) for n, d in verdicts]
 
 

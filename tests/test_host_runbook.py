@@ -108,7 +108,9 @@ def test_disk_full_names_mount_device_use_and_biggest_directories(book):
     assert "sudo du -xh -d1 /tmp/flth/lab/var/lib | sort -h | tail -n 15" in fixes
     assert "sudo du -xh -d1 /tmp/flth/lab/data/uploads | sort -h | tail -n 15" in fixes
     assert "sudo lsof -nP +L1 /tmp/flth/lab/var" in fixes
-    assert "sudo mount -o remount,size=<bigger> /tmp/flth/lab/data" in fixes  # a tmpfs
+    # a tmpfs; the size is the operator's to choose: quoted, since a bare `<bigger> /path` is a redirection
+    # that would truncate the mount point's path (issue 12)
+    assert "sudo mount -o remount,size='<bigger>' /tmp/flth/lab/data" in fixes
     _no_forbidden(d)
 
 
@@ -159,7 +161,9 @@ def test_inodes_exhausted_names_the_directory_with_most_files(book):
 def test_inodes_exhausted_on_busybox_suggests_find(book):
     d = diagnose(book, disk="busybox_full", disk_threshold_pct=101)
     assert d.verdict == "inodes_exhausted"
-    assert any("without GNU du: sudo find /tmp/flth/lab/inodes -xdev -type d" in f for f in d.fix)
+    # prose and command on separate lines: prose never holds a command (issue 12)
+    at = d.fix.index("# without GNU du")
+    assert d.fix[at + 1].startswith("sudo find /tmp/flth/lab/inodes -xdev -type d")
 
 
 @pytest.mark.parametrize("kernel", ["dmesg_root", "busybox_dmesg_root", "syslog_file_user",
@@ -172,7 +176,8 @@ def test_oom_killed_names_process_rss_and_cgroup_limit(book, kernel):
     assert "at the limit of memory cgroup /flth.slice/flth-worker.service (48M)" in d.summary
     assert any("Killed process 17324 (leaky-worker)" in line for line in d.evidence)
     fixes = "\n".join(d.fix)
-    assert "sudo systemctl set-property flth-worker.service MemoryMax=<more than 48M>" in fixes
+    # the new limit is the operator's to choose: quoted, a bare `<more than 48M>` is a redirection (issue 12)
+    assert "sudo systemctl set-property flth-worker.service MemoryMax='<more than 48M>'" in fixes
     assert "sudo journalctl -u flth-worker.service" in fixes
     _no_forbidden(d)
 

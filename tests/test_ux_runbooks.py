@@ -126,7 +126,7 @@ def test_several_runbooks_one_connection_a_verdict_each(sshd, tmp_path):
                                                                                  ("second", "second_ok")]
     assert [(r["runbook"], r["verdict"]) for r in hosts["sick"]["runbooks"]] == [("first", "first_ok"),
                                                                                  ("second", "second_broken")]
-    assert hosts["sick"]["verdict"] == "second_broken" and hosts["sick"]["fix"] == ["[second] repair second"]
+    assert hosts["sick"]["verdict"] == "second_broken" and hosts["sick"]["fix"] == ["# [second]", "# repair second"]
     assert "   sick: first first_ok, second second_broken" in proc.stdout
     assert "| sick | 127.0.0.1 | second_broken | first: first_ok, second: second_broken |" in \
         next((tmp_path / "r").glob("*.md")).read_text()

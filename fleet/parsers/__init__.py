@@ -20,6 +20,7 @@ from fleet.parsers import (
     memory,
     nginx_errors,
     nginx_state,
+    process_info,
     processes,
     service_state,
 )
@@ -30,6 +31,7 @@ PARSERS: Mapping[str, Parser] = MappingProxyType(
     {
         "discovery": discovery.parse,
         "processes": processes.parse,
+        "process_info": process_info.parse,
         "service_state": service_state.parse,
         "listeners": listeners.parse,
         "http_checks": http_checks.parse,

@@ -25,6 +25,9 @@ NOT_UNDERSTOOD = "format not understood"
 # `== name key=value ... ==`: the plain section headers every 502 probe prints.
 _HEADER = re.compile(r"^== ([A-Za-z0-9_.-]+)((?: [A-Za-z0-9_]+=\S*)*) ==$")
 _KV = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(\S*)")
+# A cgroup path's systemd unit (its last component) and container id (docker, podman).
+_CGROUP_UNIT = re.compile(r"([A-Za-z0-9:_.@\\-]+\.(service|scope))$")
+_CGROUP_CONTAINER = re.compile(r"(?:/docker/|docker-|libpod-)([0-9a-f]{12,64})")
 
 
 @dataclass
@@ -43,8 +46,15 @@ def clip(text: str, limit: int = MAX_LINE) -> str:
 
 
 def lines_of(text: str | None) -> list[str]:
-    """The lines of an output, at most MAX_LINES of them."""
-    return (text or "").splitlines()[:MAX_LINES]
+    """The lines of an output, at most MAX_LINES of them.
+
+    Split on \n only: that is what ends a line on the host. str.splitlines() also splits on
+    U+2028, \x85, \x1c-\x1e, \v and \f, which would let one logged line pose as several.
+    """
+    lines = (text or "").split("\n")
+    if lines[-1] == "":
+        lines.pop()  # the newline that ends the last line does not start another
+    return lines[:MAX_LINES]
 
 
 def sections(text: str | None) -> list[Section]:
@@ -156,3 +166,15 @@ def ip_or_none(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | Non
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
         return address.ipv4_mapped
     return address
+
+
+def cgroup_unit(path: str | None, kinds: tuple[str, ...] = ("service", "scope")) -> str | None:
+    """The systemd unit a cgroup path ends in (`/system.slice/x.service` -> `x.service`), of these kinds."""
+    match = _CGROUP_UNIT.search(path or "")
+    return match.group(1) if match and match.group(2) in kinds else None
+
+
+def cgroup_container(path: str | None) -> str | None:
+    """The short (12 hex digit) id of the container a cgroup path belongs to, if it names one."""
+    match = _CGROUP_CONTAINER.search(path or "")
+    return match.group(1)[:12] if match else None

@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from fleet.fixes import Blank, Command, Note, Step, Word
 from fleet.models import ProbeOutput
 from fleet.parsers._common import (
     MAX_ITEMS,
@@ -142,50 +143,56 @@ class Filesystem:
         return next((d for d in self.top if d.path.rstrip("/") != self.mount.rstrip("/")), None)
 
     @property
-    def fixes(self) -> tuple[str, ...]:
+    def fixes(self) -> tuple[Step, ...]:
         """Safe, concrete next steps for this full filesystem: look first, delete nothing."""
         m, result = self.mount, []
         biggest = self.biggest
         if biggest:
-            result.append(f"see what fills {biggest.path} ({human_kb(biggest.amount)}, the biggest directory on "
-                          f"{m}): sudo du -xh -d1 {_q(biggest.path)} | sort -h | tail -n 15")
+            result.append(Command(("sudo", "du", "-xh", "-d1", biggest.path),
+                                  f"see what fills {biggest.path} ({human_kb(biggest.amount)}, the biggest directory "
+                                  f"on {m})", _BIGGEST_FIRST))
         else:
-            result.append(f"find what fills {m}: sudo du -xh -d1 {_q(m)} | sort -h | tail -n 15")
+            result.append(Command(("sudo", "du", "-xh", "-d1", m), f"find what fills {m}", _BIGGEST_FIRST))
         paths = {d.path for d in self.top}
         if m in ("/", "/var", "/var/log") or any(p in ("/var", "/var/log") for p in paths):
-            result.append("logs: sudo du -xh -d1 /var/log | sort -h | tail; if the systemd journal is big "
-                          "(journalctl --disk-usage), sudo journalctl --vacuum-size=500M shrinks it")
+            result.append(Command(("sudo", "du", "-xh", "-d1", "/var/log"), "logs", (("sort", "-h"), ("tail",))))
+            result.append(Command(("journalctl", "--disk-usage"), "how big the systemd journal is, if the host has one"))
+            result.append(Command(("sudo", "journalctl", "--vacuum-size=500M"), "if it is big, this shrinks it"))
         if any(p.endswith("/docker") or "/var/lib/docker" in p for p in paths) or m == "/var/lib/docker":
-            result.append("docker: sudo docker system df shows images, containers and volumes by size; "
-                          "review before removing anything")
-        result.append(f"space held by deleted files that a process still has open: "
-                      f"sudo lsof -nP +L1 {_q(m)} (restart that process to release it)")
+            result.append(Command(("sudo", "docker", "system", "df"),
+                                  "docker: images, containers and volumes by size; review before removing anything"))
+        result.append(Command(("sudo", "lsof", "-nP", "+L1", m), "space held by deleted files that a process still "
+                              "has open (restart that process to release it)"))
         if self.fstype == "tmpfs":
-            result.append(f"{m} is a tmpfs (held in memory): find the writer, or give it more room: "
-                          f"sudo mount -o remount,size=<bigger> {_q(m)}")
+            result.append(Command(("sudo", "mount", "-o", Word(("remount,size=", Blank("bigger"))), m),
+                                  f"{m} is a tmpfs (held in memory): find the writer, or give it more room"))
         return tuple(result)
 
     @property
-    def inode_fixes(self) -> tuple[str, ...]:
+    def inode_fixes(self) -> tuple[Step, ...]:
         m = self.mount
         biggest = next((d for d in self.top_inodes if d.path.rstrip("/") != m.rstrip("/")), None)
-        result = []
+        result: list[Step] = []
         if biggest:
-            result.append(f"{biggest.path} holds the most files ({biggest.amount}): "
-                          f"sudo du --inodes -x -d1 {_q(biggest.path)} | sort -n | tail -n 15")
+            result.append(Command(("sudo", "du", "--inodes", "-x", "-d1", biggest.path),
+                                  f"{biggest.path} holds the most files ({biggest.amount})", _MOST_FIRST))
         else:
-            result.append(f"find the directory with the most files on {m}: sudo du --inodes -x -d1 {_q(m)} | sort -n | "
-                          f"tail -n 15  (without GNU du: sudo find {_q(m)} -xdev -type d -exec sh -c "
-                          f"'echo \"$(ls -A \"$1\" | wc -l) $1\"' _ {{}} \\; | sort -n | tail)")
-        result.append("typical culprits: session, cache or mail-queue directories with millions of small files; "
-                      "clean them with the owning application's own tool")
+            result.append(Command(("sudo", "du", "--inodes", "-x", "-d1", m),
+                                  f"find the directory with the most files on {m}", _MOST_FIRST))
+            # The directory reaches the inner shell as $1, never inside its script.
+            result.append(Command(("sudo", "find", m, "-xdev", "-type", "d", "-exec", "sh", "-c",
+                                   'echo "$(ls -A "$1" | wc -l) $1"', "_", "{}", ";"), "without GNU du",
+                                  (("sort", "-n"), ("tail",))))
+        result.append(Note("typical culprits: session, cache or mail-queue directories with millions of small "
+                           "files; clean them with the owning application's own tool"))
         if self.fstype == "tmpfs":
-            result.append(f"{m} is a tmpfs: sudo mount -o remount,nr_inodes=<more> {_q(m)}")
+            result.append(Command(("sudo", "mount", "-o", Word(("remount,nr_inodes=", Blank("more"))), m),
+                                  f"{m} is a tmpfs: give it more inodes"))
         return tuple(result)
 
 
-def _q(path: str) -> str:
-    return path if re.match(r"^[A-Za-z0-9_./@:+-]+$", path) else "'" + path.replace("'", "'\\''") + "'"
+_BIGGEST_FIRST = (("sort", "-h"), ("tail", "-n", "15"))
+_MOST_FIRST = (("sort", "-n"), ("tail", "-n", "15"))
 
 
 def _top_lines(top: tuple[DirUsage, ...], complete: bool | None, human: bool) -> str:

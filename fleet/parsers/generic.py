@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from fleet.models import ProbeOutput
+from fleet.parsers._common import lines_of
 
 _MAX_LINES = 1000
 
@@ -29,5 +30,5 @@ class TextFacts:
 
 def parse_text(output: ProbeOutput, params: Mapping[str, Any]) -> TextFacts:
     """Keep the output as text and lines (the first 1000)."""
-    lines = tuple(output.stdout.splitlines()[:_MAX_LINES])
+    lines = tuple(lines_of(output.stdout)[:_MAX_LINES])
     return TextFacts(output.exit_code if output.exit_code is not None else -1, output.stdout, lines)

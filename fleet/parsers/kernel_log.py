@@ -28,8 +28,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
+from fleet.fixes import Blank, Command, Manager, Note, Service, Step, Verb, Word
 from fleet.models import ProbeOutput
-from fleet.parsers._common import MAX_ITEMS, clip, sections, to_float, to_int
+from fleet.parsers._common import MAX_ITEMS, cgroup_container, cgroup_unit, clip, sections, to_float, to_int
 from fleet.parsers.filesystems import human_kb
 
 _DMESG_TS = re.compile(r"^\[\s*(\d+(?:\.\d+)?)\]\s?(.*)$")
@@ -49,8 +50,6 @@ _KILLED = re.compile(
     r"(?: total-vm:(\d+)kB, anon-rss:(\d+)kB, file-rss:(\d+)kB(?:, shmem-rss:(\d+)kB)?)?(?:,? ?UID:(\d+))?"
 )
 _OLD_KILL = re.compile(r"^(Memory cgroup out of memory|Out of memory): Kill process (\d+) \((.+?)\) score")
-_UNIT = re.compile(r"([A-Za-z0-9:_.@\\-]+\.(?:service|scope))$")
-_DOCKER = re.compile(r"(?:/docker/|docker-)([0-9a-f]{12,64})")
 
 
 @dataclass(frozen=True)
@@ -90,13 +89,11 @@ class OomKill:
     @property
     def unit(self) -> str | None:
         """The systemd unit of the killed task's cgroup, if its path names one."""
-        match = _UNIT.search(self.memcg or "")
-        return match.group(1) if match else None
+        return cgroup_unit(self.memcg)
 
     @property
     def container(self) -> str | None:
-        match = _DOCKER.search(self.memcg or "")
-        return match.group(1)[:12] if match else None
+        return cgroup_container(self.memcg)
 
     @property
     def describe(self) -> str:
@@ -152,9 +149,9 @@ class KernelLogFacts:
             return ()
         return tuple(k for k in self.kills if k.age_s is not None and k.age_s <= window * 60)
 
-    def fixes(self, minutes: Any) -> tuple[str, ...]:
+    def fixes(self, minutes: Any) -> tuple[Step, ...]:
         """Concrete next steps for the recent kills: which limit to raise, which process to watch."""
-        result: list[str] = []
+        result: list[Step] = []
         seen: set[tuple] = set()
         for kill in reversed(self.kills_within(minutes)):
             key = (kill.comm, kill.memcg, kill.cgroup_oom)
@@ -164,26 +161,30 @@ class KernelLogFacts:
             who = f"{kill.comm} (pid {kill.pid} when killed, RSS {kill.rss_human})"
             if kill.cgroup_oom:
                 limit = human_kb(kill.limit_kb) if kill.limit_kb is not None else "its limit"
+                said = (f"{who} hit the {limit} memory limit of cgroup {kill.memcg or '?'}: if it needs more, raise "
+                        "it; if it keeps growing it leaks: find why before raising the limit")
+                more = Blank(f"more than {limit}")
                 if kill.unit:
-                    raise_it = f"sudo systemctl set-property {kill.unit} MemoryMax=<more than {limit}>"
+                    result.append(Command(("sudo", "systemctl", "set-property", kill.unit, Word(("MemoryMax=", more))),
+                                          said))
                 elif kill.container:
-                    raise_it = f"sudo docker update --memory <more than {limit}> {kill.container}"
+                    result.append(Command(("sudo", "docker", "update", "--memory", more, kill.container), said))
                 else:
-                    raise_it = (f"raise memory.max (cgroup v2) or memory.limit_in_bytes (v1) of "
-                                f"{kill.memcg or 'its cgroup'}")
-                result.append(f"{who} hit the {limit} memory limit of cgroup {kill.memcg or '?'}: if it needs "
-                              f"more, {raise_it}; if it keeps growing it leaks: find why before raising the limit")
+                    result.append(Note(f"{said}: raise memory.max (cgroup v2) or memory.limit_in_bytes (v1) of "
+                                       f"{kill.memcg or 'its cgroup'}"))
             else:
-                result.append(f"the host ran out of memory and the kernel killed {who}: see what holds memory now: "
-                              f"ps -eo pid,rss,comm --sort=-rss | head -n 15")
+                result.append(Command(("ps", "-eo", "pid,rss,comm", "--sort=-rss"),
+                                      f"the host ran out of memory and the kernel killed {who}: see what holds "
+                                      "memory now", (("head", "-n", "15"),)))
             if kill.unit:
-                result.append(f"sudo systemctl status {kill.unit} --no-pager; "
-                              f"sudo journalctl -u {kill.unit} -n 50 --no-pager")
-            result.append(f"watch {kill.comm}'s memory after it restarts: ps -eo pid,rss,etime,args | grep -F "
-                          f"'{kill.comm}'")
+                # The kernel named a .service cgroup: systemd runs that task.
+                result.append(Service(Manager.SYSTEMD, Verb.STATUS, kill.unit))
+                result.append(Service(Manager.SYSTEMD, Verb.LOGS, kill.unit))
+            result.append(Command(("ps", "-eo", "pid,rss,etime,args"), f"watch {kill.comm}'s memory after it restarts",
+                                  (("grep", "-F", "--", kill.comm),)))
         if result:
-            result.append("the kernel's full report (memory per task at the time): "
-                          "sudo dmesg -T | grep -A 40 'invoked oom-killer'")
+            result.append(Command(("sudo", "dmesg", "-T"), "the kernel's full report (memory per task at the time)",
+                                  (("grep", "-A", "40", "invoked oom-killer"),)))
         return tuple(result)
 
 

@@ -7,17 +7,15 @@ log lines (journal without prefixes: `journalctl -o cat`).
 from __future__ import annotations
 
 import re
-import shlex
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
+from fleet.fixes import Blank, Command, Note, Step, Word
 from fleet.models import ProbeOutput
 from fleet.parsers._common import clip, param, port_param, sections
+from fleet.parsers.process_info import ProcessInfoFacts
 
 _TRACEBACK = "Traceback (most recent call last):"
-# A traceback's frames name files; a venv shows as .../<venv>/lib/pythonX.Y/site-packages.
-_FRAME_FILE = re.compile(r'^\s+File "([^"]+)"')
-_VENV = re.compile(r"^(/.+?)/lib/python[0-9.]+/site-packages/")
 _MODULE = re.compile(r"No module named '([^']+)'")
 _PERMISSION_PATH = re.compile(r"Permission denied: '([^']+)'")
 _ENV_KEY = re.compile(r"^KeyError: '([A-Z][A-Z0-9_]*)'")
@@ -26,26 +24,28 @@ _DB_PORT = re.compile(r"\b(5432|3306)\b")
 
 @dataclass(frozen=True)
 class Signature:
-    """A recognised failure: its kind, the (last) log line showing it, what it means and what to do."""
+    """A recognised failure: its kind, the (last) log line showing it, what it means, what to do, how often."""
 
     kind: str
     line: str
     cause: str
-    fix: str
+    steps: tuple[Step, ...]
     count: int
 
 
 @dataclass(frozen=True)
 class LogFacts:
-    """Signatures in log order (by last occurrence), the last traceback's exception line, and
-    the app's directory and venv as far as tracebacks show them."""
+    """Signatures in log order (by last occurrence) and the last traceback's exception line.
+
+    Log lines are the application's and may hold whatever its users sent: no path or name in a
+    fix is taken from them (where the app and its venv live comes from /proc, see
+    fleet/parsers/process_info.py).
+    """
 
     source: str
     lines: int
     signatures: tuple[Signature, ...]
     last_exception: str | None
-    app_dir: str | None
-    venv: str | None
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -58,19 +58,30 @@ class LogFacts:
     def evidence(self) -> str:
         return "\n".join(s.line for s in self.signatures)
 
-    @property
-    def fixes(self) -> str:
-        return "\n".join(s.fix for s in self.signatures)
+    def fix_steps(self, procs: Any = None, matching: Iterable[Any] = ()) -> tuple[Step, ...]:
+        """The signatures' fix steps; a missing module is installed into the venv of the running backend
+        (pass the `procs` facts and `process.matching`) where fleet saw it, else the fix says it is unknown."""
+        steps: list[Step] = []
+        for signature in self.signatures:
+            steps.extend(signature.steps)
+            if signature.kind == "missing_module":
+                seen = procs.venv_pip_steps(matching) if isinstance(procs, ProcessInfoFacts) else ()
+                steps.extend(seen or _unknown_venv_pip())
+        return tuple(steps)
 
 
 @dataclass(frozen=True)
 class _Context:
-    """What fixes may name: the port, the app's directory and venv seen in tracebacks."""
+    """What fixes may name: the runbook's port and service."""
 
     port: int
     service: str
-    app_dir: str | None
-    venv: str | None
+
+
+def _unknown_venv_pip() -> tuple[Step, ...]:
+    return (Command((Word((Blank("backend venv"), "/bin/pip")), "install", "-r", "requirements.txt"),
+                    "fleet saw no running backend to read its venv and directory from: fill them in",
+                    cwd=Blank("backend directory")),)
 
 
 def _is_database(line: str) -> bool:
@@ -83,60 +94,60 @@ def _is_database(line: str) -> bool:
     )
 
 
-def _port_in_use(line: str, ctx: _Context) -> tuple[str, str]:
+def _port_in_use(line: str, ctx: _Context) -> tuple[str, tuple[Step, ...]]:
     return (
         f"another process already holds the port (expected {ctx.port})",
-        f"find the holder: sudo ss -tlnp 'sport = :{ctx.port}' (or sudo lsof -i :{ctx.port}), "
-        "then stop that service properly (sudo systemctl stop <its unit>), not by killing a pattern",
+        (Command(("sudo", "ss", "-tlnp", f"sport = :{ctx.port}"), "find the process that holds the port"),
+         Command(("sudo", "lsof", "-i", f":{ctx.port}"), "or, without ss"),
+         Note("then stop that service properly, through its service manager, not by killing a pattern")),
     )
 
 
-def _missing_module(line: str, ctx: _Context) -> tuple[str, str]:
+def _missing_module(line: str, ctx: _Context) -> tuple[str, tuple[Step, ...]]:
     match = _MODULE.search(line)
     module = f"module '{match.group(1)}'" if match else "a module"
-    if ctx.venv:
-        pip = f"{shlex.quote(ctx.venv)}/bin/pip install -r {shlex.quote(ctx.app_dir or '.')}/requirements.txt"
-    elif ctx.app_dir:
-        pip = f"cd {shlex.quote(ctx.app_dir)} && ./venv/bin/pip install -r requirements.txt"
-    else:
-        pip = "/path/to/backend/venv/bin/pip install -r requirements.txt"
-    return f"missing dependency: {module} is not installed", f"install the requirements into the service's venv: {pip}"
+    # The pip step depends on the running backend's venv: LogFacts.fix_steps adds it.
+    return f"missing dependency: {module} is not installed", (
+        Note("install the requirements into the service's venv, then start it"),)
 
 
-def _database(line: str, ctx: _Context) -> tuple[str, str]:
+def _database(line: str, ctx: _Context) -> tuple[str, tuple[Step, ...]]:
     if "mysql" in line.lower() or "3306" in line:
-        check = "sudo systemctl status mysql (or mariadb); mysqladmin -h <db host> -P 3306 ping"
+        check = Command(("mysqladmin", "-h", Blank("db host"), "-P", "3306", "ping"))
     else:
-        check = "sudo systemctl status postgresql; pg_isready -h <db host> -p 5432"
-    return "the backend cannot reach its database", f"check the database is running and reachable: {check}; then check DATABASE_URL"
+        check = Command(("pg_isready", "-h", Blank("db host"), "-p", "5432"))
+    return "the backend cannot reach its database", (
+        Note("check the database is running and reachable (the database host from the backend's DATABASE_URL)"),
+        check)
 
 
-def _permission(line: str, ctx: _Context) -> tuple[str, str]:
+def _permission(line: str, ctx: _Context) -> tuple[str, tuple[Step, ...]]:
     match = _PERMISSION_PATH.search(line)
     if match:
-        path = shlex.quote(match.group(1))
         return (
             f"the service user may not access {match.group(1)}",
-            f"ls -l {path}; give the service user access (chown/chmod), do not run the backend as root",
+            (Command(("ls", "-ld", "--", match.group(1)),
+                     "give the service user access (chown/chmod), do not run the backend as root"),),
         )
     return (
         "permission denied (a file, or a port below 1024)",
-        f"check the file permissions, or bind a port >= 1024 (e.g. {ctx.port}) behind nginx",
+        (Note(f"check the file permissions, or bind a port >= 1024 (e.g. {ctx.port}) behind nginx"),),
     )
 
 
-def _traceback(line: str, ctx: _Context) -> tuple[str, str]:
+def _traceback(line: str, ctx: _Context) -> tuple[str, tuple[Step, ...]]:
     env = _ENV_KEY.match(line)
     if env:
         return (
             f"the environment variable {env.group(1)} is not set",
-            f"set {env.group(1)} in the service's environment (systemctl edit {ctx.service} / its .env file), then start it",
+            (Note(f"set {env.group(1)} in the environment of the service {ctx.service} (its unit's Environment= "
+                  f"or its .env file), then start it"),),
         )
-    return f"unhandled exception: {line}", "read the traceback in the log and fix its cause"
+    return f"unhandled exception: {line}", (Note("read the traceback in the log and fix its cause"),)
 
 
 # (kind, does this line show it?, cause and fix); checked in order, first match wins.
-_SIGNATURES: tuple[tuple[str, Callable[[str], bool], Callable[[str, _Context], tuple[str, str]]], ...] = (
+_SIGNATURES: tuple[tuple[str, Callable[[str], bool], Callable[[str, _Context], tuple[str, tuple[Step, ...]]]], ...] = (
     ("port_in_use", lambda line: "address already in use" in line.lower(), _port_in_use),
     ("missing_module", lambda line: "ModuleNotFoundError" in line or "ImportError" in line, _missing_module),
     ("database", _is_database, _database),
@@ -144,28 +155,15 @@ _SIGNATURES: tuple[tuple[str, Callable[[str], bool], Callable[[str, _Context], t
 )
 
 
-def _classify(line: str) -> tuple[str, Callable[[str, _Context], tuple[str, str]]] | None:
+def _classify(line: str) -> tuple[str, Callable[[str, _Context], tuple[str, tuple[Step, ...]]]] | None:
     for kind, matches, explain in _SIGNATURES:
         if matches(line):
             return kind, explain
     return None
 
 
-def _context(lines: list[str], params: Mapping[str, Any]) -> _Context:
-    """The app's directory (the first frame outside the Python install) and venv, from tracebacks."""
-    app_dir = venv = None
-    for line in lines:
-        match = _FRAME_FILE.match(line)
-        if not match or not match.group(1).startswith("/"):
-            continue
-        path = match.group(1)
-        site = _VENV.match(path)
-        if site:
-            if "/dist-packages/" not in path and not path.startswith("/usr/lib/"):
-                venv = venv or site.group(1)
-        elif not path.startswith(("/usr/lib/", "/usr/local/lib/")):
-            app_dir = app_dir or path.rsplit("/", 1)[0] or "/"
-    return _Context(port_param(params), str(param(params, "service", "")), app_dir, venv)
+def _context(params: Mapping[str, Any]) -> _Context:
+    return _Context(port_param(params), str(param(params, "service", "")))
 
 
 def parse(output: ProbeOutput, params: Mapping[str, Any]) -> LogFacts:
@@ -174,7 +172,7 @@ def parse(output: ProbeOutput, params: Mapping[str, Any]) -> LogFacts:
     for section in sections(output.stdout):
         if section.name == "logs":
             source, lines = section.attrs.get("source", "unknown"), section.lines
-    ctx = _context(lines, params)
+    ctx = _context(params)
     found: dict[str, list[Any]] = {}  # kind -> [last line, explain, count, last index]
     last_exception = None
     in_traceback = False
@@ -200,6 +198,6 @@ def parse(output: ProbeOutput, params: Mapping[str, Any]) -> LogFacts:
         found["traceback"] = [last_exception, _traceback, 1, len(lines)]
     signatures = []
     for kind, (line, explain, count, _) in sorted(found.items(), key=lambda item: item[1][3]):
-        cause, fix = explain(line, ctx)
-        signatures.append(Signature(kind, line, cause, fix, count))
-    return LogFacts(source, len(lines), tuple(signatures), last_exception, ctx.app_dir, ctx.venv)
+        cause, steps = explain(line, ctx)
+        signatures.append(Signature(kind, line, cause, steps, count))
+    return LogFacts(source, len(lines), tuple(signatures), last_exception)

@@ -28,7 +28,8 @@ from fleet.parsers._common import MAX_ITEMS, clip, hostport, ip_or_none, param, 
 _FILE_HEADER = re.compile(r"^# configuration file (.+):$")
 _ERROR = re.compile(r"\[(emerg|alert|crit|error)\]")
 _ERROR_TEXT = re.compile(r"\[(?:emerg|alert|crit|error)\](?: \d+#\d+:)? (.*)$")
-_ERROR_WHERE = re.compile(r" in (\S+):(\d+)\s*$")
+# The file may hold spaces: from the first " in /" to the last ":LINE" (the line is clipped first).
+_ERROR_WHERE = re.compile(r" in (/.*?):(\d+)\s*$")
 _MAX_TOKENS = 200_000
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 

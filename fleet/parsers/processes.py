@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os.path
 import re
-import shlex
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -63,13 +62,6 @@ class Process:
     line: str
     cwd: str | None = None
     exe: str | None = None
-
-    @property
-    def start_command(self) -> str:
-        """How to start it again by hand: its own command line, from its own directory."""
-        if self.cwd:
-            return f"cd {shlex.quote(self.cwd)} && nohup {self.args} >/dev/null 2>&1 &"
-        return f"nohup {self.args} >/dev/null 2>&1 &"
 
 
 @dataclass(frozen=True)

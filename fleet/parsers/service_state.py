@@ -79,7 +79,7 @@ class ServiceFacts:
 def _docker(attrs: dict[str, str], lines: list[str]) -> dict[str, Any]:
     """Classify `docker inspect` output: a container's state, or why docker did not answer."""
     text = "\n".join(line for line in lines if line.strip())
-    first = clip(text.splitlines()[0]) if text else None
+    first = clip(text.split("\n")[0]) if text else None
     if attrs.get("exit") == "0" and first:
         state = first.split()[0]
         values = key_values(first)

@@ -73,6 +73,7 @@ def host_entry(result: HostResult, runbooks: Iterable[Mapping[str, Any]] = ()) -
         "summary": d.summary,
         "evidence": list(d.evidence),
         "fix": list(d.fix),
+        "fix_steps": jsonable(d.steps),
         "probes": {name: {"exit_code": p.exit_code, "stdout": p.stdout, "stderr": p.stderr,
                           "duration_s": p.duration_s, "truncated": p.truncated, "error": p.error}
                    for name, p in result.probes.items()},
@@ -119,17 +120,21 @@ def identical_outputs(hosts: list[dict[str, Any]], preview: int = 200) -> list[d
 
 
 def summarise(hosts: list[dict[str, Any]]) -> dict[str, Any]:
-    """Fleet-level view: counts by verdict, and problem hosts grouped by verdict and cause, largest first."""
+    """Fleet-level view: counts by verdict, and problem hosts grouped by verdict and cause, largest first.
+
+    Hosts share a group only when their fixes are identical too: a fix names this host's files,
+    addresses and processes, so the same cause with different fixes is one group per fix.
+    """
     counts: dict[str, int] = defaultdict(int)
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    groups: dict[tuple[str, str, tuple[str, ...]], list[dict[str, Any]]] = defaultdict(list)
     for entry in hosts:
         counts[entry["verdict"]] += 1
         if entry["severity"] != Severity.OK.value:
-            groups[(entry["verdict"], signature(entry))].append(entry)
+            groups[(entry["verdict"], signature(entry), tuple(entry["fix"]))].append(entry)
     causes = [
         {"verdict": verdict, "signature": sig, "severity": members[0]["severity"], "count": len(members),
-         "hosts": [m["name"] for m in members], "fix": members[0]["fix"], "summary": members[0]["summary"]}
-        for (verdict, sig), members in groups.items()
+         "hosts": [m["name"] for m in members], "fix": list(fix), "summary": members[0]["summary"]}
+        for (verdict, sig, fix), members in groups.items()
     ]
     causes.sort(key=lambda c: (c["verdict"] in TRANSPORT_VERDICTS, -c["count"], c["verdict"]))
     problems = sum(1 for e in hosts if e["severity"] != Severity.OK.value)

@@ -52,7 +52,9 @@ def load(path: str) -> dict[str, Any]:
 
     A last line cut off mid-write is dropped and said; any other bad line is an InputError.
     """
-    lines = read_text(path, "journal").splitlines()
+    text = read_text(path, "journal")
+    # Split on \n only, not splitlines(): JSON strings written with ensure_ascii=False may hold U+2028.
+    lines = text.removesuffix("\n").split("\n") if text else []
     hosts: list[dict[str, Any]] = []
     run: Mapping[str, Any] = {}
     end: Mapping[str, Any] | None = None

@@ -93,5 +93,5 @@ def _exec(transport: paramiko.Transport, command: str, stdin: bytes, deadline: D
 
 def _sudo_said(err: str, rc: int) -> str:
     """`sudo: <its first line of stderr>`, without doubling the `sudo: ` it starts with itself."""
-    line = next((line.strip() for line in err.splitlines() if line.strip()), "")
+    line = next((line.strip() for line in err.split("\n") if line.strip()), "")
     return f"sudo: {line.removeprefix('sudo: ') or f'exit {rc}'}"
