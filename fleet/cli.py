@@ -352,6 +352,10 @@ def runbook_test(
     raise typer.Exit(ExitCode.OK if all(r.passed for r in results) else ExitCode.PROBLEMS)
 
 
+from fleet.cli_fix import fix_app  # noqa: E402 - after the helpers it reuses; one group, one module
+app.add_typer(fix_app, name="fix")
+
+
 def main() -> None:
     """Console-script entry point: defaults from fleet.toml sit beneath FLEET_* variables and options."""
     try:

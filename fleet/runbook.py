@@ -20,6 +20,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from fleet import fixes, fixspec
 from fleet.errors import RunbookError
+from fleet.fix import remedies as remedy_spec
 from fleet.models import Diagnosis, ProbeOutput, Severity
 from fleet.parsers import PARSERS
 from fleet.script import ProbeCommand
@@ -88,6 +89,8 @@ class Rule:
     line: int = 0
     condition: Any = field(compare=False, repr=False, default=None)
     templates: tuple[LazyTemplate, ...] = field(compare=False, repr=False, default=())
+    # What `fleet fix` may run for this verdict (fleet/fix/remedies.py).
+    remedies: tuple[remedy_spec.Remedy, ...] = field(compare=False, repr=False, default=())
 
 
 class LazyTemplate:
@@ -254,7 +257,7 @@ def _parse_probes(nodes: list, path: str) -> tuple[Probe, ...]:
 
 def _parse_rule(node: Any, probe_names: set[str], path: str) -> Rule:
     node = _expect(node, LineDict, "a rule", path, 1)
-    _keys(node, {"verdict", "severity", "when", "summary", "evidence", "fix"}, {"verdict", "when", "summary"},
+    _keys(node, {"verdict", "severity", "when", "summary", "evidence", "fix", "remedies"}, {"verdict", "when", "summary"},
           "a rule", path)
     verdict = node["verdict"]
     if not isinstance(verdict, str) or not re.match(r"^[a-z][a-z0-9_]*$", verdict):
@@ -282,7 +285,17 @@ def _parse_rule(node: Any, probe_names: set[str], path: str) -> Rule:
             templates.append(_compile(lambda s=source: LazyTemplate(s), lambda s=source: _RULE_ENV.parse(s),
                                       known, key, path, node.line_of(key)))
     return Rule(verdict, severity, when, texts["summary"][0], texts["evidence"],
-                _parse_fix(node.get("fix"), known, path, node.line_of("fix")), node.line, condition, tuple(templates))
+                _parse_fix(node.get("fix"), known, path, node.line_of("fix")), node.line, condition, tuple(templates),
+                _parse_remedies(node.get("remedies"), known, path, node.line_of("remedies")))
+
+
+def _parse_remedies(value: Any, known: set[str], path: str, line: int) -> tuple[remedy_spec.Remedy, ...]:
+    """A rule's `remedies:`, their steps in the grammar of `fix:` (see fleet/fix/remedies.py)."""
+    def expression(source: str, what: str, at: int):
+        return _compile(lambda: _RULE_ENV.compile_expression(source),
+                        lambda: _RULE_ENV.parse("{{ " + source + " }}"), known, what, path, at)
+
+    return remedy_spec.parse(value, path, line, lambda steps, at: _parse_fix(steps, known, path, at), expression)
 
 
 def _parse_fix(value: Any, known: set[str], path: str, line: int) -> tuple[fixspec.FixEntry, ...]:
