@@ -171,6 +171,15 @@ def print_runbook(console: Console, runbook: Runbook) -> None:
         rules.add_row(str(n), rule.verdict, rule.severity.value, Text(" ".join(rule.when.split())))
     rules.add_row("", "inconclusive", "unknown", Text("no rule matched"))
     console.print(rules)
+    remedies = Table(title="remedies (fleet fix; first whose `when` holds)", header_style="bold", title_justify="left")
+    for column in ("verdict", "remedy", "risk", "when", "what it does"):
+        remedies.add_column(column, overflow="fold")
+    for rule in runbook.rules:
+        for remedy in rule.remedies:
+            remedies.add_row(rule.verdict, remedy.name, remedy.risk.value, Text(remedy.when_source or "always"),
+                             Text(remedy.description))
+    if remedies.rows:
+        console.print(remedies)
 
 
 def print_case_results(console: Console, results: list[CaseResult]) -> None:

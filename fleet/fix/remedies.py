@@ -57,6 +57,7 @@ class Remedy:
     line: int
     description: str = ""
     when: Any = None
+    when_source: str = ""
     preconditions: tuple[tuple[str, Any], ...] = ()
     fingerprint: tuple[tuple[str, Any], ...] = ()
     evidence: tuple[fixspec.FixEntry, ...] = ()
@@ -113,6 +114,7 @@ def parse(value: Any, path: str, line: int, parse_steps: ParseSteps, expression:
         remedies.append(Remedy(
             name, risk, at, str(node.get("description", "")),
             expression(str(node["when"]), f"remedy {name} when", at) if "when" in node else None,
+            " ".join(str(node.get("when", "")).split()),
             exprs["preconditions"], exprs["fingerprint"],
             parse_steps(node.get("evidence"), at), parse_steps(node["steps"], at), parse_steps(node.get("rollback"), at),
             _verify(node.get("verify"), name, path, at), _count(node.get("max_per_day", 3), name, path, at)))
