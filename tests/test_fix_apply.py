@@ -352,3 +352,29 @@ def test_url_is_checked_from_the_controller_over_http_and_tls(tmp_path):
         tf.check_route(other.ip)
         failing = check_url(f"http://{other.ip}/health")
         assert (failing.status, failing.ok, failing.layer) == (502, False, "nginx (no answer from the application)")
+
+
+def test_without_yes_it_asks_once_per_cause_on_the_terminal(tmp_path):
+    with fleet_up(tmp_path, "nginx_not_running*2,nginx_upstream_mismatch") as tf:
+        make_plan(tf, tmp_path / "plan.json")
+        out, log = tmp_path / "out", tmp_path / "tty.log"
+        command = f"{sys.executable} -m fleet fix apply {tmp_path / 'plan.json'} --out {out} --max-unhealthy 100%"
+        proc = subprocess.Popen(["script", "-qefc", command, str(log)], stdin=subprocess.PIPE,
+                                stdout=subprocess.DEVNULL)
+        answers = {"start_nginx": b"y\n", "point_nginx_upstream": b"n\n"}
+        deadline = time.monotonic() + 60
+        while answers:
+            seen = log.read_text(errors="replace") if log.exists() else ""
+            for remedy in list(answers):
+                if f"Apply {remedy} to these" in seen:
+                    proc.stdin.write(answers.pop(remedy))
+                    proc.stdin.flush()
+            assert time.monotonic() < deadline and proc.poll() is None, seen
+            time.sleep(0.05)
+        assert proc.wait(timeout=180) == 1
+        text = log.read_text(errors="replace")
+        assert text.count("Apply start_nginx to these 2 host(s)?") == 1  # once for the whole cause
+        assert "sudo -n nginx -t" in text  # the group's commands were shown before asking
+        assert outcomes(out) == {"nginx_not_running-01": "fixed", "nginx_not_running-02": "fixed",
+                                 "nginx_upstream_mismatch": "declined"}
+        assert "127.0.0.1:8001" in site(tf, "nginx_upstream_mismatch")
