@@ -257,8 +257,8 @@ def _parse_probes(nodes: list, path: str) -> tuple[Probe, ...]:
 
 def _parse_rule(node: Any, probe_names: set[str], path: str) -> Rule:
     node = _expect(node, LineDict, "a rule", path, 1)
-    _keys(node, {"verdict", "severity", "when", "summary", "evidence", "fix", "remedies"}, {"verdict", "when", "summary"},
-          "a rule", path)
+    _keys(node, {"verdict", "severity", "when", "summary", "evidence", "fix", "remedies"},
+          {"verdict", "when", "summary"}, "a rule", path)
     verdict = node["verdict"]
     if not isinstance(verdict, str) or not re.match(r"^[a-z][a-z0-9_]*$", verdict):
         raise RunbookError(f"bad verdict code {verdict!r} (lower-case letters, digits, _)", path,

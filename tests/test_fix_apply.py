@@ -182,6 +182,9 @@ def test_backend_restart_from_proc_fixes_a_backend_running_stale_code(tmp_path):
         events = journal(out)
         evidence = [e for e in events if e.get("phase") == "evidence" and e["host"] == "healthy-02"]
         assert evidence and "acquiring connection from pool" in evidence[-1]["stdout_tail"]  # kept before restart
+        [report] = out.glob("*.fix.md")
+        assert "Evidence kept on healthy-02 before acting" in report.read_text()
+        assert "acquiring connection from pool" in report.read_text()
         for name in ("healthy-01", "healthy-02"):
             assert curl_in(tf, name, "http://127.0.0.1/api/v1/demo-login") in ("401", "405", "404")
             assert curl_in(tf, name, "http://127.0.0.1:8000/health") == "200"

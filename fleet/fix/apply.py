@@ -13,7 +13,7 @@ import datetime as dt
 import enum
 import math
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Sequence
 
 from fleet.errors import FleetError
@@ -21,7 +21,6 @@ from fleet.executor import run_pool
 from fleet.fix import actions, audit
 from fleet.fix.plan import remedy_for
 from fleet.fix.policy import Risk, allowed
-from fleet.fix.remedies import Verify
 from fleet.fix.remote import Remote
 from fleet.fix.verify import until_healthy
 from fleet.models import Host, TransportStatus
@@ -68,6 +67,8 @@ class HostOutcome:
     outcome: Outcome
     reason: str = ""
     verification: Mapping[str, Any] = field(default_factory=dict)
+    # What the remedy's evidence commands printed before it acted (a hanging backend's stack, its log).
+    evidence: tuple[Mapping[str, Any], ...] = ()
 
 
 def parse_percent(text: str, what: str) -> float:
@@ -142,18 +143,18 @@ class Run:
     acting: bool = False
     outcomes: dict[str, HostOutcome] = field(default_factory=dict)
 
-    def execute(self, host: Host, action: actions.Action, phase: str) -> tuple[bool, str]:
-        """Run one action, journal it; (succeeded, a one-line account of its failure)."""
+    def execute(self, host: Host, action: actions.Action, phase: str) -> tuple[bool, str, dict[str, Any]]:
+        """Run one action, journal it; (succeeded, a one-line account of its failure, its journal record)."""
         execution = self.remote.run(host, action)
-        self.journal.record("command", host=host.name, phase=phase, argv=list(action.argv), shell=action.shell,
-                            status=execution.status.value, exit_code=execution.exit_code,
-                            **audit.output_record(execution.stdout, execution.stderr))
+        record = {"shell": action.shell, "status": execution.status.value, "exit_code": execution.exit_code,
+                  **audit.output_record(execution.stdout, execution.stderr)}
+        self.journal.record("command", host=host.name, phase=phase, argv=list(action.argv), **record)
         if execution.status is not TransportStatus.OK:
-            return False, f"{execution.status.value}: {execution.reason}"
+            return False, f"{execution.status.value}: {execution.reason}", record
         if execution.exit_code != 0:
             said = execution.stderr.decode("utf-8", "replace").strip().split("\n")[-1][:300]
-            return False, f"exit {execution.exit_code}{': ' + said if said else ''}"
-        return True, ""
+            return False, f"exit {execution.exit_code}{': ' + said if said else ''}", record
+        return True, "", record
 
     def fix_host(self, entry: Mapping[str, Any]) -> HostOutcome:
         """Lock, re-check, act, verify (roll back on failure), unlock: one host's whole fix."""
@@ -175,7 +176,7 @@ class Run:
         try:
             return self._locked(host, entry)
         finally:
-            self.execute(host, actions.unlock(self.owner), "unlock")
+            self.execute(host, actions.unlock(self.owner), "unlock")  # a lock not freed is in the journal
 
     def _locked(self, host: Host, entry: Mapping[str, Any]) -> HostOutcome:
         remedy = entry["remedy"]
@@ -201,25 +202,31 @@ class Run:
                                f"(cap {built.remedy.max_per_day})")
         self.journal.record("act", host=host.name, remedy=remedy["name"], plan=self.plan["id"])
         backup_dir = self.plan["backup_dir"]
-        for action in actions.for_steps(built.evidence, backup_dir):
-            self.execute(host, action, "evidence")  # evidence that cannot be taken is recorded, not fatal
+        # Evidence that cannot be taken is recorded, not fatal.
+        evidence = tuple(self.execute(host, action, "evidence")[2]
+                         for action in actions.for_steps(built.evidence, backup_dir))
         for number, action in enumerate(actions.for_steps(built.steps, backup_dir), 1):
-            ok, why = self.execute(host, action, "step")
+            ok, why, _ = self.execute(host, action, "step")
             if not ok:
-                return self._roll_back(host, built, f"step {number} ({action.explain or action.argv[0]}) failed: {why}")
+                failed = self._roll_back(host, built, f"step {number} ({action.explain or action.argv[0]}) failed: {why}")
+                return replace(failed, evidence=evidence)
         verification = until_healthy(self.remote, host, built.remedy.verify, self.options.url, self.options.url_ca)
         record = {"ok": verification.ok, "runs": list(verification.runs), "seconds": verification.seconds,
                   "reason": verification.reason,
                   "url": verification.url.__dict__ if verification.url else None}
         self.journal.record("verify", host=host.name, **record)
         if not verification.ok:
-            return self._roll_back(host, built, f"verification failed: {verification.reason}", record)
-        return HostOutcome(host.name, Outcome.FIXED, "verified: " + " -> ".join(verification.runs), record)
+            failed = self._roll_back(host, built, f"verification failed: {verification.reason}", record)
+            return replace(failed, evidence=evidence)
+        return HostOutcome(host.name, Outcome.FIXED, "verified: " + " -> ".join(verification.runs), record, evidence)
 
     def _roll_back(self, host: Host, built: Any, why: str, record: Mapping[str, Any] | None = None) -> HostOutcome:
         backup_dir = self.plan["backup_dir"]
         rollback = actions.restores(built.steps, backup_dir) + actions.for_steps(built.rollback, backup_dir)
-        failed = [why_not for action in rollback for ok, why_not in [self.execute(host, action, "rollback")] if not ok]
+        failed = []
+        for action in rollback:  # every rollback command runs, even after one failed
+            ok, why_not, _ = self.execute(host, action, "rollback")
+            failed += [] if ok else [why_not]
         self.journal.record("rollback", host=host.name, commands=len(rollback), failed=failed)
         note = (" rolled back" if rollback else " (no rollback declared)") + (f"; rollback failed: {failed[0]}"
                                                                               if failed else "")

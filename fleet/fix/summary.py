@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence
 
 from fleet.fix.apply import HostOutcome
 from fleet.report import document
-from fleet.report.render import md_cell, write_private, write_reports
+from fleet.report.render import md_cell, md_code, md_span, write_private, write_reports
 from fleet.runbook import Runbook
 
 FORMATS = ("json", "md", "html")
@@ -47,7 +47,9 @@ def summary(plan: Mapping[str, Any], after: Sequence[Mapping[str, Any]], outcome
         hosts.append({"name": entry["name"], "before": entry["verdict"], "remedy": entry["remedy"]["name"],
                       "risk": entry["remedy"]["risk"], "outcome": outcome.outcome.value, "reason": outcome.reason,
                       "after": after_by.get(entry["name"], {}).get("verdict"),
-                      "verification": dict(outcome.verification)})
+                      "verification": dict(outcome.verification),
+                      "evidence": [{"shell": e["shell"], "exit_code": e["exit_code"], "stdout_tail": e["stdout_tail"],
+                                    "stderr_tail": e["stderr_tail"]} for e in outcome.evidence]})
     return {"fleet_fix": 1, "plan": plan["id"], **meta, "hosts": hosts,
             "left_alone": [{"name": h["name"], "verdict": h["verdict"], "reason": h["reason"]}
                            for h in plan["left_alone"]]}
@@ -65,6 +67,10 @@ def markdown(doc: Mapping[str, Any]) -> str:
         why = h["reason"] + (f"; {url.get('url')}: {url.get('status')} from {url.get('layer')}" if url else "")
         out.append(f"| {md_cell(h['name'])} | {h['before']} | {h['remedy']} ({h['risk']}) | {h['outcome']} | "
                    f"{h['after'] or '-'} | {md_cell(why)} |")
+    for h in doc["hosts"]:
+        for e in h["evidence"]:
+            out += ["", f"Evidence kept on {md_cell(h['name'])} before acting: {md_span(e['shell'])} "
+                        f"(exit {e['exit_code']})", "", md_code(e["stdout_tail"] or e["stderr_tail"])]
     if doc["left_alone"]:
         out += ["", "Left alone:", ""]
         out += [f"- {md_cell(h['name'])} ({h['verdict']}): {md_cell(h['reason'])}" for h in doc["left_alone"]]
