@@ -140,6 +140,10 @@ def diagnose(
                                               "ansible_become."),
     become_password_file: Optional[Path] = typer.Option(None, "--become-password-file",
                                                         help="Read the sudo password for become from this file."),
+    watch: Optional[float] = typer.Option(None, "--watch", min=1.0, help="Diagnose again every SECONDS and show "
+                                                                         "what changed each round (Ctrl-C stops)."),
+    until: Optional[str] = typer.Option(None, "--until", help="With --watch: stop once the fleet is 'healthy'."),
+    deadline: Optional[float] = typer.Option(None, "--deadline", min=1.0, help="With --watch: stop after S seconds."),
 ) -> None:
     """Run a runbook's read-only probes on every selected host and write an incident report.
 
@@ -162,6 +166,9 @@ def diagnose(
                              overrides=_parse_vars(var),
                              become_password=_become_password(ask_become_pass, become_password_file))
         wanted = _parse_formats(formats)
+        if watch is not None or until is not None or deadline is not None:
+            raise typer.Exit(_watch(console, hosts, runbook, options, str(inventory), limit, out, wanted,
+                                    watch, until, deadline))
         prepared = prepare(hosts, runbook, options, _ask_passphrase)
     except FleetError as exc:
         raise _fail(exc)
@@ -206,6 +213,24 @@ def diagnose(
     if interrupted is not None:
         raise typer.Exit(interrupted)
     raise typer.Exit(ExitCode.PROBLEMS if doc["summary"]["problems"] else ExitCode.OK)
+
+
+def _watch(console: Console, hosts, runbook, options, inventory: str, limit: str | None, out: Path,
+           formats: tuple[str, ...], every: float | None, until: str | None, deadline: float | None) -> int:
+    """`diagnose --watch`: rounds of diagnosis with what changed each round (fleet/watch.py)."""
+    from fleet.watch import WatchOptions, one_round, watch as watch_rounds
+
+    if every is None:
+        raise InputError("--until and --deadline go with --watch SECONDS")
+    if until not in (None, "healthy"):
+        raise InputError(f"--until takes 'healthy', not {until!r}")
+
+    def write(doc: dict) -> list[str]:
+        stem = f"{dt.datetime.now(dt.timezone.utc).strftime('%Y%m%dT%H%M%SZ')}-{runbook.name}"
+        return write_reports(doc, str(out), stem, formats)
+
+    return watch_rounds(console, lambda: one_round(hosts, runbook, options, inventory, limit, _ask_passphrase),
+                        WatchOptions(every, until == "healthy", deadline), write)
 
 
 def _write_retry(out: Path, stem: str, doc: dict) -> None:
