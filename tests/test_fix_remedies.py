@@ -8,6 +8,7 @@ the marker never runs, and every command that runs is exactly one of the actions
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import sys
@@ -16,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from fleet.errors import RunbookError
-from fleet.fix import actions, policy
+from fleet.fixes import EditFile, Manager, Service, Signal, StartProcess, Verb
+from fleet.fix import actions, audit, policy
 from fleet.fix import remedies as remedy_spec
 from fleet.fix.apply import Refused, batch_size
 from fleet.models import ProbeOutput
@@ -155,3 +157,29 @@ def test_runbook_show_lists_remedies():
     for name in ("point_nginx_upstream", "start_nginx", "restart_backend_from_proc", "restart_hanging_backend"):
         assert name in proc.stdout
     assert "remedies" in proc.stdout
+
+
+@pytest.mark.parametrize("step, problem", [
+    (EditFile("etc/nginx/x.conf", 2, "a", "b"), "not an absolute path"),
+    (EditFile("/etc/nginx/x.conf", None, "a", "b"), "exact old and new"),
+    (EditFile("/etc/nginx/x.conf", 2, "a\nb", "c"), "control characters"),
+    (Signal((1,)), "not process ids"),
+    (StartProcess(("python", "main.py"), "/srv/app"), "absolute program"),
+    (Service(Manager.SYSTEMD, Verb.RESTART, " "), "without a service name"),
+])
+def test_steps_with_values_of_the_wrong_kind_are_not_run(step, problem):
+    assert problem in policy.step_problem(step)
+
+
+def test_attempts_per_day_are_counted_from_the_journals(tmp_path):
+    now = dt.datetime.now(dt.timezone.utc)
+    journal = audit.Audit(str(tmp_path / "a.audit.jsonl"), "r1")
+    for host, remedy in (("web1", "start_nginx"), ("web1", "start_nginx"), ("web2", "start_nginx"),
+                         ("web1", "point_nginx_upstream")):
+        journal.record("act", host=host, remedy=remedy)
+    journal.record("host_start", host="web1", remedy="start_nginx")  # not an attempt to act
+    journal.close()
+    assert audit.attempts_today(str(tmp_path), "web1", "start_nginx", now) == 2
+    assert audit.attempts_today(str(tmp_path), "web1", "start_nginx", now + dt.timedelta(hours=25)) == 0
+    with pytest.raises(FileExistsError):  # a journal is never reopened or followed through a link
+        audit.Audit(str(tmp_path / "a.audit.jsonl"), "r2")

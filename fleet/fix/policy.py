@@ -85,10 +85,29 @@ def forbidden(argv: Iterable[object], detached: bool = False) -> str | None:
     return None
 
 
+def _wrong_type(step: fixes.Step) -> str | None:
+    """A value of the wrong kind for what the step does (facts are untrusted; a template renders text)."""
+    if isinstance(step, fixes.EditFile) and not posixpath.isabs(step.path):
+        return f"the file to edit is not an absolute path: {step.path!r}"
+    if isinstance(step, fixes.EditFile) and step.line is not None and (type(step.line) is not int or step.line < 1):
+        return f"the line to edit is not a line number: {step.line!r}"
+    if isinstance(step, fixes.Signal) and not all(type(p) is int and p > 1 for p in step.pids):
+        return f"not process ids: {step.pids!r}"
+    if isinstance(step, fixes.StartProcess) and (not step.argv or not posixpath.isabs(step.argv[0] or "")
+                                                 or not posixpath.isabs(step.cwd)):
+        return "a start without an absolute program and working directory"
+    if isinstance(step, fixes.Service) and not step.name.strip():
+        return "a service action without a service name"
+    return None
+
+
 def step_problem(step: fixes.Step) -> str | None:
     """Why a fix step cannot be executed automatically, or None when it can (prose is skipped, not a problem)."""
     if isinstance(step, fixes.Note):
         return None
+    wrong = _wrong_type(step)
+    if wrong:
+        return wrong
     if isinstance(step, fixes.EditFile) and (step.old is None or step.new is None or not step.line):
         return f"an edit of {step.path} without the exact old and new text needs a human"
     if isinstance(step, fixes.EditFile):
