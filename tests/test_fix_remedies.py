@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from fleet.errors import RunbookError
+from fleet.errors import InputError, RunbookError
 from fleet.fixes import EditFile, Manager, Service, Signal, StartProcess, Verb
 from fleet.fix import actions, audit, policy
+from fleet.fix import plan as plan_file
 from fleet.fix import remedies as remedy_spec
 from fleet.fix.apply import Refused, batch_size
 from fleet.models import ProbeOutput
@@ -183,3 +184,17 @@ def test_attempts_per_day_are_counted_from_the_journals(tmp_path):
     assert audit.attempts_today(str(tmp_path), "web1", "start_nginx", now + dt.timedelta(hours=25)) == 0
     with pytest.raises(FileExistsError):  # a journal is never reopened or followed through a link
         audit.Audit(str(tmp_path / "a.audit.jsonl"), "r2")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[]", "not a fleet plan"),
+    ('{"fleet_plan": 1}', "'fix' is missing"),
+    ('{"fleet_plan": 1, "fix": [{"name": "a"}], "left_alone": [], "runbook": {}, "inventory": {}, "options": {}, '
+     '"counts": {}, "created_at": "x", "id": "x", "before": [], "backup_dir": "/b"}', "host entry 1 is malformed"),
+    ("{", "not JSON"),
+])
+def test_a_malformed_plan_is_one_line_of_error(tmp_path, text, message):
+    (tmp_path / "plan.json").write_text(text)
+    with pytest.raises(InputError) as err:
+        plan_file.load(str(tmp_path / "plan.json"))
+    assert message in str(err.value)

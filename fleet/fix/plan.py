@@ -179,9 +179,17 @@ def load(path: str) -> tuple[dict[str, Any], str]:
     if not isinstance(plan, dict) or plan.get("fleet_plan") != PLAN_SCHEMA:
         raise InputError(f"not a fleet plan of schema {PLAN_SCHEMA}", path)
     for key, kind in (("fix", list), ("left_alone", list), ("runbook", dict), ("inventory", dict),
-                      ("options", dict), ("counts", dict), ("created_at", str), ("id", str), ("before", list)):
+                      ("options", dict), ("counts", dict), ("created_at", str), ("id", str), ("before", list),
+                      ("backup_dir", str)):
         if not isinstance(plan.get(key), kind):
             raise InputError(f"the plan's {key!r} is missing or malformed", path)
+    for number, entry in enumerate(plan["fix"], 1):
+        remedy = entry.get("remedy") if isinstance(entry, dict) else None
+        if not (isinstance(remedy, dict) and all(isinstance(entry.get(k), str) for k in ("name", "verdict", "cause"))
+                and isinstance(remedy.get("name"), str) and remedy.get("risk") in {r.value for r in Risk}
+                and isinstance(remedy.get("fingerprint"), str) and isinstance(remedy.get("facts"), list)
+                and isinstance(remedy.get("commands"), dict)):
+            raise InputError(f"the plan's host entry {number} is malformed", path)
     return plan, hashlib.sha256(text.encode()).hexdigest()
 
 
