@@ -203,7 +203,12 @@ def fix_apply(
     stem = f"fix-{started.strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:6]}"
     run_id = stem.removeprefix("fix-")
     who = planning.who()
-    journal = audit.Audit(str(out / f"{stem}.audit.jsonl"), run_id)
+    try:
+        journal = audit.Audit(str(out / f"{stem}.audit.jsonl"), run_id)
+    except OSError as exc:
+        for transport in prepared.transports.values():
+            transport.close()
+        raise cli._fail(f"{out}: cannot create the audit journal: {exc.strerror or exc}")
     owner = f"fleet-fix {run_id} by {who} pid={os.getpid()} at {started.isoformat(timespec='seconds')}"
     run = applying.Run(plan, plan_digest, runbook, hosts, Remote(prepared, runbook, run_options), options, journal,
                        str(out), owner)
@@ -279,7 +284,9 @@ def _approve(console: Console, cause: str, members: list[Mapping[str, Any]]) -> 
     console.print(f"\n{cause}: remedy {first['name']} (risk {first['risk']}) on {len(members)} host(s): "
                   f"{', '.join(m['name'] for m in members)}", markup=False)
     for row in first["commands"]["steps"]:
-        console.print(f"  {row['shell']}", markup=False)
+        console.print(f"  {row['shell']}", markup=False, soft_wrap=True)
+    if len(members) > 1:
+        console.print("  (each host with its own values: see the plan)", markup=False)
     try:
         answer = input(f"Apply {first['name']} to these {len(members)} host(s)? [y/N] ")
     except EOFError:

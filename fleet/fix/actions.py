@@ -35,11 +35,11 @@ rm -f -- "$b.new"
 echo "edited $f:$n (backup $b.orig)"
 '''
 
-# Put back a file edited by EDIT_SH from its backup.
+# Put back a file edited by EDIT_SH from its backup (the backup is made before any edit: none, no edit).
 RESTORE_SH = r'''set -eu
 f=$1 dir=$2
 b=$dir/$(printf '%s' "$f" | tr '/' '%')
-[ -e "$b.orig" ] || { echo "no backup of $f in $dir" >&2; exit 4; }
+[ -e "$b.orig" ] || { echo "$f was not edited (no backup in $dir): nothing to restore"; exit 0; }
 cat -- "$b.orig" >"$f"
 echo "restored $f from $b.orig"
 '''

@@ -14,7 +14,7 @@ import enum
 import math
 import threading
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from fleet.errors import FleetError
 from fleet.executor import run_pool
@@ -196,6 +196,8 @@ class Run:
                             fingerprint=built.fingerprint if built else None, stale=stale)
         if stale:
             return HostOutcome(host.name, Outcome.STALE, stale)
+        if not allowed(built.remedy.risk, self.options.allow_risk):  # the runbook's word, not the plan file's
+            return HostOutcome(host.name, Outcome.SKIPPED_RISK, f"risk {built.remedy.risk.value} needs --allow-risk")
         done = audit.attempts_today(self.out_dir, host.name, remedy["name"], dt.datetime.now(dt.timezone.utc))
         if done >= built.remedy.max_per_day:
             return HostOutcome(host.name, Outcome.CAPPED, f"{done} attempts of {remedy['name']} in the last 24 h "
@@ -208,7 +210,8 @@ class Run:
         for number, action in enumerate(actions.for_steps(built.steps, backup_dir), 1):
             ok, why, _ = self.execute(host, action, "step")
             if not ok:
-                failed = self._roll_back(host, built, f"step {number} ({action.explain or action.argv[0]}) failed: {why}")
+                failed = self._roll_back(host, built, f"step {number} ({action.explain or action.argv[0]}) "
+                                                      f"failed: {why}")
                 return replace(failed, evidence=evidence)
         verification = until_healthy(self.remote, host, built.remedy.verify, self.options.url, self.options.url_ca)
         record = {"ok": verification.ok, "runs": list(verification.runs), "seconds": verification.seconds,
@@ -234,7 +237,7 @@ class Run:
 
 
 def waves(entries: Sequence[Mapping[str, Any]], options: ApplyOptions,
-          failed_causes: Callable[[], set[str]]) -> Any:
+          failed_causes: Callable[[], set[str]]) -> Iterator[list[Mapping[str, Any]]]:
     """Yield waves of plan entries: every cause's canaries first, then batches of the causes still sound."""
     by_cause = groups(entries)
     taken = {cause: 0 for cause in by_cause}
