@@ -129,6 +129,7 @@ def test_plan_changes_nothing_then_apply_fixes_nginx_and_leaves_the_rest(tmp_pat
         assert any("pip install -r requirements.txt" in line for line in alone["backend_not_running"]["manual"])
         markdown = (tmp_path / "plan.md").read_text()
         assert "Manual steps (fleet never runs these)" in markdown and "needs `--allow-risk high`" in markdown
+        assert "| backend_hanging | backend_hanging | risk high: above the default --allow-risk medium" in markdown
         assert len(plan["runbook"]["digest"]) == len(plan["inventory"]["digest"]) == 64
 
         # The same plan from diagnose's JSON report.

@@ -223,6 +223,9 @@ def render_markdown(plan: Mapping[str, Any]) -> str:
                     md_code("\n".join(host["manual"])), ""]
     out += [f"## Left alone: {len(plan['left_alone'])} host(s)", "", "| host | verdict | why |", "|---|---|---|"]
     out += [f"| {md_cell(h['name'])} | {h['verdict']} | {md_cell(h['reason'])} |" for h in plan["left_alone"]]
+    out += [f"| {md_cell(h['name'])} | {h['verdict']} | risk {h['remedy']['risk']}: above the default --allow-risk "
+            f"medium, runs only with `--allow-risk {h['remedy']['risk']}` |"
+            for h in plan["fix"] if Risk(h["remedy"]["risk"]).rank > Risk.MEDIUM.rank]
     manual = [h for h in plan["left_alone"] if h["manual"] and h["reason"] != "healthy"]
     if manual:
         out += ["", "### Manual steps (fleet never runs these)", ""]
