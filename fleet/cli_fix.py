@@ -71,14 +71,19 @@ def fix_plan(
         if not hosts:
             raise InputError(f"no host matches {limit!r}" if limit else "the inventory has no hosts", str(inventory))
         overrides = cli._parse_vars(var)
+        # Paths absolute: apply may run from another directory.
         options = {"forks": forks, "connect_timeout_s": connect_timeout, "timeout_s": timeout,
-                   "ssh_config": str(ssh_config) if ssh_config else None,
-                   "known_hosts": [str(p) for p in known_hosts], "accept_new": accept_new, "vars": overrides}
+                   "ssh_config": os.path.abspath(ssh_config) if ssh_config else None,
+                   "known_hosts": [os.path.abspath(p) for p in known_hosts], "accept_new": accept_new,
+                   "vars": overrides}
         if from_report is not None:
             results = _results_from_report(str(from_report), runbook, hosts, overrides)
         else:
-            results = _diagnose(hosts, runbook, options, cli._become_password(ask_become_pass, become_password_file))
-        settings = planning.Settings(runbook_name, str(inventory), limit, options, backup_dir)
+            results = _diagnose(hosts, runbook, options, cli._become_password(ask_become_pass, become_password_file),
+                                console)
+        named = runbook_name if os.path.sep not in runbook_name and not runbook_name.endswith((".yml", ".yaml")) \
+            else os.path.abspath(runbook_name)
+        settings = planning.Settings(named, os.path.abspath(inventory), limit, options, backup_dir)
         plan = planning.build(results, runbook, hosts, settings)
         paths = planning.write(plan, str(plan_path))
     except FleetError as exc:
@@ -91,12 +96,17 @@ def fix_plan(
         console.print(f"plan: {path}", markup=False)
 
 
-def _diagnose(hosts, runbook, options: Mapping[str, Any], become) -> list[HostResult]:
+def _diagnose(hosts, runbook, options: Mapping[str, Any], become, console: Console) -> list[HostResult]:
     from fleet.diagnose import prepare, run
+    from fleet.terminal import Progress
 
     run_options = _run_options(options, become)
-    results = {r.host.name: r for r in run(prepare(hosts, runbook, run_options, _cli()._ask_passphrase), runbook,
-                                           run_options)}
+    prepared = prepare(hosts, runbook, run_options, _cli()._ask_passphrase)
+    results = {}
+    with Progress(console, len(hosts)) as progress:
+        for result in run(prepared, runbook, run_options):
+            results[result.host.name] = result
+            progress.host_done(result.diagnosis.verdict)
     return [results[h.name] for h in hosts if h.name in results]
 
 
