@@ -172,6 +172,9 @@ def test_backend_restart_from_proc_fixes_a_backend_running_stale_code(tmp_path):
     with fleet_up(tmp_path, "healthy*2") as tf:
         restart_with_stale_code(tf, "healthy-01", "--no-listen")
         restart_with_stale_code(tf, "healthy-02", "--hang")
+        secret = "db_password=hunter2-very-secret"
+        log = tf.hosts["healthy-02"].hostdir / "root" / "var/log/bandarupay/app.log"
+        log.write_text(log.read_text() + f"connecting with {secret}\n")
         plan = make_plan(tf, tmp_path / "plan.json")
         remedies = {h["name"]: (h["verdict"], h["remedy"]["name"]) for h in plan["fix"]}
         assert remedies == {"healthy-01": ("backend_not_listening", "restart_backend_from_proc"),
@@ -183,6 +186,8 @@ def test_backend_restart_from_proc_fixes_a_backend_running_stale_code(tmp_path):
         events = journal(out)
         evidence = [e for e in events if e.get("phase") == "evidence" and e["host"] == "healthy-02"]
         assert evidence and "acquiring connection from pool" in evidence[-1]["stdout_tail"]  # kept before restart
+        assert "connecting with db_password=[REDACTED]" in evidence[-1]["stdout_tail"]
+        assert not any("hunter2" in path.read_text() for path in out.iterdir())  # masked in journal and reports
         [report] = out.glob("*.fix.md")
         assert "Evidence kept on healthy-02 before acting" in report.read_text()
         assert "acquiring connection from pool" in report.read_text()

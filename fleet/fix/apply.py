@@ -143,11 +143,15 @@ class Run:
     acting: bool = False
     outcomes: dict[str, HostOutcome] = field(default_factory=dict)
 
+    def redact(self, text: str) -> str:
+        """Host output with the runbook's secrets masked, as diagnose masks probe output."""
+        return self.remote.prepared.redactor.redact(text)[0]
+
     def execute(self, host: Host, action: actions.Action, phase: str) -> tuple[bool, str, dict[str, Any]]:
         """Run one action, journal it; (succeeded, a one-line account of its failure, its journal record)."""
         execution = self.remote.run(host, action)
         record = {"shell": action.shell, "status": execution.status.value, "exit_code": execution.exit_code,
-                  **audit.output_record(execution.stdout, execution.stderr)}
+                  **audit.output_record(execution.stdout, execution.stderr, self.redact)}
         self.journal.record("command", host=host.name, phase=phase, argv=list(action.argv), **record)
         if execution.status is not TransportStatus.OK:
             return False, f"{execution.status.value}: {execution.reason}", record
@@ -164,7 +168,8 @@ class Run:
         lock = actions.lock(self.owner)
         execution = self.remote.run(host, lock)
         self.journal.record("lock", host=host.name, argv=list(lock.argv), status=execution.status.value,
-                            exit_code=execution.exit_code, **audit.output_record(execution.stdout, execution.stderr))
+                            exit_code=execution.exit_code,
+                            **audit.output_record(execution.stdout, execution.stderr, self.redact))
         if execution.status is not TransportStatus.OK:
             return HostOutcome(host.name, Outcome.ERROR, f"{execution.status.value}: {execution.reason}")
         if execution.exit_code == actions.LOCKED_EXIT:

@@ -13,7 +13,7 @@ import glob
 import hashlib
 import json
 import os
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from fleet.fixes import visible
 
@@ -21,10 +21,11 @@ TAIL_CHARS = 2000
 _DAY_S = 24 * 3600
 
 
-def output_record(stdout: bytes, stderr: bytes) -> dict[str, Any]:
-    """Digests of a command's whole output and its last characters (made visible), for the journal."""
+def output_record(stdout: bytes, stderr: bytes,
+                  redact: Callable[[str], str] = lambda text: text) -> dict[str, Any]:
+    """Digests of a command's whole output and its last characters (secrets masked, made visible), for the journal."""
     def tail(data: bytes) -> str:
-        text = data.decode("utf-8", "replace")[-TAIL_CHARS:]
+        text = redact(data.decode("utf-8", "replace")[-TAIL_CHARS:])
         return "\n".join(visible(line) for line in text.split("\n"))
 
     return {"stdout_sha256": hashlib.sha256(stdout).hexdigest(), "stderr_sha256": hashlib.sha256(stderr).hexdigest(),
