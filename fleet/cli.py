@@ -175,6 +175,10 @@ def diagnose(
                                               "ansible_become."),
     become_password_file: Optional[Path] = typer.Option(None, "--become-password-file",
                                                         help="Read the sudo password for become from this file."),
+    watch: Optional[float] = typer.Option(None, "--watch", min=1.0, help="Diagnose again every SECONDS and show "
+                                                                         "what changed each round (Ctrl-C stops)."),
+    until: Optional[str] = typer.Option(None, "--until", help="With --watch: stop once the fleet is 'healthy'."),
+    deadline: Optional[float] = typer.Option(None, "--deadline", min=1.0, help="With --watch: stop after S seconds."),
 ) -> None:
     """Run a runbook's read-only probes on every selected host and write an incident report.
 
@@ -205,6 +209,9 @@ def diagnose(
             raise typer.Exit(ExitCode.OK)
         options = replace(options, become_password=_become_password(ask_become_pass, become_password_file))
         wanted = _parse_formats(formats)
+        if watch is not None or until is not None or deadline is not None:
+            raise typer.Exit(_watch(output_console(stderr=True), hosts, runbook, options, str(inventory), limit, out, wanted,
+                                    watch, until, deadline))
         prepared = prepare(hosts, runbook, options, _ask_passphrase)
     except FleetError as exc:
         raise _fail(exc)
@@ -278,6 +285,25 @@ def _collect(results: Iterator[HostResult], books: tuple[Runbook, ...], fix: Cal
     finally:
         signal.signal(signal.SIGTERM, previous)
     return entries, None
+
+
+def _watch(console: Console, hosts, runbook, options, inventory: str, limit: str | None, out: Path,
+           formats: tuple[str, ...], every: float | None, until: str | None, deadline: float | None) -> int:
+    """`diagnose --watch`: rounds of diagnosis with what changed each round (fleet/watch.py)."""
+    from fleet.watch import WatchOptions, one_round, watch as watch_rounds
+
+    if every is None:
+        raise InputError("--until and --deadline go with --watch SECONDS")
+    if until not in (None, "healthy"):
+        raise InputError(f"--until takes 'healthy', not {until!r}")
+
+    def write(doc: dict) -> RunFiles:
+        stem = f"{dt.datetime.now(dt.timezone.utc).strftime('%Y%m%dT%H%M%SZ')}-{runbook.name}"
+        return RunFiles(tuple(write_reports(doc, str(out), stem, formats)))
+
+    return watch_rounds(console, lambda: one_round(hosts, runbook, options, inventory, limit, _ask_passphrase),
+                        WatchOptions(every, until == "healthy", deadline), write)
+
 
 
 def _dry_run(hosts: tuple[Host, ...], runbook: Runbook, options: RunOptions) -> str:
@@ -447,6 +473,10 @@ def runbook_test(
         raise _fail(f"{cases}: no cases found (a case is a folder of PROBE.out files, or give a JSON report)")
     print_case_results(output_console(), results)
     raise typer.Exit(ExitCode.OK if all(r.passed for r in results) else ExitCode.PROBLEMS)
+
+
+from fleet.cli_fix import fix_app  # noqa: E402 - after the helpers it reuses; one group, one module
+app.add_typer(fix_app, name="fix")
 
 
 def main() -> None:

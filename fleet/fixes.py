@@ -275,3 +275,22 @@ def flatten(value: object) -> tuple[Step, ...]:
     if isinstance(value, (list, tuple)):
         return tuple(step for item in value for step in flatten(item))
     raise TypeError(f"not a fix step: {type(value).__name__}")
+
+
+def shell_line(step: Step) -> str | None:
+    """The shell line `fleet fix` runs for a step, quoted by the same helper as the report's lines.
+
+    None when the step has nothing to run (prose), holds a value fleet did not see (a `Blank`),
+    or an argument with a control or invisible character (never executed, only shown).
+    """
+    if isinstance(step, Note) or not complete(step) or not argvs(step):
+        return None
+    texts = [t for argv in argvs(step) for a in argv for t in _texts(a)]
+    if isinstance(step, (Command, StartProcess)) and step.cwd is not None:
+        texts.extend(_texts(step.cwd))
+    return _shell(step) if all(_clean(t) for t in texts) else None
+
+
+def join(argv: Iterable[Arg]) -> str:
+    """An argv as one shell line, every argument quoted (for `fleet fix`'s own constant programs)."""
+    return " ".join(_quote(a) for a in argv)

@@ -20,6 +20,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from fleet import fixes, fixspec
 from fleet.errors import RunbookError
+from fleet.fix import remedies as remedy_spec
 from fleet.models import Diagnosis, ProbeOutput, Severity
 from fleet.params import HostValue, Resolved, resolve
 from fleet.parsers import PARSERS
@@ -103,6 +104,8 @@ class Rule:
     line: int = 0
     condition: Any = field(compare=False, repr=False, default=None)
     templates: tuple[LazyTemplate, ...] = field(compare=False, repr=False, default=())
+    # What `fleet fix` may run for this verdict (fleet/fix/remedies.py).
+    remedies: tuple[remedy_spec.Remedy, ...] = field(compare=False, repr=False, default=())
 
 
 class LazyTemplate:
@@ -288,8 +291,8 @@ def _discovers(node: LineDict, param_names: set[str], taken: set[str], path: str
 
 def _parse_rule(node: Any, probe_parsers: Mapping[str, str], path: str) -> Rule:
     node = _expect(node, LineDict, "a rule", path, 1)
-    _keys(node, {"verdict", "severity", "when", "summary", "evidence", "fix"}, {"verdict", "when", "summary"},
-          "a rule", path)
+    _keys(node, {"verdict", "severity", "when", "summary", "evidence", "fix", "remedies"},
+          {"verdict", "when", "summary"}, "a rule", path)
     verdict = node["verdict"]
     if not isinstance(verdict, str) or not re.match(r"^[a-z][a-z0-9_]*$", verdict):
         raise RunbookError(f"bad verdict code {verdict!r} (lower-case letters, digits, _)", path,
@@ -316,7 +319,17 @@ def _parse_rule(node: Any, probe_parsers: Mapping[str, str], path: str) -> Rule:
             templates.append(_compile(lambda s=source: LazyTemplate(s), lambda s=source: _RULE_ENV.parse(s),
                                       probe_parsers, key, path, node.line_of(key)))
     return Rule(verdict, severity, when, texts["summary"][0], texts["evidence"],
-                _parse_fix(node.get("fix"), probe_parsers, path, node.line_of("fix")), node.line, condition, tuple(templates))
+                _parse_fix(node.get("fix"), probe_parsers, path, node.line_of("fix")), node.line, condition, tuple(templates),
+                _parse_remedies(node.get("remedies"), probe_parsers, path, node.line_of("remedies")))
+
+
+def _parse_remedies(value: Any, probe_parsers: Mapping[str, str], path: str, line: int) -> tuple[remedy_spec.Remedy, ...]:
+    """A rule's `remedies:`, their steps in the grammar of `fix:` (see fleet/fix/remedies.py)."""
+    def expression(source: str, what: str, at: int):
+        return _compile(lambda: _RULE_ENV.compile_expression(source),
+                        lambda: _RULE_ENV.parse("{{ " + source + " }}"), probe_parsers, what, path, at)
+
+    return remedy_spec.parse(value, path, line, lambda steps, at: _parse_fix(steps, probe_parsers, path, at), expression)
 
 
 def _parse_fix(value: Any, probe_parsers: Mapping[str, str], path: str, line: int) -> tuple[fixspec.FixEntry, ...]:

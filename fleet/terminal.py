@@ -269,6 +269,15 @@ def print_runbook(console: Console, runbook: Runbook) -> None:
     rules.add_row("", "inconclusive", "unknown", Text("no rule matched"))
     console.print()
     console.print(rules)
+    remedies = Table(title="remedies (fleet fix; first whose `when` holds)", header_style="bold", title_justify="left")
+    for column in ("verdict", "remedy", "risk", "when", "what it does"):
+        remedies.add_column(column, overflow="fold")
+    for rule in runbook.rules:
+        for remedy in rule.remedies:
+            remedies.add_row(rule.verdict, remedy.name, remedy.risk.value, Text(remedy.when_source or "always"),
+                             Text(remedy.description))
+    if remedies.rows:
+        console.print(remedies)
 
 
 def _print_shell(console: Console, text: str) -> None:

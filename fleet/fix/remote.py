@@ -1,0 +1,38 @@
+"""One host at a time, over the run's transports: diagnose it again, or run one command on it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fleet.diagnose import Prepared, RunOptions, interpret
+from fleet.executor import Deadline
+from fleet.fix.actions import Action
+from fleet.models import Execution, Host, HostResult
+from fleet.runbook import Runbook
+
+COMMAND_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class Remote:
+    """The transports and rendered probe scripts of a `fleet fix apply` run (built once by diagnose.prepare)."""
+
+    prepared: Prepared
+    runbook: Runbook
+    options: RunOptions
+
+    def diagnose(self, host: Host) -> HostResult:
+        """The runbook's probes on `host` now, interpreted exactly as `fleet diagnose` does."""
+        execution = self.prepared.transports[host.connection].execute(
+            host, self.prepared.scripts[host.name], Deadline(self.options.timeout_s))
+        return interpret(host, execution, self.runbook, self.prepared.params[host.name], self.prepared.marker,
+                         self.prepared.redactor)
+
+    def run(self, host: Host, action: Action, timeout_s: float = COMMAND_TIMEOUT_S) -> Execution:
+        """Send the action's quoted shell line as the whole script of one `sh -s` on the host."""
+        script = f"{action.shell}\n".encode()
+        return self.prepared.transports[host.connection].execute(host, script, Deadline(timeout_s))
+
+    def close(self) -> None:
+        for transport in self.prepared.transports.values():
+            transport.close()
