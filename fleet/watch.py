@@ -19,7 +19,7 @@ from fleet.models import ExitCode, Host
 from fleet.report import document
 from fleet.report.diff import compare
 from fleet.runbook import Runbook
-from fleet.terminal import print_diff, print_summary
+from fleet.terminal import RunFiles, print_diff, print_summary
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ def one_round(hosts: Sequence[Host], runbook: Runbook, options: Any, inventory: 
 
 
 def watch(console: Console, rounds: Callable[[], Mapping[str, Any]], watch_options: WatchOptions,
-          write: Callable[[Mapping[str, Any]], list[str]]) -> int:
+          write: Callable[[Mapping[str, Any]], RunFiles]) -> int:
     """Run rounds until done; print each round's changes; write the last round's reports; the exit code."""
     started = time.monotonic()
     previous: Mapping[str, Any] | None = None
