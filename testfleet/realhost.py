@@ -197,6 +197,7 @@ class RealHost:
         self._log = log or (lambda msg: None)
         self._state: dict = {}
         self.nspawn: subprocess.Popen | None = None
+        self._dockerd: subprocess.Popen | None = None  # the nsenter that runs dockerd
         self.init_pid: int | None = None
 
     # ----------------------------------------------------------------- paths
@@ -229,7 +230,10 @@ class RealHost:
         try:
             self._bring_up()
         except BaseException:
-            self.down()
+            try:
+                self.down()
+            except TestFleetError as exc:  # keep the error that stopped the bring-up
+                self._log(f"tear-down after the failed bring-up: {exc}")
             raise
         self._log(f"real host up in {time.monotonic() - t0:.1f}s")
         return self
@@ -354,9 +358,6 @@ class RealHost:
                 (CGROUP_ROOT / hierarchy / self.cgroup).mkdir(exist_ok=True)
         procs = " ".join(str(CGROUP_ROOT / h / self.cgroup / "cgroup.procs")
                          for h in ("systemd", "unified") if (CGROUP_ROOT / h / self.cgroup).is_dir())
-        # nspawn refuses to start without this directory; on a machine without systemd as PID 1
-        # nothing else creates it.
-        os.makedirs("/run/systemd/nspawn", exist_ok=True)
         argv = ["systemd-nspawn", "--quiet", "--register=no", "--keep-unit", "-D", "/", "--volatile=yes",
                 "-M", self.machine, f"--network-namespace-path=/run/netns/{self.netns}",
                 "--resolv-conf=off", "--timezone=off", "--link-journal=no", "--console=pipe",
@@ -434,6 +435,7 @@ class RealHost:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
         finally:
             out.close()
+        self._dockerd = proc
         self._state["nsenter_pid"] = proc.pid
         self._save()
         deadline = time.monotonic() + 30
@@ -564,6 +566,9 @@ class RealHost:
             self.state_path.unlink(missing_ok=True)
             # the containers' vfs copies of the image; nothing is mounted on them once the machine is gone
             shutil.rmtree(self.workdir / "docker", ignore_errors=True)
+        for proc in (self.nspawn, self._dockerd):
+            if proc is not None:
+                proc.poll()  # teardown reaped them by PID; let Popen know
         self.init_pid = None
 
 
