@@ -77,6 +77,7 @@ class Service:
     args: tuple[str, ...] = ()
     ready: str = "listen"  # listen | alive | failed | exited | restarting | oom
     docker_opts: tuple[str, ...] = ()
+    runner: str | None = None  # systemd: another unit that really runs the backend (`unit` stays inactive)
 
     @property
     def proxy_port(self) -> int:
@@ -94,6 +95,9 @@ SERVICES: tuple[Service, ...] = (
     Service("systemd_not_listening", "systemd", "search-api", 8103, "backend_not_listening",
             "search-api.service active (running), waits for its database, never binds 8103",
             args=("--no-listen",), ready="alive"),
+    Service("systemd_other_unit_serves", "systemd", "legacy-api", 8104, "healthy",
+            "legacy-api.service installed but inactive; the app on 8104 runs under supervisor.service "
+            "(its process is another unit's, yet it serves)", runner="supervisor"),
     Service("docker_running", "docker", "catalog", 8111, "healthy",
             "container catalog running, answers on 8111 (--network host)"),
     Service("docker_exited", "docker", "payments", 8112, "backend_not_running",
@@ -317,9 +321,11 @@ class RealHost:
             os.symlink(f"/usr/lib/systemd/system/{unit}", wants / unit)
         for s in SERVICES:
             if s.manager == "systemd":
-                (etc / f"systemd/system/{s.unit}.service").write_text(
-                    UNIT.format(name=s.unit, backend=BACKEND, port=s.port, args=" ".join(s.args)))
-                os.symlink(f"../{s.unit}.service", wants / f"{s.unit}.service")
+                for unit in {s.unit, s.runner or s.unit}:
+                    (etc / f"systemd/system/{unit}.service").write_text(
+                        UNIT.format(name=unit, backend=BACKEND, port=s.port, args=" ".join(s.args)))
+                enabled = s.runner or s.unit
+                os.symlink(f"../{enabled}.service", wants / f"{enabled}.service")
         # the app: main.py and a venv whose python is the machine's (no site packages: no jwt)
         app = srv / "app"
         (app / "venv/bin").mkdir(parents=True)
@@ -508,7 +514,7 @@ class RealHost:
     def _ready(self, s: Service) -> tuple[bool, str]:
         """Whether service s is in the state its scenario wants, and what it is in."""
         if s.manager == "systemd":
-            show = self.exec(["systemctl", "show", "-p", "ActiveState,SubState,Result", "--", s.unit]).stdout
+            show = self.exec(["systemctl", "show", "-p", "ActiveState,SubState,Result", "--", s.runner or s.unit]).stdout
             state = dict(line.partition("=")[::2] for line in show.splitlines())
             active = state.get("ActiveState")
             if s.ready == "failed":

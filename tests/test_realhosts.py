@@ -142,6 +142,16 @@ def test_healthy_services_get_no_fix(host, run):
         assert result(host, run, name)["fix"] == [], name
 
 
+def test_a_backend_serving_from_another_units_cgroup_is_not_called_down(host, run):
+    """The named unit is inactive and the only matching process is another unit's, but the port
+    answers: nothing says the backend is not running."""
+    h = result(host, run, "systemd_other_unit_serves")
+    unit = h["facts"]["unit"]
+    assert (unit["load_state"], unit["active_state"]) == ("loaded", "inactive")
+    assert any(o["cgroup"] == "/system.slice/supervisor.service" for o in unit["owners"])
+    assert h["verdict"] == "healthy"
+
+
 def test_running_container_owns_its_process_in_another_pid_namespace(host, run):
     facts = result(host, run, "docker_running")["facts"]
     unit = facts["unit"]
