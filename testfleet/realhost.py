@@ -37,6 +37,7 @@ import tarfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
@@ -105,7 +106,7 @@ SERVICES: tuple[Service, ...] = (
             "and units on the host run `python main.py` too",
             args=("--jwt-auth",), ready="exited"),
     Service("docker_restarting", "docker", "mailer", 8113, "backend_not_running",
-            "container mailer crash-loops under --restart always (status restarting)",
+            "container mailer crash-loops under --restart always (status restarting, 7 restarts or more)",
             args=("--jwt-auth",), ready="restarting", docker_opts=("--restart", "always")),
     Service("docker_oom", "docker", "reports", 8114, "backend_not_running",
             "container reports OOM-killed: --memory 48m, the app takes 96 MiB at start",
@@ -520,18 +521,21 @@ class RealHost:
             if s.ready == "failed":
                 return active == "failed", show.replace("\n", " ")
         else:
-            fmt = "{{.State.Status}} {{.State.OOMKilled}} {{.RestartCount}}"
+            fmt = "{{.State.Status}} {{.State.OOMKilled}} {{.RestartCount}} {{.State.FinishedAt}}"
             parts = self.docker("inspect", "--format", fmt, s.unit).stdout.split()
-            if len(parts) != 3:
+            if len(parts) != 4:
                 return False, "no such container"
-            status, oom, restarts = parts
+            status, oom, restarts, finished = parts
             if s.ready == "exited":
                 return status == "exited", status
             if s.ready == "oom":
                 return status == "exited" and oom == "true", f"{status} oom={oom}"
             if s.ready == "restarting":
-                # deep in the back-off (6.4 s after the 6th crash), so the diagnosis sees it restarting
-                return status == "restarting" and int(restarts) >= 6, f"{status} restarts={restarts}"
+                # at the start of a back-off of 6.4 s or more (docker doubles it from 0.1 s at each
+                # crash), so the diagnosis that follows within seconds sees it restarting, not
+                # in the moment it runs between two crashes
+                fresh = _seconds_since(finished) < 2.0
+                return status == "restarting" and int(restarts) >= 7 and fresh, f"{status} restarts={restarts}"
             active = "active" if status == "running" else status
         if active != "active":
             return False, str(active)
@@ -591,6 +595,15 @@ def _child_running(ppid: int, exe: str) -> int | None:
         if int(stat.rsplit(")", 1)[1].split()[1]) == ppid and (argv0 == exe or argv0.endswith("/" + exe)):
             return int(entry)
     return None
+
+
+def _seconds_since(stamp: str) -> float:
+    """Seconds since a docker RFC 3339 UTC time (its nanoseconds cut to what datetime reads)."""
+    match = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d{1,6})?", stamp)
+    if not match:
+        return float("inf")
+    then = datetime.fromisoformat(match.group(1) + (match.group(2) or "")).replace(tzinfo=timezone.utc)
+    return (datetime.now(timezone.utc) - then).total_seconds()
 
 
 def _python_tree() -> list[str]:
