@@ -16,10 +16,12 @@ import os
 import subprocess
 import sys
 
+import jsonschema
 import pytest
 
 from testfleet import TestFleetUnavailable
 from testfleet.realhost import SERVICES, RealHost
+from tests.test_report import schema
 
 PREFIX = os.environ.get("FLEET_REAL_PREFIX", "fsrh")
 SUBNET = os.environ.get("FLEET_REAL_SUBNET", "198.18.160.0/24")
@@ -76,7 +78,7 @@ def run(host, tmp_path_factory):
         capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
     [report] = out.glob("*.json")
     doc = json.loads(report.read_text())
-    return proc, {h["name"]: h for h in doc["hosts"]}, before, manager_states(host)
+    return proc, {h["name"]: h for h in doc["hosts"]}, before, manager_states(host), doc
 
 
 def result(host, run, name: str) -> dict:
@@ -94,9 +96,10 @@ def fixes(host, run, name: str) -> str:
 
 
 def test_every_service_gets_its_verdict(host, run):
-    proc, got, *_ = run
+    proc, got, *_, doc = run
     assert proc.returncode == 1, proc.stderr
     assert {name: h["verdict"] for name, h in got.items()} == host.expected
+    jsonschema.validate(doc, schema())
     if host.docker_unavailable:
         unavailable(f"dockerd could not start, docker services not diagnosed: {host.docker_unavailable}")
 
@@ -206,7 +209,7 @@ def test_compose_container_is_started_through_compose_when_the_host_has_it(host,
 
 
 def test_diagnose_changed_no_unit_or_container(run):
-    *_, before, after = run
+    *_, before, after, _ = run
     assert before and before == after
 
 
