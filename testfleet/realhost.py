@@ -120,7 +120,7 @@ SERVICES: tuple[Service, ...] = (
                          "--label", "com.docker.compose.container-number=1")),
 )
 
-SSH_UNIT_WANTS = ("ssh.service", "nginx.service")
+DISTRO_UNITS = ("ssh.service", "nginx.service")
 TMPFILES = """\
 # what Debian's packages create on install: the volatile root starts empty
 d /var/log/nginx 0755 root adm -
@@ -318,7 +318,7 @@ class RealHost:
         (etc / "nginx/sites-enabled/services").write_text(
             "\n".join(SERVER_BLOCK.format(name=s.name, port=s.port, proxy_port=s.proxy_port) for s in SERVICES))
         wants = etc / "systemd/system/multi-user.target.wants"
-        for unit in SSH_UNIT_WANTS:
+        for unit in DISTRO_UNITS:
             os.symlink(f"/usr/lib/systemd/system/{unit}", wants / unit)
         for s in SERVICES:
             if s.manager == "systemd":

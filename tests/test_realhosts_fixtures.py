@@ -92,3 +92,14 @@ def test_compose_labels_that_are_not_compose_names_are_dropped() -> None:
         "compose_service=web", "compose_service=$(id)")
     got = PARSERS["service_state"](ProbeOutput("x", 0, hostile, "", None), {"service": "shop-web-1"})
     assert (got.compose_project, got.compose_service) == (None, None)
+
+
+def test_a_process_outside_the_services_container_is_named_by_its_cgroup() -> None:
+    text = (FIXTURES / "service_state/docker_running_other_pidns.txt").read_text()
+    self_ns = facts("docker_running_other_pidns").self_pidns
+    by_hand = text.rstrip("\n") + f"\npid=4242 pidns={self_ns} cgroup=/user.slice/user-0.slice/session-3.scope\n"
+    docker = PARSERS["service_state"](ProbeOutput("x", 0, by_hand, "", None), {"service": "catalog"})
+    assert not docker.belongs(4242)
+    assert docker.neighbour_evidence([SimpleNamespace(pid=4242, args="python main.py")]) == (
+        "not this service's: pid 4242 belongs to cgroup /user.slice/user-0.slice/session-3.scope, "
+        "not container catalog: python main.py")

@@ -184,10 +184,12 @@ class ServiceFacts:
             owner = self.owner(process.pid)
             if owner.container_id:
                 whose = f"container {owner.container_id[:12]}"
-            elif owner.pidns != self.self_pidns:
+            elif owner.pidns and self.self_pidns and owner.pidns != self.self_pidns:
                 whose = f"another PID namespace ({owner.pidns})"
-            else:
+            elif owner.unit:
                 whose = f"unit {owner.unit}"
+            else:  # the service is a container, and this runs outside it
+                whose = f"cgroup {owner.cgroup or '(unreadable)'}, not container {self.service}"
             lines.append(f"not this service's: pid {process.pid} belongs to {whose}: {getattr(process, 'args', '')}")
         return "\n".join(lines)
 
