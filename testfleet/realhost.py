@@ -91,7 +91,7 @@ SERVICES: tuple[Service, ...] = (
             "orders-api.service, active, answers on 8101"),
     Service("systemd_failed", "systemd", "billing-api", 8102, "backend_not_running",
             "billing-api.service crash-loops (ModuleNotFoundError, traceback only in journald) "
-            "until systemd gives up: failed, start-limit-hit",
+            "until systemd gives up at its start limit: failed, result exit-code",
             args=("--jwt-auth",), ready="failed"),
     Service("systemd_not_listening", "systemd", "search-api", 8103, "backend_not_listening",
             "search-api.service active (running), waits for its database, never binds 8103",
