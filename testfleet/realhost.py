@@ -120,6 +120,11 @@ SERVICES: tuple[Service, ...] = (
                          "--label", "com.docker.compose.container-number=1")),
 )
 
+# Services also diagnosed as an unprivileged login, inventory name `<service>_as_user`, with the
+# same verdicts: no sudo on the host (so no journal and no other users' PID namespaces), but in
+# group docker, as deploy users often are.
+AS_USER = ("systemd_failed", "docker_exited")
+LOGIN_USER, LOGIN_UID = "fleetops", 1500
 DISTRO_UNITS = ("ssh.service", "nginx.service")
 TMPFILES = """\
 # what Debian's packages create on install: the volatile root starts empty
@@ -218,8 +223,14 @@ class RealHost:
         return tuple(s for s in SERVICES if s.manager == "systemd" or self._state.get("dockerd_pid"))
 
     @property
+    def entries(self) -> tuple[tuple[str, Service, str], ...]:
+        """The inventory: (name, service, login user) per entry."""
+        root = tuple((s.name, s, "root") for s in self.services)
+        return root + tuple((f"{s.name}_as_user", s, LOGIN_USER) for s in self.services if s.name in AS_USER)
+
+    @property
     def expected(self) -> dict[str, str]:
-        return {s.name: s.expected for s in self.services}
+        return {name: s.expected for name, s, _ in self.entries}
 
     def __enter__(self) -> "RealHost":
         self.up()
@@ -298,17 +309,21 @@ class RealHost:
         (etc / "hostname").write_text("realhost\n")
         (etc / "hosts").write_text(f"127.0.0.1\tlocalhost\n::1\tlocalhost\n{self.ip}\trealhost\n")
         (etc / "nsswitch.conf").write_text("passwd: files\ngroup: files\nshadow: files\nhosts: files\n")
-        for name in ("passwd", "group"):
-            shutil.copyfile(f"/etc/{name}", etc / name)
-        shadow = re.sub(r"^root:[^:]*:", "root:*:", Path("/etc/shadow").read_text(), flags=re.M)
-        (etc / "shadow").write_text(shadow)
+        login = f"{LOGIN_USER}:x:{LOGIN_UID}:{LOGIN_UID}:fleet operator:/srv:/bin/sh\n"
+        (etc / "passwd").write_text(_without(Path("/etc/passwd").read_text(), LOGIN_USER) + login)
+        groups = re.sub(r"^(docker:[^:]*:[^:]*:)(.*)$", lambda m: m.group(1) + ",".join(filter(None, (m.group(2), LOGIN_USER))),
+                        _without(Path("/etc/group").read_text(), LOGIN_USER), flags=re.M)
+        (etc / "group").write_text(groups + f"{LOGIN_USER}:x:{LOGIN_UID}:\n")
+        shadow = re.sub(r"^root:[^:]*:", "root:*:", _without(Path("/etc/shadow").read_text(), LOGIN_USER), flags=re.M)
+        (etc / "shadow").write_text(shadow + f"{LOGIN_USER}:*:20000:0:99999:7:::\n")
         os.chmod(etc / "shadow", 0o600)
         (etc / "tmpfiles.d/fleet-realhost.conf").write_text(TMPFILES)
         # sshd: the distribution's ssh.service reads /etc/ssh/sshd_config
         self._keygen(self.key_path, "testfleet-client")
         self._keygen(etc / "ssh/ssh_host_ed25519_key", "root@realhost")
         (etc / "ssh/sshd_config").write_text(SSHD_CONFIG.format(ip=self.ip))
-        shutil.copyfile(self.key_path.with_name("id_ed25519.pub"), etc / "ssh/authorized_keys/root")
+        for user in ("root", LOGIN_USER):
+            shutil.copyfile(self.key_path.with_name("id_ed25519.pub"), etc / f"ssh/authorized_keys/{user}")
         # nginx: one server block per service
         if os.path.exists("/etc/nginx/mime.types"):
             shutil.copyfile("/etc/nginx/mime.types", etc / "nginx/mime.types")
@@ -559,8 +574,8 @@ class RealHost:
 
     def _write_outputs(self) -> None:
         lines = ["# the real test host (testfleet.realhost): one entry per service, one address", "all:", "  hosts:"]
-        for s in self.services:
-            lines += [f"    {s.name}:", f"      ansible_host: {self.ip}", "      ansible_user: root",
+        for name, s, user in self.entries:
+            lines += [f"    {name}:", f"      ansible_host: {self.ip}", f"      ansible_user: {user}",
                       f"      ansible_ssh_private_key_file: {self.key_path}",
                       f"      service: {s.unit}", f"      port: {s.port}",
                       f"      proxy_url: http://localhost:{s.proxy_port}"]
@@ -580,6 +595,11 @@ class RealHost:
             if proc is not None:
                 proc.poll()  # teardown reaped them by PID; let Popen know
         self.init_pid = None
+
+
+def _without(table: str, name: str) -> str:
+    """An /etc/passwd-style table without `name`'s line, ending in a newline."""
+    return "".join(line for line in table.splitlines(keepends=True) if not line.startswith(name + ":")).rstrip("\n") + "\n"
 
 
 def _child_running(ppid: int, exe: str) -> int | None:

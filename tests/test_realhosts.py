@@ -82,7 +82,7 @@ def run(host, tmp_path_factory):
 
 
 def result(host, run, name: str) -> dict:
-    if BY_NAME[name].manager != "systemd" and host.docker_unavailable:
+    if BY_NAME[name.removesuffix("_as_user")].manager != "systemd" and host.docker_unavailable:
         unavailable(f"dockerd could not start: {host.docker_unavailable}")
     return run[1][name]
 
@@ -206,6 +206,22 @@ def test_compose_container_is_started_through_compose_when_the_host_has_it(host,
     else:
         assert "no docker compose here) sudo docker start shop-web-1" in fix
     assert "compose up" not in fix and "docker-compose" not in fix  # `up` can recreate containers
+
+
+def test_an_unprivileged_login_gets_the_same_verdicts(host, run):
+    """Without sudo: no journal, no other users' PID namespaces; the unit's cgroup and the
+    container's id (in each process' cgroup, readable by all) still tell whose a process is."""
+    failed = result(host, run, "systemd_failed_as_user")
+    assert "privilege: user" in failed["notes"]
+    assert "systemd reports billing-api failed" in failed["summary"]
+    assert "belongs to unit orders-api.service" in "\n".join(failed["evidence"])
+    exited = result(host, run, "docker_exited_as_user")
+    unit = exited["facts"]["unit"]
+    assert unit["docker"] == "present" and unit["owners"]
+    # other users' namespaces are unreadable (its own SSH session's, under ssh.service without PAM, are not)
+    assert all(o["pidns"] is None for o in unit["owners"] if o["cgroup"] != "/system.slice/ssh.service")
+    assert "docker reports payments exited (exit code 1)" in exited["summary"]
+    assert "ModuleNotFoundError: No module named 'jwt'" in "\n".join(exited["evidence"])  # docker logs
 
 
 def test_diagnose_changed_no_unit_or_container(run):
