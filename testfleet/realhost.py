@@ -375,11 +375,13 @@ class RealHost:
 
     def _boot(self) -> None:
         """Boot systemd in the netns, in a cgroup of its own (nspawn's --keep-unit uses the caller's)."""
-        for hierarchy in ("systemd", "unified"):
-            if (CGROUP_ROOT / hierarchy).is_dir():
-                (CGROUP_ROOT / hierarchy / self.cgroup).mkdir(exist_ok=True)
-        procs = " ".join(str(CGROUP_ROOT / h / self.cgroup / "cgroup.procs")
-                         for h in ("systemd", "unified") if (CGROUP_ROOT / h / self.cgroup).is_dir())
+        if (CGROUP_ROOT / "cgroup.controllers").exists():  # cgroup v2 only
+            own = [CGROUP_ROOT / self.cgroup]
+        else:  # v1: systemd's named hierarchy, and the unified one of a hybrid setup
+            own = [CGROUP_ROOT / h / self.cgroup for h in ("systemd", "unified") if (CGROUP_ROOT / h).is_dir()]
+        for cgroup in own:
+            cgroup.mkdir(exist_ok=True)
+        procs = " ".join(str(cgroup / "cgroup.procs") for cgroup in own)
         argv = ["systemd-nspawn", "--quiet", "--register=no", "--keep-unit", "-D", "/", "--volatile=yes",
                 "-M", self.machine, f"--network-namespace-path=/run/netns/{self.netns}",
                 "--resolv-conf=off", "--timezone=off", "--link-journal=no", "--console=pipe",
@@ -710,14 +712,14 @@ def _wait_gone(pid: int, seconds: float) -> bool:
 
 def _remove_cgroups(name: str | None) -> list[str]:
     """rmdir, deepest first, the cgroups named after this host in every hierarchy (nspawn's
-    `fleet-PREFIX` and docker's `fleet-PREFIX-docker`, at most three levels down)."""
+    `fleet-PREFIX` and docker's `fleet-PREFIX-docker`, at most four levels down)."""
     if not name:
         return []
     left = []
-    for top in CGROUP_ROOT.iterdir() if CGROUP_ROOT.is_dir() else ():
-        found = [p for pattern in ("*", "*/*", "*/*/*") for p in top.glob(pattern)
-                 if p.name in (name, f"{name}-docker") and p.is_dir()]
-        for base in found:
+    found = [p for pattern in ("*", "*/*", "*/*/*", "*/*/*/*") for p in CGROUP_ROOT.glob(pattern)
+             if p.name in (name, f"{name}-docker") and p.is_dir()]
+    for base in found:
+        if base.is_dir():  # not already removed under another match
             for sub in sorted((p for p in base.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)) + [base]:
                 try:
                     sub.rmdir()
