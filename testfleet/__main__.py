@@ -100,6 +100,13 @@ def cmd_realhost(a: argparse.Namespace) -> int:
             _log(f"nothing to tear down in {a.dir} (no state.json)")
         return 0
     host = realhost.RealHost(a.dir, prefix=a.prefix, subnet=a.subnet, docker=not a.no_docker, log=_log)
+    if a.action == "capture":
+        from .capture import capture
+
+        with host:
+            capture(Path(a.fixtures), host, log=_log)
+        _log("check the .json files by hand (git diff) before committing them")
+        return 0
     host.up()  # everything it started is in DIR/state.json: `realhost down` ends it
     print(f"inventory:   {host.inventory_path}")
     print(f"known_hosts: {host.known_hosts_path}")
@@ -140,11 +147,13 @@ def main(argv=None) -> int:
     sc = sub.add_parser("scenarios", help="list the scenarios and their expected verdicts")
     sc.set_defaults(fn=cmd_scenarios)
     rh = sub.add_parser("realhost", help="a real server: systemd as PID 1 and dockerd, one service per scenario")
-    rh.add_argument("action", choices=("up", "down"))
+    rh.add_argument("action", choices=("up", "down", "capture"),
+                    help="capture: up, recapture the parser fixtures that come from it (--fixtures), down")
     rh.add_argument("--dir", required=True, help="work dir: inventory.yml, known_hosts, state.json")
     rh.add_argument("--prefix", default="fsrh", help="names: <prefix>br0, <prefix>-real, <prefix>v0")
     rh.add_argument("--subnet", default="198.18.160.0/24")
     rh.add_argument("--no-docker", action="store_true", help="systemd services only")
+    rh.add_argument("--fixtures", default="tests/fixtures/parsers", help="capture: the parser fixtures directory")
     rh.set_defaults(fn=cmd_realhost)
     a = p.parse_args(argv)
     try:

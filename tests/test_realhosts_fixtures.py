@@ -68,7 +68,7 @@ def test_running_container_owns_its_process_in_its_own_pid_namespace() -> None:
 @pytest.mark.parametrize("case, state", [
     ("docker_exited_with_neighbours", "exited (exit code 1)"),
     ("docker_oom_killed", "OOM-killed (exited, exit code 137, memory limit 48 MiB)"),
-    ("docker_restarting", "restarting (crash loop: exit code 1, 6 restarts)"),
+    ("docker_restarting", "restarting (crash loop: exit code 1, 7 restarts)"),
 ])
 def test_stopped_containers_own_none_of_their_neighbours_processes(case: str, state: str) -> None:
     docker = facts(case)
