@@ -84,6 +84,35 @@ def cmd_status(a: argparse.Namespace) -> int:
 def cmd_scenarios(a: argparse.Namespace) -> int:
     for s in SCENARIOS.values():
         print(f"{s.name:24} {s.family:9} -> {s.expected:24} {s.description}")
+    from .realhost import SERVICES
+
+    print("\non the real host (python -m testfleet realhost up): one machine, systemd as PID 1, dockerd")
+    for r in SERVICES:
+        print(f"{r.name:24} {r.manager:9} -> {r.expected:24} {r.description}")
+    return 0
+
+
+def cmd_realhost(a: argparse.Namespace) -> int:
+    from . import realhost
+
+    if a.action == "down":
+        if not realhost.down_dir(a.dir, log=_log):
+            _log(f"nothing to tear down in {a.dir} (no state.json)")
+        return 0
+    host = realhost.RealHost(a.dir, prefix=a.prefix, subnet=a.subnet, docker=not a.no_docker, log=_log)
+    if a.action == "capture":
+        from .capture import capture
+
+        with host:
+            capture(Path(a.fixtures), host, log=_log)
+        _log("check the .json files by hand (git diff) before committing them")
+        return 0
+    host.up()  # everything it started is in DIR/state.json: `realhost down` ends it
+    print(f"inventory:   {host.inventory_path}")
+    print(f"known_hosts: {host.known_hosts_path}")
+    for name, verdict in host.expected.items():
+        print(f"  {name:26} -> {verdict}")
+    _log(f"up; tear down with: python -m testfleet realhost down --dir {a.dir}")
     return 0
 
 
@@ -119,6 +148,15 @@ def main(argv=None) -> int:
     de.set_defaults(fn=cmd_demo)
     sc = sub.add_parser("scenarios", help="list the scenarios and their expected verdicts")
     sc.set_defaults(fn=cmd_scenarios)
+    rh = sub.add_parser("realhost", help="a real server: systemd as PID 1 and dockerd, one service per scenario")
+    rh.add_argument("action", choices=("up", "down", "capture"),
+                    help="capture: up, recapture the parser fixtures that come from it (--fixtures), down")
+    rh.add_argument("--dir", required=True, help="work dir: inventory.yml, known_hosts, state.json")
+    rh.add_argument("--prefix", default="fsrh", help="names: <prefix>br0, <prefix>-real, <prefix>v0")
+    rh.add_argument("--subnet", default="198.18.160.0/24")
+    rh.add_argument("--no-docker", action="store_true", help="systemd services only")
+    rh.add_argument("--fixtures", default="tests/fixtures/parsers", help="capture: the parser fixtures directory")
+    rh.set_defaults(fn=cmd_realhost)
     a = p.parse_args(argv)
     try:
         return a.fn(a)

@@ -14,6 +14,9 @@ Behaviour switches (each one realises a failure scenario for real):
 ``--jwt-auth``    import the ``jwt`` module at start; the app venv does not have
                   it, so the process dies with ``ModuleNotFoundError``
 ``--delay S``     answer every request after S seconds
+``--alloc-mb N``  hold N MiB of memory from the start (under a container's memory
+                  limit: OOM-killed)
+``--log -``       log to stderr (journald under systemd, ``docker logs`` in a container)
 """
 
 from __future__ import annotations
@@ -130,15 +133,23 @@ def main(argv=None) -> int:
     p.add_argument("--app-error", action="store_true")
     p.add_argument("--jwt-auth", action="store_true")
     p.add_argument("--delay", type=float, default=0.0)
+    p.add_argument("--alloc-mb", type=int, default=0)
     opts = p.parse_args(argv)
 
-    os.makedirs(os.path.dirname(opts.log), exist_ok=True)
-    logging.basicConfig(
-        filename=opts.log,
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s",
-    )
+    fmt = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
+    if opts.log == "-":
+        # Not filename=/dev/stderr: under systemd stderr is a socket to journald, which open() refuses.
+        logging.basicConfig(stream=sys.stderr, level=logging.INFO, format=fmt)
+    else:
+        os.makedirs(os.path.dirname(opts.log), exist_ok=True)
+        logging.basicConfig(filename=opts.log, level=logging.INFO, format=fmt)
     LOG.info("Starting bandarupay-api 1.4.2 (pid %d, python %s)", os.getpid(), sys.version.split()[0])
+
+    if opts.alloc_mb:
+        LOG.info("Warming the cache: %d MiB", opts.alloc_mb)
+        cache = bytearray(opts.alloc_mb << 20)
+        for i in range(0, len(cache), 4096):  # touch every page, so the memory is really used
+            cache[i] = 1
 
     if opts.jwt_auth:
         LOG.info("Loading auth backend: jwt")

@@ -165,9 +165,9 @@ def facts_of(**outputs: str) -> dict:
             for name, case in outputs.items()}
 
 
-def verdict(facts: dict, sources: dict | None = None) -> tuple[str, str, tuple[str, ...]]:
+def verdict(facts: dict, sources: dict | None = None, **params) -> tuple[str, str, tuple[str, ...]]:
     book = load_runbook("502")
-    d = evaluate(book, facts, {}, book.defaults(), {"name": "h", "address": ""}, sources)
+    d = evaluate(book, facts, {}, {**book.defaults(), **params}, {"name": "h", "address": ""}, sources)
     return d.verdict, d.summary, d.evidence
 
 
@@ -186,11 +186,21 @@ def test_untested_platforms_get_no_verdict_from_the_probes(uname: str, expected:
 # ------------------------------------------------------------------ rules on nginx's error log
 def test_intermittent_502_needs_a_healthy_host_with_recent_upstream_errors() -> None:
     facts = facts_of(http="http_checks/curl_healthy", nginx_logs="nginx_errors/upstream_errors")
-    got, summary, evidence = verdict(facts)
+    # The capture's refusing backend listened on 9301 (nginx_errors/capture.py).
+    got, summary, evidence = verdict(facts, port=9301)
     assert got == "intermittent_502"
     assert "2026/11/30 06:50:36 [error] 25903#25903: *5 connect() failed (111: Connection refused)" in evidence[0]
     assert "9 responses with status 502" in summary
-    assert verdict(facts_of(http="http_checks/curl_healthy", nginx_logs="nginx_errors/outside_window"))[0] == "healthy"
+    assert verdict(facts_of(http="http_checks/curl_healthy", nginx_logs="nginx_errors/outside_window"),
+                   port=9301)[0] == "healthy"
+    # One nginx in front of several apps logs all their errors in one file: another app's
+    # upstream errors say nothing about this backend (port 8000 here, which no error names);
+    # errors whose upstream names no port (a named upstream, a unix socket) cannot be told apart.
+    logs = facts["nginx_logs"]
+    assert "9301" not in logs.for_port(8000).evidence and logs.for_port(8000).errors
+    with_ports = dataclasses.replace(logs, errors=tuple(e for e in logs.errors if ":93" in (e.upstream or "")))
+    assert verdict({**facts, "nginx_logs": with_ports}, port=9301)[0] == "intermittent_502"
+    assert verdict({**facts, "nginx_logs": with_ports})[0] == "healthy"
 
 
 @pytest.mark.parametrize("kind, expected", [
@@ -202,11 +212,11 @@ def test_error_log_names_the_cause_of_a_502_the_other_probes_cannot_see(kind: st
     logs = facts_of(nginx_logs="nginx_errors/upstream_errors")["nginx_logs"]
     only = dataclasses.replace(logs, errors=tuple(e for e in logs.errors if e.kind == kind))
     facts = {**facts_of(http="http_checks/curl_upstream_port"), "nginx_logs": only}
-    got, _, evidence = verdict(facts)
+    got, _, evidence = verdict(facts, port=9304)  # the capture's big-header backend
     assert got == expected
     assert only.errors[-1].line in evidence
     # Without that line in the log, the error log decides nothing.
-    assert verdict({**facts, "nginx_logs": dataclasses.replace(logs, errors=())})[0] != expected
+    assert verdict({**facts, "nginx_logs": dataclasses.replace(logs, errors=())}, port=9304)[0] != expected
 
 
 def test_nothing_given_nothing_found_is_no_backend_found_not_backend_not_running() -> None:

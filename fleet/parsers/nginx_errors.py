@@ -15,7 +15,7 @@ Only entries within the last M minutes of the host's clock count.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Mapping
 
@@ -87,6 +87,18 @@ class NginxLogFacts:
     def readable(self) -> bool:
         return any(f.state == "read" for f in self.error_logs)
 
+    def for_port(self, port: Any) -> NginxLogFacts:
+        """Only the errors that may concern the backend on `port`.
+
+        One nginx often fronts several apps on a server, all logging to one error log: an error
+        whose upstream names another port is another app's. Upstreams without a port (a named
+        upstream block, a unix socket) cannot be told apart and are kept.
+        """
+        wanted = to_int(port)
+        if wanted is None:
+            return self
+        return replace(self, errors=tuple(e for e in self.errors if _port(e.upstream) in (None, wanted)))
+
     @property
     def recent(self) -> bool:
         """Whether nginx logged any upstream error within the window."""
@@ -122,6 +134,15 @@ class NginxLogFacts:
             lines.append(f"access log: {self.access_502} responses with status 502 in the last "
                          f"{self.window_minutes} minutes, the last: {self.access_502_last}")
         return "\n".join(lines)
+
+
+_UPSTREAM_PORT = re.compile(r"^[a-z]+://(?:\[[^\]]*\]|[^/:\[]+):(\d{1,5})(?:/|$)")
+
+
+def _port(upstream: str | None) -> int | None:
+    """The port an upstream URL names (`http://127.0.0.1:9301/x`), None for a name or a socket."""
+    match = _UPSTREAM_PORT.match(upstream or "")
+    return int(match.group(1)) if match else None
 
 
 def _kind(message: str) -> str | None:
