@@ -476,7 +476,7 @@ def runbook_test(
 
 
 from fleet.cli_fix import fix_app  # noqa: E402 - after the helpers it reuses; one group, one module
-app.add_typer(fix_app, name="fix")
+app.add_typer(fix_app, name="fix", short_help=fix_app.info.help)
 
 
 def main() -> None:

@@ -104,9 +104,9 @@ def _diagnose(hosts, runbook, options: Mapping[str, Any], become, console: Conso
     prepared = prepare(hosts, runbook, run_options, _cli()._ask_passphrase)
     results = {}
     with Progress(console, len(hosts)) as progress:
-        for result in run(prepared, runbook, run_options):
+        for result in run(prepared, runbook, run_options, on_start=progress.host_started):
             results[result.host.name] = result
-            progress.host_done(result.diagnosis.verdict)
+            progress.host_done(result.host.name, result.diagnosis.verdict)
     return [results[h.name] for h in hosts if h.name in results]
 
 
@@ -305,8 +305,17 @@ def _approve(console: Console, cause: str, members: list[Mapping[str, Any]]) -> 
 
 
 def _final_diagnosis(run, planned) -> list[dict]:
-    """Every planned host diagnosed once more at the end: the 'after' report."""
+    """Every planned host diagnosed once more at the end: the 'after' report.
+
+    It judges the hosts as they are now: for a runbook with a `since` parameter, what the logs
+    held before this last diagnosis (the outage, the fix's own re-checks) is history.
+    """
+    from dataclasses import replace
+
     from fleet.diagnose import run as diagnose_run
 
-    results = {r.host.name: r for r in diagnose_run(run.remote.prepared, run.runbook, run.remote.options)}
+    prepared, now = run.remote.prepared, int(time.time())
+    params = {name: replace(p, values={**p.values, "since": now}) if "since" in p.values else p
+              for name, p in prepared.params.items()}
+    results = {r.host.name: r for r in diagnose_run(replace(prepared, params=params), run.runbook, run.remote.options)}
     return [document.host_entry(results[h.name]) for h in planned if h.name in results]

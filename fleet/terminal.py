@@ -124,8 +124,12 @@ def print_summary(console: Console, doc: Mapping[str, Any], files: RunFiles) -> 
         line.append(f", {cause['count']} host{'s' if cause['count'] != 1 else ''}: {safe(hosts)}")
         console.print(line, soft_wrap=True)
         console.print(Text(f"   {safe(cause['summary'])}"), soft_wrap=True)
-        for i, fix in enumerate(cause["fix"]):
-            console.print(Text(f"   {'fix: ' if i == 0 else '     '}{safe(fix)}"), soft_wrap=True)
+        shared = cause["fix"] or len(cause.get("fixes") or ()) < 2
+        for fixes in ([{"fix": cause["fix"]}] if shared else cause["fixes"]):
+            if not shared:  # hosts of one cause with fixes of their own: each set with its own
+                console.print(Text(f"   fix for {safe(', '.join(fixes['hosts']))}:"), soft_wrap=True)
+            for i, fix in enumerate(fixes["fix"]):
+                console.print(Text(f"   {'fix: ' if i == 0 else '     '}{safe(fix)}"), soft_wrap=True)
     _print_not_judged(console, doc)
     _print_runbook_verdicts(console, doc)
     for path in files.paths:

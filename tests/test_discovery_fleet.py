@@ -85,7 +85,9 @@ def test_the_report_says_what_was_discovered_and_why(untuned):
 def test_discovered_values_reach_evidence_and_fixes(untuned):
     hosts = untuned[1]
     assert "waiting for database" in "\n".join(hosts["zc_not_listening"]["evidence"])
-    assert any("cd /srv/shop && nohup /usr/bin/python3 -u -S server.py" in f for f in hosts["zc_not_listening"]["fix"])
+    # the restart is the process's own argv and directory, read from /proc (fleet.fixes renders it)
+    assert any("cd -- /srv/shop && " in f and "nohup /usr/bin/python3 -u -S server.py" in f
+               for f in hosts["zc_not_listening"]["fix"])
     assert "psycopg2.OperationalError" in "\n".join(hosts["zc_app_error"]["evidence"])
     assert "127.0.0.1:9101" in hosts["zc_upstream_mismatch"]["summary"]
     assert "127.0.0.1:9100" in hosts["zc_upstream_mismatch"]["summary"]

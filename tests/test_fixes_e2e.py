@@ -108,9 +108,11 @@ def test_pasted_restart_runs_the_hostile_backend_again_exactly_and_nothing_else(
 
 
 def test_same_cause_with_different_upstream_lines_keeps_each_hosts_fix(report):
-    causes = [c for c in report["summary"]["causes"] if c["verdict"] == "nginx_upstream_mismatch"]
-    assert sorted(c["hosts"] for c in causes) == [["nginx_upstream_mismatch"], ["nginx_upstream_wrong_ip"]]
-    for cause in causes:
+    # One cause, two hosts, no shared fix: each host keeps its own.
+    [cause] = [c for c in report["summary"]["causes"] if c["verdict"] == "nginx_upstream_mismatch"]
+    assert sorted(cause["hosts"]) == ["nginx_upstream_mismatch", "nginx_upstream_wrong_ip"] and cause["fix"] == []
+    assert sorted(f["hosts"] for f in cause["fixes"]) == [["nginx_upstream_mismatch"], ["nginx_upstream_wrong_ip"]]
+    for cause in cause["fixes"]:
         wrong = "127.0.0.1:8001" if cause["hosts"] == ["nginx_upstream_mismatch"] else "198.18.9.9:8000"
         assert (f'# point nginx at the address where the backend answers: line 2 of /etc/nginx/sites-enabled/backend: '
                 f'replace "server {wrong};" with "server 127.0.0.1:8000;"') in cause["fix"]

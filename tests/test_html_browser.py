@@ -134,8 +134,10 @@ def test_triage_colours_copy_sort_filter_and_anchors(tmp_path):
 
             # Each command has a copy button; in a 700px window the long one wraps, never inside a word.
             cause = page.locator(".cause", has_text="backend_not_running")
-            commands = cause.locator(".cmd")
-            assert commands.count() == 2 and commands.locator("button.copy").count() == 2
+            # web-01 and web-02 share the cause but not the fix: each shows its own (1 + 2 lines)
+            assert cause.locator(".muted", has_text="fix for").count() == 2
+            assert cause.locator(".cmd").count() == 3 and cause.locator(".cmd button.copy").count() == 3
+            commands = cause.locator(".cmd", has_text="no systemd unit")
             code = commands.first.locator("code")
             lines, split_words = code.evaluate("""c => {
                 const text = c.firstChild, words = [], tops = new Set();
@@ -158,7 +160,7 @@ def test_triage_colours_copy_sort_filter_and_anchors(tmp_path):
             page.goto(url + "#host-web-03")
             page.wait_for_selector("#host-web-03.targeted", timeout=5000)
             assert page.locator("#host-web-03 + tr.detail details").get_attribute("open") is not None
-            page.locator(".cause a[href='#host-web-02']").click()
+            page.locator(".cause a[href='#host-web-02']").first.click()
             page.wait_for_selector("#host-web-02.targeted", timeout=5000)
         finally:
             browser.close()

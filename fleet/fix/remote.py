@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from fleet.diagnose import Prepared, RunOptions, interpret
 from fleet.executor import Deadline
@@ -21,12 +21,18 @@ class Remote:
     runbook: Runbook
     options: RunOptions
 
-    def diagnose(self, host: Host) -> HostResult:
-        """The runbook's probes on `host` now, interpreted exactly as `fleet diagnose` does."""
+    def diagnose(self, host: Host, since: float | None = None) -> HostResult:
+        """The runbook's probes on `host` now, interpreted exactly as `fleet diagnose` does.
+
+        `since` (epoch seconds), for a runbook with a `since` parameter: logs from before it are
+        not held against the host (a verification must not fail on errors logged before the fix).
+        """
         execution = self.prepared.transports[host.connection].execute(
             host, self.prepared.scripts[host.name], Deadline(self.options.timeout_s))
-        return interpret(host, execution, self.runbook, self.prepared.params[host.name], self.prepared.marker,
-                         self.prepared.redactor)
+        params = self.prepared.params[host.name]
+        if since is not None and "since" in params.values:
+            params = replace(params, values={**params.values, "since": int(since)})
+        return interpret(host, execution, self.runbook, params, self.prepared.marker, self.prepared.redactor)
 
     def run(self, host: Host, action: Action, timeout_s: float = COMMAND_TIMEOUT_S) -> Execution:
         """Send the action's quoted shell line as the whole script of one `sh -s` on the host."""

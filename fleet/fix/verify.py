@@ -98,11 +98,14 @@ def check_url(url: str, timeout_s: float = 10.0, ca_file: str | None = None) -> 
 def until_healthy(remote: Remote, host: Host, verify: Verify, url: str | None = None,
                   ca_file: str | None = None) -> Verification:
     """Diagnose the host until it is healthy `verify.healthy_runs` times in a row, within the deadline."""
-    started = time.monotonic()
+    started, since = time.monotonic(), time.time()
     runs: list[str] = []
     streak, last = 0, None
     while True:
-        last = remote.diagnose(host)
+        # Each run judges only what the logs gained since the previous one ended: errors logged
+        # before the fix, or while a reload was taking effect, are history, not a failed fix.
+        last = remote.diagnose(host, since=since)
+        since = time.time()
         runs.append(last.diagnosis.verdict)
         streak = streak + 1 if last.diagnosis.severity is Severity.OK else 0
         elapsed = time.monotonic() - started

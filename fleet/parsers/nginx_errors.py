@@ -174,6 +174,8 @@ def _minutes(value: Any, default: int) -> int:
 def parse(output: ProbeOutput, params: Mapping[str, Any]) -> NginxLogFacts:
     """Classify the upstream errors nginx logged in the window and count the 502s it served."""
     minutes = _minutes(param(params, "nginx_log_minutes", 15), 15)
+    # What was logged before `since` (when fleet fix fixed the host) is history, not a finding.
+    since = to_int(param(params, "since", 0)) or 0
     now_local, now_epoch = None, None
     error_logs: list[LogFile] = []
     access_logs: list[LogFile] = []
@@ -197,7 +199,7 @@ def parse(output: ProbeOutput, params: Mapping[str, Any]) -> NginxLogFacts:
                     when = _local(stamp.group(1), "%d/%b/%Y:%H:%M:%S %z") if stamp else None
                     if not _ACCESS_STATUS.search(line) or when is None or now_epoch is None:
                         continue
-                    if 0 <= now_epoch - when.timestamp() <= minutes * 60:
+                    if 0 <= now_epoch - when.timestamp() <= minutes * 60 and when.timestamp() >= since:
                         access_502 += 1
                         access_last = clip(line.strip())
                 continue
@@ -208,7 +210,8 @@ def parse(output: ProbeOutput, params: Mapping[str, Any]) -> NginxLogFacts:
                     continue
                 age = _age(_local(match.group(1), "%Y/%m/%d %H:%M:%S"), now_local)
                 # Without the host's clock nothing can be placed in the window: nothing counts.
-                if age is None or not -60 <= age <= minutes * 60:
+                before_since = since and now_epoch is not None and now_epoch - age < since
+                if age is None or not -60 <= age <= minutes * 60 or before_since:
                     older += 1
                     continue
                 upstream, request = _UPSTREAM.search(line), _REQUEST.search(line)

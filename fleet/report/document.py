@@ -119,23 +119,31 @@ def identical_outputs(hosts: list[dict[str, Any]], preview: int = 200) -> list[d
     return sorted(shared, key=lambda g: (-g["count"], g["probe"]))
 
 
+def _cause(verdict: str, sig: str, members: list[dict[str, Any]]) -> dict[str, Any]:
+    """One cause: its hosts, and their fix, or each distinct fix with the hosts it is for."""
+    by_fix: dict[tuple[str, ...], list[str]] = defaultdict(list)
+    for member in members:
+        by_fix[tuple(member["fix"])].append(member["name"])
+    fixes = [{"hosts": names, "fix": list(fix)} for fix, names in by_fix.items()]
+    return {"verdict": verdict, "signature": sig, "severity": members[0]["severity"], "count": len(members),
+            "hosts": [m["name"] for m in members], "fix": fixes[0]["fix"] if len(fixes) == 1 else [],
+            "fixes": fixes, "summary": members[0]["summary"]}
+
+
 def summarise(hosts: list[dict[str, Any]]) -> dict[str, Any]:
     """Fleet-level view: counts by verdict, and problem hosts grouped by verdict and cause, largest first.
 
-    Hosts share a group only when their fixes are identical too: a fix names this host's files,
-    addresses and processes, so the same cause with different fixes is one group per fix.
+    A fix names this host's files, addresses and processes: a cause shows one `fix` only when
+    it is identical for all its hosts; otherwise `fix` is empty and `fixes` holds each set of
+    hosts with their own fix.
     """
     counts: dict[str, int] = defaultdict(int)
-    groups: dict[tuple[str, str, tuple[str, ...]], list[dict[str, Any]]] = defaultdict(list)
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for entry in hosts:
         counts[entry["verdict"]] += 1
         if entry["severity"] != Severity.OK.value:
-            groups[(entry["verdict"], signature(entry), tuple(entry["fix"]))].append(entry)
-    causes = [
-        {"verdict": verdict, "signature": sig, "severity": members[0]["severity"], "count": len(members),
-         "hosts": [m["name"] for m in members], "fix": list(fix), "summary": members[0]["summary"]}
-        for (verdict, sig, fix), members in groups.items()
-    ]
+            groups[(entry["verdict"], signature(entry))].append(entry)
+    causes = [_cause(verdict, sig, members) for (verdict, sig), members in groups.items()]
     causes.sort(key=lambda c: (c["verdict"] in TRANSPORT_VERDICTS, -c["count"], c["verdict"]))
     problems = sum(1 for e in hosts if e["severity"] != Severity.OK.value)
     not_run = sum(1 for e in hosts if e["verdict"] in TRANSPORT_VERDICTS)
