@@ -191,7 +191,8 @@ def diagnose(
     entries.sort(key=lambda e: order[e["name"]])
     missing = [h.name for h in hosts if h.name not in {e["name"] for e in entries}]
     doc = document.build(
-        entries, runbook=runbook, params=prepared.redactor.redact_params(host_params(runbook, {}, options.overrides)),
+        entries, runbook=runbook, params=prepared.redactor.redact_params(host_params(runbook, {}, options.overrides),
+                                                               runbook.parameter_names()),
         inventory=str(inventory), limit=limit,
         options={"forks": forks, "connect_timeout_s": connect_timeout, "timeout_s": timeout,
                  "hosts_selected": len(hosts)},

@@ -8,13 +8,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from fleet.executor import Deadline, run_pool
-from fleet.limits import fit_forks
-from fleet.models import (Connection, Diagnosis, Execution, Host, HostResult, ProbeOutput, Severity,
-                          TransportStatus)
-from fleet.parsers import PARSERS
+from fleet.interpret import ScriptOutput, interpret
+from fleet.limits import INTERPRET_BUDGET_S, cap_text, fit_forks
+from fleet.models import Connection, Diagnosis, Execution, Host, HostResult, Severity, TransportStatus
 from fleet.redact import Redactor
-from fleet.runbook import Runbook, evaluate, host_params, render_probes
-from fleet.script import compose, new_marker, split
+from fleet.runbook import Runbook, host_params, render_probes
+from fleet.script import compose, new_marker
 from fleet.transport import Transport
 from fleet.transport.become import Secret
 from fleet.transport.credentials import load_credentials
@@ -38,6 +37,8 @@ class RunOptions:
     accept_new: bool = False
     overrides: Mapping[str, str] = field(default_factory=dict)
     become_password: Secret | None = None
+    # Wall seconds to interpret one host's output; past it the host is inconclusive (fleet.budget).
+    interpret_budget_s: float = INTERPRET_BUDGET_S
 
     def known_hosts_files(self) -> list[str]:
         """--known-hosts files first (new keys are recorded in the first), then the user's."""
@@ -150,65 +151,33 @@ def run(prepared: Prepared, runbook: Runbook, options: RunOptions) -> Iterator[H
                                         on_overrun=overrun, on_error=crashed):
             if execution.new_host_key:
                 record(recorded_in, execution.new_host_key)
-            yield interpret(host, execution, runbook, prepared.params[host.name], prepared.marker, prepared.redactor)
+            yield host_result(host, execution, runbook, prepared.params[host.name], prepared.marker,
+                              prepared.redactor, options.interpret_budget_s)
     finally:
         for transport in prepared.transports.values():
             transport.close()
 
 
-def interpret(host: Host, execution: Execution, runbook: Runbook, params: Mapping[str, Any],
-              marker: str, redactor: Redactor) -> HostResult:
-    """Turn one host's raw execution into facts and a verdict."""
+def host_result(host: Host, execution: Execution, runbook: Runbook, params: Mapping[str, Any], marker: str,
+                redactor: Redactor, budget_s: float = INTERPRET_BUDGET_S) -> HostResult:
+    """One host's raw execution interpreted into facts and a verdict, its outputs cut to what a report keeps."""
     notes = [f"new host key recorded: {execution.new_host_key.split()[1]}"] if execution.new_host_key else []
     if execution.attempts > 1:
         notes.append(f"{execution.attempts} connection attempts: sshd dropped connections (MaxStartups?)")
     if execution.status not in (TransportStatus.OK, TransportStatus.TIMEOUT):
         diagnosis = Diagnosis(execution.status.value, Severity.CRITICAL, execution.reason)
         return HostResult(host, diagnosis, duration_s=execution.duration_s, notes=tuple(notes),
-                          params=redactor.redact_params(params))
+                          params=redactor.redact_params(params, runbook.parameter_names()))
     cut = execution.reason if execution.status is TransportStatus.TIMEOUT else ""
     if execution.truncated:
         cut = cut or "output passed the controller's size cap"
-    output = split(execution.stdout.decode("utf-8", "replace"), execution.stderr.decode("utf-8", "replace"),
-                   marker, [p.name for p in runbook.probes], cut_reason=cut)
-    if output.meta.get("priv"):
-        notes.append(f"privilege: {output.meta['priv']}")
-    probes, masked = redact_probes(output.probes, redactor)
-    if masked:
-        notes.append(f"redacted {masked} secret(s) from probe output")
-    unfinished = [f"{p.name} ({p.error})" for p in probes.values() if p.error]
-    if unfinished:
-        notes.append(f"probe(s) gave no result: {', '.join(unfinished)}")
-    facts = parse_facts(runbook, probes, params)
+    result = interpret(runbook, host, ScriptOutput(execution.stdout, execution.stderr, marker, cut), params,
+                       redactor, budget_s)
+    diagnosis = result.diagnosis
     if execution.status is TransportStatus.TIMEOUT:
-        unfinished = [f"{p.name}: {p.error}" for p in probes.values() if p.error]
+        unfinished = [f"{p.name}: {p.error}" for p in result.probes.values() if p.error]
         diagnosis = Diagnosis(TransportStatus.TIMEOUT.value, Severity.CRITICAL, execution.reason, tuple(unfinished))
-    else:
-        diagnosis = evaluate(runbook, facts, probes, params, {"name": host.name, "address": host.address})
-    return HostResult(host, diagnosis, probes, facts, execution.duration_s, tuple(notes),
-                      redactor.redact_params(params))
-
-
-def redact_probes(probes: Mapping[str, ProbeOutput], redactor: Redactor) -> tuple[dict[str, ProbeOutput], int]:
-    """Probe outputs with secrets masked, before anything parses or reports them; and how many were masked."""
-    cleaned, total = {}, 0
-    for name, probe in probes.items():
-        stdout, n_out = redactor.redact(probe.stdout)
-        stderr, n_err = redactor.redact(probe.stderr)
-        total += n_out + n_err
-        cleaned[name] = replace(probe, stdout=stdout, stderr=stderr) if n_out or n_err else probe
-    return cleaned, total
-
-
-def parse_facts(runbook: Runbook, probes: Mapping[str, ProbeOutput], params: Mapping[str, Any]) -> dict[str, Any]:
-    """Facts of every probe that finished; a probe that did not finish, or whose parser failed, has none."""
-    facts: dict[str, Any] = {}
-    for probe in runbook.probes:
-        output = probes.get(probe.name)
-        if output is None or not output.ran or output.error:
-            continue
-        try:
-            facts[probe.name] = PARSERS[probe.parser](output, params)
-        except Exception:  # noqa: BLE001 - a parser bug on one host's odd output must not end the run
-            continue
-    return facts
+    # Facts came from all of the output; the report (held until the run ends) keeps a bounded part.
+    kept = {name: replace(p, stdout=cap_text(p.stdout), stderr=cap_text(p.stderr)) for name, p in result.probes.items()}
+    return HostResult(host, diagnosis, kept, result.facts, execution.duration_s, (*notes, *result.notes),
+                      redactor.redact_params(params, runbook.parameter_names()))

@@ -12,13 +12,14 @@ import re
 import shlex
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import jinja2
 import jinja2.meta
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from fleet.errors import RunbookError
+from fleet.hostregex import Unsupported, compile_linear
 from fleet.models import Diagnosis, ProbeOutput, Severity
 from fleet.parsers import PARSERS
 from fleet.script import ProbeCommand
@@ -125,6 +126,10 @@ class Runbook:
     def defaults(self) -> dict[str, Any]:
         return {p.name: p.default for p in self.parameters}
 
+    def parameter_names(self) -> frozenset[str]:
+        """The names the runbook declares as parameters (other inventory variables are not its business)."""
+        return frozenset(p.name for p in self.parameters)
+
 
 def builtin_runbooks() -> dict[str, str]:
     """Names of the runbooks shipped in the package, with their paths."""
@@ -195,9 +200,9 @@ def _parse(doc: Any, path: str) -> Runbook:
         raise RunbookError("redact must be a list of regular expressions", path, doc.line_of("redact"))
     for pattern in redact:
         try:
-            re.compile(pattern)
-        except (re.error, RecursionError, OverflowError) as exc:
-            raise RunbookError(f"bad redact pattern {pattern!r}: {exc}", path, doc.line_of("redact")) from None
+            compile_linear(pattern)
+        except Unsupported as exc:
+            raise RunbookError(f"bad redact pattern: {exc}", path, doc.line_of("redact")) from None
     prelude = str(doc.get("prelude") or "")
     try:
         prelude_template = _COMMAND_ENV.from_string(prelude)
@@ -331,15 +336,22 @@ def render_probes(runbook: Runbook, params: Mapping[str, Any]) -> list[ProbeComm
 
 
 def evaluate(runbook: Runbook, facts: Mapping[str, Any], probes: Mapping[str, ProbeOutput],
-             params: Mapping[str, Any], host: Mapping[str, Any]) -> Diagnosis:
-    """Walk the rules, first match wins. Rules naming absent facts do not match; none matching is inconclusive."""
+             params: Mapping[str, Any], host: Mapping[str, Any],
+             on_error: Callable[[Rule, Exception], None] | None = None) -> Diagnosis:
+    """Walk the rules, first match wins. Rules naming absent facts do not match; none matching is inconclusive.
+
+    A rule that raises is skipped and handed to `on_error`. Only Exceptions are caught: a
+    BaseException (SIGTERM, the time budget) ends the walk.
+    """
     context = {**facts, "params": params, "host": host, "probes": probes}
     for rule in runbook.rules:
         try:
             matched = bool(rule.condition(**context))
         except jinja2.UndefinedError:
             continue  # the rule needs facts this host could not give
-        except Exception:  # noqa: BLE001 - a rule tripping on odd facts must not cost the host its verdict
+        except Exception as exc:  # noqa: BLE001 - a rule tripping on odd facts must not cost the host its verdict
+            if on_error is not None:
+                on_error(rule, exc)
             continue
         if matched:
             summary, *rest = (_render(t, context) for t in rule.templates)

@@ -14,13 +14,12 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from fleet.diagnose import parse_facts
 from fleet.errors import InputError
-from fleet.models import Diagnosis, ProbeOutput, TRANSPORT_VERDICTS
+from fleet.interpret import interpret
+from fleet.models import Diagnosis, Host, ProbeOutput, TRANSPORT_VERDICTS
 from fleet.report import document
-from fleet.runbook import Runbook, evaluate, host_params
+from fleet.runbook import Runbook, host_params
 from fleet.yamlfile import load_yaml
-
 
 
 @dataclass(frozen=True)
@@ -87,7 +86,6 @@ def _case_from_dir(folder: str, name: str) -> Case:
 
 
 def run_case(runbook: Runbook, case: Case, overrides: Mapping[str, str] | None = None) -> CaseResult:
-    """Parse the case's outputs and walk the rules, exactly as a live run would."""
+    """Redact, parse and judge the case's outputs through the path a live run takes (fleet.interpret)."""
     params = host_params(runbook, case.params, overrides or {})
-    facts = parse_facts(runbook, case.probes, params)
-    return CaseResult(case, evaluate(runbook, facts, case.probes, params, {"name": case.name, "address": ""}))
+    return CaseResult(case, interpret(runbook, Host(case.name, ""), case.probes, params).diagnosis)
