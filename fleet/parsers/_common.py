@@ -18,7 +18,9 @@ MAX_LINES = 50_000
 
 # `== name key=value ... ==`: the plain section headers every 502 probe prints.
 _HEADER = re.compile(r"^== ([A-Za-z0-9_.-]+)((?: [A-Za-z0-9_]+=\S*)*) ==$")
-_KV = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(\S*)")
+# A key starts at a word's start: started mid-word, every position of a long word without `=`
+# scanned to the word's end (quadratic).
+_KV = re.compile(r"(?<![A-Za-z0-9_])([A-Za-z_][A-Za-z0-9_]*)=(\S*)")
 
 
 @dataclass
