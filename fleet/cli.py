@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import json
-import os
+import math
 import signal
 import sys
 import time
@@ -26,7 +26,8 @@ from fleet.report import document
 from fleet.report.diff import compare
 from fleet.report.journal import Journal
 from fleet.report.journal import load as journal_load
-from fleet.report.render import FORMATS, RENDERERS, render_diff_markdown, write_private, write_reports
+from fleet.report.files import report_dir, write_private
+from fleet.report.render import FORMATS, RENDERERS, render_diff_markdown, write_reports
 from fleet.runbook import available_runbooks, host_params, load_runbook
 from fleet.terminal import (Progress, host_row, print_case_results, print_diff, print_hosts, print_runbook,
                             print_runbooks, print_summary)
@@ -41,8 +42,12 @@ app = typer.Typer(add_completion=True, no_args_is_help=True, rich_markup_mode=No
                   help="Agentless fleet diagnostics over SSH: run a runbook on every host, get a verdict per host.")
 
 
-class Terminated(Exception):
-    """SIGTERM arrived: finish like Ctrl-C, with a partial report."""
+class Terminated(BaseException):
+    """SIGTERM arrived: finish like Ctrl-C, with a partial report.
+
+    A BaseException, like KeyboardInterrupt: parsers and rules catch Exception, and a SIGTERM
+    landing in one of them must still end the run, not be taken for that host's odd output.
+    """
 
 
 def _on_sigterm(signum, frame):  # noqa: ANN001 - signal handler signature
@@ -91,10 +96,16 @@ def _become_password(ask: bool, path: Path | None) -> Secret | None:
 
     if path is not None:
         try:
-            return Secret(path.read_text(encoding="utf-8").rstrip("\r\n"))
+            text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise InputError(f"cannot read the become password: {getattr(exc, 'strerror', None) or exc}",
                              str(path)) from None
+        # One line: sudo reads the password up to the first newline, and whatever follows it
+        # would reach the shell behind sudo, as root.
+        password = text[:-1] if text.endswith("\n") else text
+        if any(c in password for c in "\r\n\0"):
+            raise InputError("the become password file must hold one line (no CR, LF or NUL inside it)", str(path))
+        return Secret(password)
     if not ask:
         return None
     if not sys.stdin.isatty():
@@ -151,6 +162,9 @@ def diagnose(
 
     console = Console(stderr=True, highlight=False)
     try:
+        for name, seconds in (("--timeout", timeout), ("--connect-timeout", connect_timeout)):
+            if not math.isfinite(seconds):
+                raise InputError(f"{name} takes a number of seconds, not {seconds}")
         runbook = load_runbook(runbook_name)
         inv = load_inventory(inventory)
         hosts = select(inv, limit)
@@ -162,18 +176,18 @@ def diagnose(
                              overrides=_parse_vars(var),
                              become_password=_become_password(ask_become_pass, become_password_file))
         wanted = _parse_formats(formats)
+        report_dir(out)
         prepared = prepare(hosts, runbook, options, _ask_passphrase)
+        started = dt.datetime.now(dt.timezone.utc)
+        journal = Journal(out, started, runbook.name)
     except FleetError as exc:
         raise _fail(exc)
 
-    started = dt.datetime.now(dt.timezone.utc)
-    stem = f"{started.strftime('%Y%m%dT%H%M%SZ')}-{runbook.name}"
+    stem = journal.stem
     clock = time.monotonic()
     entries: list[dict] = []
     interrupted: ExitCode | None = None
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
-    os.makedirs(out, mode=0o700, exist_ok=True)
-    journal = Journal(out / f"{stem}.jsonl")
     try:
         with journal, Progress(console, len(hosts)) as progress:
             for result in run(prepared, runbook, options):

@@ -160,6 +160,8 @@ def build(hosts: list[dict[str, Any]], *, runbook: Any, params: Mapping[str, Any
         "fleet_version": __version__,
         "runbook": runbook.name,
         "runbook_description": runbook.description,
+        # Where the runbook was read from, so a report shows whose probes and rules judged the hosts.
+        "runbook_source": getattr(runbook, "path", ""),
         "parameters": jsonable(params),
         "inventory": inventory,
         "limit": limit,

@@ -8,27 +8,29 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import re
 from types import SimpleNamespace
 from typing import Any, Mapping
 
 from fleet.errors import InputError
 from fleet.report import document
+from fleet.report.files import STEM, create_run_file
 from fleet.textfile import read_text
 
-_STEM = re.compile(r"^(\d{8}T\d{6}Z)-(.+)$")
 
 
 class Journal:
-    """An append-only JSON Lines file, readable by its owner only (it holds host output)."""
+    """An append-only JSON Lines file of a new run, readable by its owner only (it holds host output).
 
-    def __init__(self, path: str | os.PathLike):
-        self.path = os.fspath(path)
-        self._file = None
+    Its name gives the run its unique stem (`<stamp>-<id>-<runbook>`), which the run's reports share.
+    """
+
+    def __init__(self, directory: str | os.PathLike, started: dt.datetime, runbook: str):
+        directory = os.fspath(directory)
+        self.stem, fd = create_run_file(directory, started, runbook, ".jsonl")
+        self.path = os.path.join(directory, f"{self.stem}.jsonl")
+        self._file = os.fdopen(fd, "a", encoding="utf-8")
 
     def __enter__(self) -> "Journal":
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        self._file = os.fdopen(fd, "a", encoding="utf-8")
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -57,9 +59,9 @@ def load(path: str) -> dict[str, Any]:
         if not isinstance(entry, dict) or not {"name", "verdict", "severity"} <= entry.keys():
             raise InputError("not a host entry of a fleet journal", path, number)
         hosts.append(entry)
-    stem = _STEM.match(os.path.basename(path).removesuffix(".jsonl"))
+    stem = STEM.match(os.path.basename(path).removesuffix(".jsonl"))
     started = (dt.datetime.strptime(stem.group(1), "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.timezone.utc)
                .isoformat(timespec="seconds") if stem else "")
-    return document.build(hosts, runbook=SimpleNamespace(name=stem.group(2) if stem else "unknown", description=""),
+    return document.build(hosts, runbook=SimpleNamespace(name=stem.group(3) if stem else "unknown", description=""),
                           params={}, inventory="", limit=None, options={}, started_at=started,
                           duration_s=sum(h.get("duration_s", 0) for h in hosts), partial=True, notes=notes)

@@ -14,6 +14,7 @@ from markupsafe import Markup
 
 from fleet.models import TRANSPORT_VERDICTS
 from fleet.report.diff import Diff
+from fleet.report.files import report_dir, write_private
 from fleet.sanitize import strip_control
 
 FORMATS = ("json", "md", "html", "junit")
@@ -148,19 +149,10 @@ RENDERERS: Mapping[str, Callable[[Mapping[str, Any]], str]] = {
 
 def write_reports(doc: Mapping[str, Any], out_dir: str, stem: str, formats: tuple[str, ...]) -> list[str]:
     """Write each format as `<out_dir>/<stem>.<fmt>`, readable by the owner only: reports hold host output."""
-    os.makedirs(out_dir, mode=0o700, exist_ok=True)
+    report_dir(out_dir)
     paths = []
     for fmt in formats:
         path = os.path.join(out_dir, f"{stem}.{EXTENSIONS[fmt]}")
         write_private(path, RENDERERS[fmt](doc))
         paths.append(path)
     return paths
-
-
-def write_private(path: str, text: str) -> None:
-    """Write `text` to `path` with mode 0600, replacing it atomically."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(text)
-    os.replace(tmp, path)
