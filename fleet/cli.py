@@ -96,7 +96,8 @@ def _become_password(ask: bool, path: Path | None) -> Secret | None:
 
     if path is not None:
         try:
-            text = path.read_text(encoding="utf-8")
+            with path.open(encoding="utf-8", newline="") as handle:  # no newline translation: CR is refused
+                text = handle.read()
         except (OSError, UnicodeDecodeError) as exc:
             raise InputError(f"cannot read the become password: {getattr(exc, 'strerror', None) or exc}",
                              str(path)) from None

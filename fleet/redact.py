@@ -6,6 +6,7 @@ whatever the output is; a runbook's own `redact:` patterns too.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any, Collection, Iterable, Mapping
@@ -75,6 +76,16 @@ class Redactor:
             if not words or any(map(lower.__contains__, words)):
                 text = pattern.sub(mask, text)
         return text, masked
+
+
+@functools.cache
+def _default() -> Redactor:
+    return Redactor.build()
+
+
+def holds_secret(name: str, value: Any) -> bool:
+    """Whether a parameter is a secret by its name, or carries one in its value (a URL's `user:password@`)."""
+    return bool(SECRET_NAME.search(name)) or (isinstance(value, str) and _default().redact(value)[1] > 0)
 
 
 def _mask(match: Any) -> str:

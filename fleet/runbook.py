@@ -20,9 +20,11 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from fleet.errors import RunbookError
 from fleet.hostregex import Unsupported, compile_linear
+from fleet.redact import holds_secret
 from fleet.models import Diagnosis, ProbeOutput, Severity
 from fleet.parsers import PARSERS
 from fleet.script import ProbeCommand
+from fleet.trustpath import others_can_write, warn_once
 from fleet.yamlfile import LineDict, load_yaml
 
 INCONCLUSIVE = "inconclusive"
@@ -31,7 +33,23 @@ _CONTEXT_NAMES = {"params", "host", "probes"}
 _DEFAULT_PROBE_TIMEOUT_S = 10.0
 
 
+class _Hidden(str):
+    """A parameter value that is, or holds, a secret. A command gets a reference to the environment
+    variable that carries it, never the value: a command line is visible to every user of the host
+    (`ps`), a process's environment only to its own user."""
+
+    variable: str
+
+    @classmethod
+    def of(cls, name: str, value: Any) -> "_Hidden":
+        hidden = cls(value)
+        hidden.variable = f"FLEET_P_{name}"
+        return hidden
+
+
 def _shell_quote(value: Any) -> str:
+    if isinstance(value, _Hidden):
+        return f'"${value.variable}"'
     return shlex.quote(str(value))
 
 
@@ -150,6 +168,11 @@ def available_runbooks() -> dict[str, tuple[str, str]]:
     found = {name: (path, "built-in") for name, path in builtin_runbooks().items()}
     for folder in user_runbook_dirs():
         if not os.path.isdir(folder):
+            continue
+        reason = others_can_write(folder, sticky_ok=False)
+        if reason:
+            # Another user could put a runbook (its probes run on every host) where this one looks.
+            warn_once(f"ignoring runbooks in {folder}: {reason}")
             continue
         for entry in sorted(os.listdir(folder)):
             name, ext = os.path.splitext(entry)
@@ -322,13 +345,23 @@ def host_params(runbook: Runbook, host_vars: Mapping[str, Any], overrides: Mappi
 
 
 def render_probes(runbook: Runbook, params: Mapping[str, Any]) -> list[ProbeCommand]:
-    """The runbook's probes with this host's parameters filled in, shell-quoted."""
+    """The runbook's probes with this host's parameters filled in, shell-quoted.
+
+    A parameter that is or holds a secret (by its name, or a value such as a URL with
+    `user:password@`) is not written into the command: the command reads it from an environment
+    variable the script sets (`"$FLEET_P_<name>"`), so it never shows in a process's arguments.
+    Only a plain `{{ name }}` keeps it hidden; a value computed from it is an ordinary string.
+    """
     rendered = []
+    hidden = {name: _Hidden.of(name, value) for name, value in params.items() if holds_secret(name, value)}
+    env = tuple((value.variable, str(value)) for value in hidden.values())
+    params = {**params, **hidden}
     try:
         prelude = runbook.prelude_template.render(params, params=params) if runbook.prelude else ""
         for probe in runbook.probes:
             command = probe.template.render(params, params=params)
-            rendered.append(ProbeCommand(probe.name, f"{prelude}\n{command}" if prelude else command, probe.timeout_s))
+            rendered.append(ProbeCommand(probe.name, f"{prelude}\n{command}" if prelude else command, probe.timeout_s,
+                                         env))
     except jinja2.UndefinedError as exc:
         raise RunbookError(f"a probe or the prelude uses an undefined parameter: {exc.message}",
                            runbook.path) from None

@@ -29,6 +29,9 @@ class ProbeCommand:
     name: str
     command: str
     timeout_s: float = 10.0
+    # Environment variables the command reads (secret parameters): set by the script, exported
+    # to the probes, never written on a command line.
+    env: tuple[tuple[str, str], ...] = ()
 
 
 def new_marker() -> str:
@@ -62,7 +65,10 @@ fleet_mark '' "meta priv=$FLEET_PRIV timeout=${fleet_to:-none}"
 
 def compose(probes: list[ProbeCommand], marker: str, cap: int = DEFAULT_PROBE_CAP) -> str:
     """Compose probes into one sh script whose output `split` can cut apart again."""
-    lines = [f"fleet_m={marker}", f"fleet_capn={cap + 1}", _PREAMBLE.strip()]
+    lines = [f"fleet_m={marker}", f"fleet_capn={cap + 1}"]
+    for name, value in dict(pair for probe in probes for pair in probe.env).items():
+        lines.append(f"{name}={shlex.quote(value)}; export {name}")
+    lines.append(_PREAMBLE.strip())
     for probe in probes:
         seconds = max(1, int(round(probe.timeout_s)))
         lines.append(f"fleet_probe {probe.name} {seconds} {shlex.quote(probe.command)}")
