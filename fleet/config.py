@@ -37,7 +37,7 @@ def load_default_map(paths: list[Path] | None = None) -> dict[str, dict[str, Any
     """
     for path in paths if paths is not None else config_paths():
         if path.is_file():
-            reason = others_can_write(path, sticky_ok=False)
+            reason = others_can_write(path, in_shared_dir_ok=False)
             if reason:
                 warn_once(f"ignoring {path}: {reason}")
                 continue

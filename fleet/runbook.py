@@ -169,7 +169,7 @@ def available_runbooks() -> dict[str, tuple[str, str]]:
     for folder in user_runbook_dirs():
         if not os.path.isdir(folder):
             continue
-        reason = others_can_write(folder, sticky_ok=False)
+        reason = others_can_write(folder, in_shared_dir_ok=False)
         if reason:
             # Another user could put a runbook (its probes run on every host) where this one looks.
             warn_once(f"ignoring runbooks in {folder}: {reason}")

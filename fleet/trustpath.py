@@ -15,16 +15,17 @@ import sys
 _warned: set[str] = set()
 
 
-def others_can_write(path: str | os.PathLike, sticky_ok: bool = True) -> str | None:
+def others_can_write(path: str | os.PathLike, in_shared_dir_ok: bool = True) -> str | None:
     """Why users other than the caller (and root) could change `path` or what it holds; None if they cannot.
 
     The path itself must be the caller's (or root's) and writable by no one else. Every directory
-    above it too, except that a sticky one (like /tmp) is fine when `sticky_ok`: others cannot
-    replace an entry of it that is not theirs. Without `sticky_ok`, being in such a directory is
-    enough to be refused (a working directory others can write: what is found there may be
-    theirs). A path that does not exist yet is judged by the directories above it.
+    above it too, except that a sticky one (like /tmp) is fine: others cannot replace an entry of
+    it that is not theirs. Without `in_shared_dir_ok`, the directory holding `path` may not be
+    such a one either (a working directory others can write: what is found there may be theirs).
+    A path that does not exist yet is judged by the directories above it.
     """
     target = os.path.realpath(os.fspath(path))
+    strict = {target} if in_shared_dir_ok else {target, os.path.dirname(target)}
     current = target
     while True:
         try:
@@ -36,7 +37,7 @@ def others_can_write(path: str | os.PathLike, sticky_ok: bool = True) -> str | N
         if info is not None:
             if info.st_uid not in (os.geteuid(), 0):
                 return f"{current} belongs to another user (uid {info.st_uid})"
-            if _writable_by_others(info) and (current == target or not (sticky_ok and info.st_mode & stat.S_ISVTX)):
+            if _writable_by_others(info) and (current in strict or not info.st_mode & stat.S_ISVTX):
                 return f"{current} can be written by other users (mode {stat.S_IMODE(info.st_mode):o})"
         parent = os.path.dirname(current)
         if parent == current:
