@@ -29,6 +29,7 @@ from fleet.report.journal import load as journal_load
 from fleet.report.files import report_dir, write_private
 from fleet.report.render import FORMATS, RENDERERS, render_diff_markdown, write_reports
 from fleet.runbook import available_runbooks, host_params, load_runbook
+from fleet.sanitize import strip_control
 from fleet.terminal import (Progress, host_row, print_case_results, print_diff, print_hosts, print_runbook,
                             print_runbooks, print_summary)
 
@@ -56,7 +57,7 @@ def _on_sigterm(signum, frame):  # noqa: ANN001 - signal handler signature
 
 def _fail(message: object) -> typer.Exit:
     """One line on stderr, never wrapped (scripts grep it), and the input-error exit code."""
-    sys.stderr.write(f"fleet: error: {' '.join(str(message).split())}\n")
+    sys.stderr.write(f"fleet: error: {' '.join(strip_control(message).split())}\n")
     return typer.Exit(ExitCode.USAGE)
 
 
@@ -373,6 +374,5 @@ def main() -> None:
     try:
         default_map = load_default_map()
     except FleetError as exc:
-        sys.stderr.write(f"fleet: error: {exc}\n")
-        sys.exit(ExitCode.USAGE)
+        raise SystemExit(_fail(exc).exit_code) from None
     app(default_map=default_map)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from dataclasses import dataclass, field, replace
@@ -96,6 +97,12 @@ def _scripts(runbook: Runbook, params: Mapping[str, Mapping[str, Any]], marker: 
 def ssh_transport(hosts: Sequence[Host], options: RunOptions,
                   ask_passphrase: Callable[[str], str | None] | None) -> tuple[SSHTransport, list[str]]:
     """The SSH transport for a run: config, keys and known_hosts read once, names resolved, bastions open."""
+    # paramiko logs its own failures (a traceback when a port never sends a banner) from its
+    # threads; with no handler, Python's last resort prints them on the terminal. Each one is
+    # already a host's verdict, worded by the transport.
+    paramiko_log = logging.getLogger("paramiko")
+    paramiko_log.addHandler(logging.NullHandler())
+    paramiko_log.propagate = False
     ssh_config = load_ssh_config(options.ssh_config)
     endpoints = {h.name: resolve_endpoint(h, ssh_config) for h in hosts}
     key_files = {k for e in endpoints.values() for hop in (e, *jump_hosts(e.jump)) for k in hop.key_files}

@@ -134,7 +134,9 @@ def print_hosts(console: Console, rows: list[dict[str, Any]]) -> None:
         if row["jump"]:
             where += " via " + " -> ".join(row["jump"])
         variables = " ".join(f"{k}={v}" for k, v in row["vars"].items())
-        table.add_row(row["name"], where, row["user"] or "", ",".join(row["groups"]), variables)
+        # Inventory text is data: plain Text, never rich markup (`[link=...]` would become a live link).
+        table.add_row(*(Text(safe(cell)) for cell in (row["name"], where, row["user"] or "", ",".join(row["groups"]),
+                                                      variables)))
     console.print(table)
     console.print(Text(f"{len(rows)} host(s)"))
 
@@ -144,31 +146,31 @@ def print_runbooks(console: Console, rows: list[dict[str, Any]]) -> None:
     for column in ("runbook", "origin", "description", "path"):
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(row["name"], row["origin"], row["description"], row["path"])
+        table.add_row(*(Text(safe(row[k])) for k in ("name", "origin", "description", "path")))
     console.print(table)
 
 
 def print_runbook(console: Console, runbook: Runbook) -> None:
     """Parameters, probes and the decision table of a runbook."""
-    console.print(Text(f"{runbook.name}: {runbook.description}", style="bold"))
-    console.print(Text(runbook.path, style="dim"))
+    console.print(Text(safe(f"{runbook.name}: {runbook.description}"), style="bold"))
+    console.print(Text(safe(runbook.path), style="dim"))
     params = Table(title="parameters", header_style="bold", title_justify="left")
     for column in ("name", "default", "description"):
         params.add_column(column, overflow="fold")
     for p in runbook.parameters:
-        params.add_row(p.name, repr(p.default), p.description)
+        params.add_row(p.name, Text(safe(repr(p.default))), Text(safe(p.description)))
     console.print(params)
     probes = Table(title="probes (one script, in this order)", header_style="bold", title_justify="left")
     for column in ("probe", "parser", "timeout", "command"):
         probes.add_column(column, overflow="fold")
     for p in runbook.probes:
-        probes.add_row(p.name, p.parser, f"{p.timeout_s:g}s", Text(p.command.strip()))
+        probes.add_row(p.name, p.parser, f"{p.timeout_s:g}s", Text(safe(p.command.strip())))
     console.print(probes)
     rules = Table(title="decision table (first match wins)", header_style="bold", title_justify="left")
     for column in ("#", "verdict", "severity", "when"):
         rules.add_column(column, overflow="fold")
     for n, rule in enumerate(runbook.rules, 1):
-        rules.add_row(str(n), rule.verdict, rule.severity.value, Text(" ".join(rule.when.split())))
+        rules.add_row(str(n), rule.verdict, rule.severity.value, Text(safe(" ".join(rule.when.split()))))
     rules.add_row("", "inconclusive", "unknown", Text("no rule matched"))
     console.print(rules)
 
@@ -179,7 +181,8 @@ def print_case_results(console: Console, results: list[CaseResult]) -> None:
         table.add_column(column, overflow="fold")
     for r in results:
         mark = Text("ok", style="green") if r.passed else Text("FAIL", style="bold red")
-        table.add_row(r.case.name, r.case.expected or "-", r.diagnosis.verdict, mark, Text(safe(r.diagnosis.summary)))
+        table.add_row(Text(safe(r.case.name)), Text(safe(r.case.expected or "-")), Text(safe(r.diagnosis.verdict)), mark,
+                      Text(safe(r.diagnosis.summary)))
     console.print(table)
     failed = sum(not r.passed for r in results)
     console.print(Text(f"{len(results) - failed} passed, {failed} failed"))

@@ -12,6 +12,8 @@ import os
 import stat
 import sys
 
+from fleet.sanitize import strip_control
+
 _warned: set[str] = set()
 
 
@@ -62,4 +64,4 @@ def warn_once(message: str) -> None:
     """One warning line on stderr per distinct message (fleet's warnings are about files, said once)."""
     if message not in _warned:
         _warned.add(message)
-        sys.stderr.write(f"fleet: warning: {message}\n")
+        sys.stderr.write(f"fleet: warning: {' '.join(strip_control(message).split())}\n")

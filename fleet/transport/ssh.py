@@ -254,6 +254,9 @@ class SSHTransport:
                                    f"deadline of {deadline.seconds:g}s passed during the SSH handshake") from None
             # A banner error that comes at once (not after the banner timeout) is a dropped connection.
             dropped = "banner" in str(exc) and time.monotonic() - begun < step / 2
+            if not dropped and transport is not None and not transport.remote_version:
+                raise _HostFailure(TransportStatus.UNREACHABLE, f"{where}: port {endpoint.port} accepts connections "
+                                   f"but sent no SSH banner within {step:g} s") from None
             raise _HostFailure(TransportStatus.UNREACHABLE, f"SSH handshake with {where} failed: {_one_line(exc)}",
                                dropped) from None
         except ConnectionResetError:
