@@ -61,3 +61,4 @@ def cap_text(text: str, limit: int = REPORT_OUTPUT_CHARS) -> str:
     if len(text) <= limit:
         return text
     return f"{text[:limit]}\n... ({len(text) - limit} more characters not kept: fleet keeps {limit} per output)"
+

@@ -53,9 +53,10 @@ fleet_mark() { printf "$1"'%s %s\n' "$fleet_m" "$2"; printf "$1"'%s %s\n' "$flee
 fleet_probe() {
   fleet_mark '' "begin $1"
   fleet_t0=$(fleet_now)
-  # The probe's exit code comes back on fd 3 while its stdout goes through the cap; fds 3
-  # and 4 are closed for the probe itself so it cannot write a forged exit code.
-  { fleet_rc=$( { { $fleet_to ${fleet_to:+"$2"} sh -c "$3" </dev/null 3>&- 4>&-; echo $? >&3; } | $fleet_cap >&4; } 3>&1 ); } 4>&1
+  # The probe's exit code comes back on fd 3 while its stdout and its stderr each go through a
+  # cap (stderr by way of fd 5); fds 3, 4 and 5 are closed for the probe itself so it cannot
+  # write a forged exit code.
+  { fleet_rc=$( { { { $fleet_to ${fleet_to:+"$2"} sh -c "$3" </dev/null 2>&1 >&5 3>&- 4>&- 5>&-; echo $? >&3; } | $fleet_cap >&2; } 5>&1 | $fleet_cap >&4; } 3>&1 ); } 4>&1
   fleet_t1=$(fleet_now)
   fleet_mark '\n' "end $1 ${fleet_rc:-255} $fleet_t0 $fleet_t1"
 }
@@ -127,6 +128,8 @@ def split(stdout: str, stderr: str, marker: str, expected: list[str], cap: int =
     for name in expected:
         body, end = out_sections.get(name, ("", None))
         err_body = err_sections.get(name, ("", None))[0]
+        if len(err_body) > cap:  # capped on the host too; a host that ignores the cap gets it here
+            err_body = err_body[:cap]
         truncated = len(body.encode("utf-8", "replace")) > cap
         if truncated:
             body = body.encode("utf-8", "replace")[:cap].decode("utf-8", "replace")

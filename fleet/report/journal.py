@@ -14,6 +14,7 @@ from typing import Any, Mapping
 from fleet.errors import InputError
 from fleet.report import document
 from fleet.report.files import STEM, create_run_file
+from fleet.report.schema_check import first_error
 from fleet.textfile import read_text
 
 
@@ -58,6 +59,9 @@ def load(path: str) -> dict[str, Any]:
             raise InputError("not a JSON line", path, number) from None
         if not isinstance(entry, dict) or not {"name", "verdict", "severity"} <= entry.keys():
             raise InputError("not a host entry of a fleet journal", path, number)
+        error = first_error(entry, {"$ref": "#/$defs/host"}, "the host entry")
+        if error:
+            raise InputError(f"not a valid host entry: {error}", path, number)
         hosts.append(entry)
     stem = STEM.match(os.path.basename(path).removesuffix(".jsonl"))
     started = (dt.datetime.strptime(stem.group(1), "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.timezone.utc)

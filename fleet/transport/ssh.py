@@ -22,13 +22,14 @@ from dataclasses import dataclass, replace
 import paramiko
 
 from fleet.executor import Deadline
+from fleet.limits import HOST_OUTPUT_CAP
 from fleet.models import Execution, Host, TransportStatus
 from fleet.transport.become import Become, BecomeFailed, Secret, settle
 from fleet.transport.credentials import Credentials
 from fleet.transport.hostkeys import KeyCheck, KnownHosts, check, known_hosts_names
 
 #: Bytes of stdout plus stderr kept per host; beyond that the controller stops reading.
-DEFAULT_OUTPUT_CAP = 16 * 1024 * 1024
+DEFAULT_OUTPUT_CAP = HOST_OUTPUT_CAP
 _READ_CHUNK = 65536
 _BACKOFF_S = 0.25
 # AEAD ciphers first: with them paramiko checks no separate MAC, whose pure-Python constant-time
