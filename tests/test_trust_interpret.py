@@ -45,7 +45,7 @@ def test_every_parser_takes_adversarial_input_in_bounded_time(parser):
     for name, build in BENCH.INPUTS.items():
         figures = BENCH.measure(parser, BENCH.payload(parser, build), budget_s=30)
         assert not figures["over_budget"], name
-        assert figures["wall_s"] < 3, (name, figures)
+        assert sum(figures["cpu_s"].values()) < 1, (name, figures)  # CPU: the machine may be busy
 
 
 def test_thirty_thousand_nested_locations_are_read_in_linear_time():
