@@ -26,7 +26,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fleet.interpret import interpret  # noqa: E402
 from fleet.models import Host, ProbeOutput  # noqa: E402
-from fleet.parsers import PARSERS  # noqa: E402
 from fleet.runbook import Probe, Runbook  # noqa: E402
 from fleet.script import DEFAULT_PROBE_CAP  # noqa: E402
 

@@ -6,7 +6,6 @@ import dataclasses
 import http.server
 import json
 import os
-import signal
 import stat
 import subprocess
 import sys
