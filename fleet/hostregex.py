@@ -15,8 +15,9 @@ import re2
 _OPTIONS = re2.Options()
 # RE2 logs every refused pattern to stderr through absl; the caller words the refusal itself.
 _OPTIONS.log_errors = False
-# An RE2 program bigger than this (e.g. `a{1000}{1000}`) is refused rather than built.
-_OPTIONS.max_mem = 8 << 20
+# Memory for one pattern's program and matching cache (RE2's default is 8 MiB): a bigger program
+# is refused rather than built, and the cache of compiled patterns below stays bounded.
+_OPTIONS.max_mem = 2 << 20
 
 #: A compiled RE2 pattern (`search`, `sub`, `subn`, `finditer` as in `re`).
 Pattern = re2._Regexp
@@ -26,7 +27,7 @@ class Unsupported(ValueError):
     """RE2 cannot run this pattern (a construct it refuses, or a program too big); the message says why."""
 
 
-@functools.lru_cache(maxsize=512)
+@functools.lru_cache(maxsize=128)
 def compile_linear(pattern: str, ignore_case: bool = False) -> Pattern:
     """`pattern` compiled for RE2; Unsupported when RE2 refuses it."""
     source = f"(?i){pattern}" if ignore_case else pattern
