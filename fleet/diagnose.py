@@ -11,7 +11,9 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 from fleet.executor import Deadline, run_pool
 from fleet.interpret import ScriptOutput, interpret
 from fleet.limits import INTERPRET_BUDGET_S, cap_text, fit_forks
-from fleet.models import Connection, Diagnosis, Execution, Host, HostResult, Severity, TransportStatus
+from fleet.models import (Connection, Diagnosis, Execution, Host, HostResult, ProbeOutput, Severity,
+                          TransportStatus)
+from fleet.parsers import REPORT_VIEWS
 from fleet.redact import Redactor
 from fleet.runbook import Runbook, host_params, render_probes
 from fleet.script import compose, new_marker
@@ -184,7 +186,27 @@ def host_result(host: Host, execution: Execution, runbook: Runbook, params: Mapp
     if execution.status is TransportStatus.TIMEOUT:
         unfinished = [f"{p.name}: {p.error}" for p in result.probes.values() if p.error]
         diagnosis = Diagnosis(TransportStatus.TIMEOUT.value, Severity.CRITICAL, execution.reason, tuple(unfinished))
-    # Facts came from all of the output; the report (held until the run ends) keeps a bounded part.
-    kept = {name: replace(p, stdout=cap_text(p.stdout), stderr=cap_text(p.stderr)) for name, p in result.probes.items()}
-    return HostResult(host, diagnosis, kept, result.facts, execution.duration_s, (*notes, *result.notes),
-                      redactor.redact_params(params, runbook.parameter_names()))
+    kept, view_notes = report_probes(runbook, result.probes, result.facts)
+    return HostResult(host, diagnosis, kept, result.facts, execution.duration_s,
+                      (*notes, *result.notes, *view_notes), redactor.redact_params(params, runbook.parameter_names()))
+
+
+def report_probes(runbook: Runbook, probes: Mapping[str, ProbeOutput],
+                  facts: Mapping[str, Any]) -> tuple[dict[str, ProbeOutput], list[str]]:
+    """Probe outputs as the report keeps them, and a note per output kept only in part.
+
+    Facts came from all of the output; the report (held until the run ends) keeps a bounded part
+    of each, and of a listing such as `ps` only what the facts used (fleet.parsers.REPORT_VIEWS).
+    """
+    parsers = {p.name: p.parser for p in runbook.probes}
+    kept, notes = {}, []
+    for name, probe in probes.items():
+        stdout = probe.stdout
+        view = REPORT_VIEWS.get(parsers.get(name, ""))
+        if view is not None and name in facts:
+            stdout = view(probe, facts[name])
+            dropped = probe.stdout.count("\n") - stdout.count("\n")
+            if dropped > 0:
+                notes.append(f"{dropped} line(s) of probe {name} not kept in the report: only those its facts use")
+        kept[name] = replace(probe, stdout=cap_text(stdout), stderr=cap_text(probe.stderr))
+    return kept, notes

@@ -167,20 +167,47 @@ def test_secret_flags_of_real_processes_are_redacted_from_ps_output(tmp_path):
     lines = ["mysql -h db -pS3cretMy app", "sshpass -p S3cretPass ssh web1", "redis-cli -h r -a S3cretRedis ping",
              "curl -sS -u admin:S3cretCurl http://x/", "app --db-password S3cretDb --port 80",
              "worker --api-token=S3cretTok"]
-    procs = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", *line.split()])
+    procs = [subprocess.Popen(["x", "-c", "import time;time.sleep(60)", *line.split()], executable=sys.executable)
              for line in lines]
     try:
         out = tmp_path / "out"
-        proc = _diagnose_local(tmp_path, out, "--var", "cmd=ps -eo pid,args")
+        proc = _diagnose_local(tmp_path, out, "--var", "cmd=ps -ww -eo pid,args")
         text = "".join(p.read_text() for p in out.iterdir())
     finally:
         for p in procs:
             p.kill()
             p.wait()
     assert proc.returncode == 0, proc.stderr
-    assert "sshpass -p [REDACTED]" in text
+    for shown in ("mysql -h db -p[REDACTED] app", "sshpass -p [REDACTED] ssh web1", "redis-cli -h r -a [REDACTED] ping",
+                  "curl -sS -u admin:[REDACTED] http://x/", "app --db-password [REDACTED] --port 80",
+                  "worker --api-token=[REDACTED]"):
+        assert shown in text, shown
     for secret in SECRETS:
         assert secret not in text, secret
+
+
+def test_reports_keep_only_the_ps_lines_the_rules_use(tmp_path):
+    # The 502 runbook's own process probe on this machine, with a real backend look-alike and a
+    # real neighbour whose command line holds a secret no pattern knows.
+    # Short command lines: the probe's `ps` cuts lines at 80 columns when it has no terminal.
+    marker = f"fbk{os.getpid()}"
+    procs = [subprocess.Popen(["be", "-c", "import time;time.sleep(60)", marker], executable=sys.executable),
+             subprocess.Popen(["nb", "-c", "import time;time.sleep(60)", "hunter2-unknown"], executable=sys.executable)]
+    try:
+        book = load_runbook("502")
+        process_only = dataclasses.replace(book, probes=tuple(p for p in book.probes if p.name == "process"), rules=())
+        host = Host("here", "localhost", connection=Connection.LOCAL, vars={"process_pattern": marker})
+        options = RunOptions(timeout_s=30)
+        [result] = run(prepare([host], process_only, options), process_only, options)
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+    assert [p.pid for p in result.facts["process"].matching] == [procs[0].pid]
+    entry = document.host_entry(result)
+    kept = entry["probes"]["process"]["stdout"]
+    assert marker in kept and "hunter2-unknown" not in kept
+    assert any("line(s) of probe process not kept in the report" in n for n in entry["notes"])
 
 
 def test_inventory_variables_that_are_not_parameters_stay_out_of_reports(tmp_path):
