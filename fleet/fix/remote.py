@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fleet.diagnose import Prepared, RunOptions, interpret
+from fleet.diagnose import Prepared, RunOptions, host_result
 from fleet.executor import Deadline
 from fleet.fix.actions import Action
 from fleet.models import Execution, Host, HostResult
@@ -25,8 +25,8 @@ class Remote:
         """The runbook's probes on `host` now, interpreted exactly as `fleet diagnose` does."""
         execution = self.prepared.transports[host.connection].execute(
             host, self.prepared.scripts[host.name], Deadline(self.options.timeout_s))
-        return interpret(host, execution, self.runbook, self.prepared.params[host.name], self.prepared.marker,
-                         self.prepared.redactor)
+        return host_result(host, execution, self.runbook, self.prepared.params[host.name], self.prepared.marker,
+                           self.prepared.redactor, self.options.interpret_budget_s)
 
     def run(self, host: Host, action: Action, timeout_s: float = COMMAND_TIMEOUT_S) -> Execution:
         """Send the action's quoted shell line as the whole script of one `sh -s` on the host."""
