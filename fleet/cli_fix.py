@@ -104,9 +104,9 @@ def _diagnose(hosts, runbook, options: Mapping[str, Any], become, console: Conso
     prepared = prepare(hosts, runbook, run_options, _cli()._ask_passphrase)
     results = {}
     with Progress(console, len(hosts)) as progress:
-        for result in run(prepared, runbook, run_options):
+        for result in run(prepared, runbook, run_options, progress.host_started):
             results[result.host.name] = result
-            progress.host_done(result.diagnosis.verdict)
+            progress.host_done(result.host.name, result.diagnosis.verdict)
     return [results[h.name] for h in hosts if h.name in results]
 
 
