@@ -23,8 +23,9 @@ from fleet.patterns import select
 from fleet.report import document
 from fleet.runbook import load_runbook, resolve_params
 
-fix_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
-                      help="Plan remedies for diagnosed hosts, then apply them in waves, verified and recorded.")
+_FIX_HELP = "Plan remedies for diagnosed hosts, then apply them in waves, verified and recorded."
+# short_help too: Click cuts a group's listing to the width beside its name otherwise (see cli._command).
+fix_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help=_FIX_HELP, short_help=_FIX_HELP)
 
 _RISKS = ", ".join(r.value for r in Risk if r is not Risk.MANUAL)
 
