@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import json
-import os
+import math
 import signal
 import sys
 import time
@@ -27,9 +27,11 @@ from fleet.report import document
 from fleet.report.diff import compare
 from fleet.report.journal import Journal
 from fleet.report.journal import load as journal_load
-from fleet.report.render import FORMATS, RENDERERS, render_diff_markdown, write_private, write_reports
+from fleet.report.files import report_dir, write_private
+from fleet.report.render import FORMATS, RENDERERS, render_diff_markdown, write_reports
 from fleet.runbook import available_runbooks, host_params, load_runbook
 from fleet.runbook_set import combine, judge, load_runbooks
+from fleet.sanitize import strip_control
 from fleet.terminal import (Progress, RunFiles, host_row, output_console, print_case_results, print_diff, print_hosts,
                             print_runbook, print_runbooks, print_summary)
 from fleet.varcheck import check_overrides
@@ -59,8 +61,12 @@ def _command(group: typer.Typer, name: str | None = None) -> Callable[[Callable]
     return register
 
 
-class Terminated(Exception):
-    """SIGTERM arrived: finish like Ctrl-C, with a partial report."""
+class Terminated(BaseException):
+    """SIGTERM arrived: finish like Ctrl-C, with a partial report.
+
+    A BaseException, like KeyboardInterrupt: parsers and rules catch Exception, and a SIGTERM
+    landing in one of them must still end the run, not be taken for that host's odd output.
+    """
 
 
 def _on_sigterm(signum, frame):  # noqa: ANN001 - signal handler signature
@@ -69,7 +75,7 @@ def _on_sigterm(signum, frame):  # noqa: ANN001 - signal handler signature
 
 def _fail(message: object) -> typer.Exit:
     """One line on stderr, never wrapped (scripts grep it), and the input-error exit code."""
-    sys.stderr.write(f"fleet: error: {' '.join(str(message).split())}\n")
+    sys.stderr.write(f"fleet: error: {' '.join(strip_control(message).split())}\n")
     return typer.Exit(ExitCode.USAGE)
 
 
@@ -120,10 +126,17 @@ def _become_password(ask: bool, path: Path | None) -> Secret | None:
 
     if path is not None:
         try:
-            return Secret(path.read_text(encoding="utf-8").rstrip("\r\n"))
+            with path.open(encoding="utf-8", newline="") as handle:  # no newline translation: CR is refused
+                text = handle.read()
         except (OSError, UnicodeDecodeError) as exc:
             raise InputError(f"cannot read the become password: {getattr(exc, 'strerror', None) or exc}",
                              str(path)) from None
+        # One line: sudo reads the password up to the first newline, and whatever follows it
+        # would reach the shell behind sudo, as root.
+        password = text[:-1] if text.endswith("\n") else text
+        if any(c in password for c in "\r\n\0"):
+            raise InputError("the become password file must hold one line (no CR, LF or NUL inside it)", str(path))
+        return Secret(password)
     if not ask:
         return None
     if not sys.stdin.isatty():
@@ -192,6 +205,9 @@ def diagnose(
     from fleet.diagnose import RunOptions, prepare, run
 
     try:
+        for name, seconds in (("--timeout", timeout), ("--connect-timeout", connect_timeout)):
+            if not math.isfinite(seconds):
+                raise InputError(f"{name} takes a number of seconds, not {seconds}")
         books = load_runbooks(runbook_name)
         runbook = combine(books)
         inv = _load(inventory)
@@ -209,26 +225,27 @@ def diagnose(
             raise typer.Exit(ExitCode.OK)
         options = replace(options, become_password=_become_password(ask_become_pass, become_password_file))
         wanted = _parse_formats(formats)
+        report_dir(out)
         if watch is not None or until is not None or deadline is not None:
             raise typer.Exit(_watch(output_console(stderr=True), hosts, runbook, options, str(inventory), limit, out, wanted,
                                     watch, until, deadline))
         prepared = prepare(hosts, runbook, options, _ask_passphrase)
+        started = dt.datetime.now(dt.timezone.utc)
+        journal = Journal(out, started, runbook.name)
     except FleetError as exc:
         raise _fail(exc)
 
     from fleet.transport_fix import TransportContext, with_transport_fix
 
     for note in prepared.notes:  # warnings go to stderr as they arise; the report keeps them too
-        sys.stderr.write(f"fleet: warning: {' '.join(note.split())}\n")
+        sys.stderr.write(f"fleet: warning: {' '.join(strip_control(note).split())}\n")
 
     context = TransportContext(prepared.transports.get(Connection.SSH), options.known_hosts_files()[0])
-    started = dt.datetime.now(dt.timezone.utc)
-    stem = f"{started.strftime('%Y%m%dT%H%M%SZ')}-{runbook.name}"
+    stem = journal.stem
     clock = time.monotonic()
-    os.makedirs(out, mode=0o700, exist_ok=True)
-    journal = Journal(out / f"{stem}.jsonl")
-    params = prepared.redactor.redact_params(host_params(runbook, {}, options.overrides))
-    meta = {"runbook": runbook.name, "runbook_description": runbook.description, "parameters": document.jsonable(params),
+    params = prepared.redactor.redact_params(host_params(runbook, {}, options.overrides), runbook.parameter_names())
+    meta = {"runbook": runbook.name, "runbook_description": runbook.description, "runbook_source": runbook.path,
+            "parameters": document.jsonable(params),
             "inventory": str(inventory), "limit": limit,
             "options": {"forks": forks, "connect_timeout_s": connect_timeout, "timeout_s": timeout,
                         "hosts_selected": len(hosts)},
@@ -298,8 +315,12 @@ def _watch(console: Console, hosts, runbook, options, inventory: str, limit: str
         raise InputError(f"--until takes 'healthy', not {until!r}")
 
     def write(doc: dict) -> RunFiles:
-        stem = f"{dt.datetime.now(dt.timezone.utc).strftime('%Y%m%dT%H%M%SZ')}-{runbook.name}"
-        return RunFiles(tuple(write_reports(doc, str(out), stem, formats)))
+        # The last round's files are named as a run's (`<stamp>-<id>-<runbook>`): its journal,
+        # created O_EXCL, reserves the name, so a watch never overwrites another run's reports.
+        journal = Journal(out, dt.datetime.now(dt.timezone.utc), runbook.name)
+        with journal:
+            journal.record(doc)
+        return RunFiles((*write_reports(doc, str(out), journal.stem, formats), journal.path))
 
     return watch_rounds(console, lambda: one_round(hosts, runbook, options, inventory, limit, _ask_passphrase),
                         WatchOptions(every, until == "healthy", deadline), write)
@@ -476,7 +497,7 @@ def runbook_test(
 
 
 from fleet.cli_fix import fix_app  # noqa: E402 - after the helpers it reuses; one group, one module
-app.add_typer(fix_app, name="fix", short_help=fix_app.info.help)
+app.add_typer(fix_app, name="fix")
 
 
 def main() -> None:
@@ -484,6 +505,5 @@ def main() -> None:
     try:
         default_map = load_default_map()
     except FleetError as exc:
-        sys.stderr.write(f"fleet: error: {exc}\n")
-        sys.exit(ExitCode.USAGE)
+        raise SystemExit(_fail(exc).exit_code) from None
     app(default_map=default_map)

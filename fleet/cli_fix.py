@@ -21,10 +21,11 @@ from fleet.inventory import load_inventory
 from fleet.models import Diagnosis, ExitCode, HostResult, Severity, TRANSPORT_VERDICTS
 from fleet.patterns import select
 from fleet.report import document
-from fleet.runbook import evaluate, host_params, load_runbook
+from fleet.runbook import load_runbook, resolve_params
 
-fix_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
-                      help="Plan remedies for diagnosed hosts, then apply them in waves, verified and recorded.")
+_FIX_HELP = "Plan remedies for diagnosed hosts, then apply them in waves, verified and recorded."
+# short_help too: Click cuts a group's listing to the width beside its name otherwise (see cli._command).
+fix_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help=_FIX_HELP, short_help=_FIX_HELP)
 
 _RISKS = ", ".join(r.value for r in Risk if r is not Risk.MANUAL)
 
@@ -104,7 +105,7 @@ def _diagnose(hosts, runbook, options: Mapping[str, Any], become, console: Conso
     prepared = prepare(hosts, runbook, run_options, _cli()._ask_passphrase)
     results = {}
     with Progress(console, len(hosts)) as progress:
-        for result in run(prepared, runbook, run_options, on_start=progress.host_started):
+        for result in run(prepared, runbook, run_options, progress.host_started):
             results[result.host.name] = result
             progress.host_done(result.host.name, result.diagnosis.verdict)
     return [results[h.name] for h in hosts if h.name in results]
@@ -120,8 +121,9 @@ def _run_options(options: Mapping[str, Any], become):
 
 
 def _results_from_report(path: str, runbook, hosts, overrides) -> list[HostResult]:
-    """The report's hosts, re-interpreted from their recorded probe outputs by this runbook."""
-    from fleet.diagnose import parse_facts
+    """The report's hosts, re-interpreted from their recorded probe outputs by this runbook
+    (through fleet.interpret, as a live run: redaction, discovered parameters, the time budget)."""
+    from fleet.interpret import interpret, sources_of
     from fleet.runbook_cases import _probe_from_json
 
     doc = document.load(path)
@@ -133,16 +135,15 @@ def _results_from_report(path: str, runbook, hosts, overrides) -> list[HostResul
         entry = entries.get(host.name)
         if entry is None:
             continue
-        params = host_params(runbook, host.vars, overrides)
+        resolved = resolve_params(runbook, host.vars, overrides)
         if entry["verdict"] in TRANSPORT_VERDICTS:
             results.append(HostResult(host, Diagnosis(entry["verdict"], Severity.CRITICAL, str(entry["summary"])),
-                                      params=params))
+                                      params=resolved.values))
             continue
         probes = {name: _probe_from_json(name, p) for name, p in (entry.get("probes") or {}).items()}
-        facts = parse_facts(runbook, probes, params)
-        results.append(HostResult(host, evaluate(runbook, facts, probes, params,
-                                                 {"name": host.name, "address": host.address}),
-                                  probes, facts, params=params))
+        result = interpret(runbook, host, probes, resolved)
+        results.append(HostResult(host, result.diagnosis, result.probes, result.facts, notes=result.notes,
+                                  params=result.params.values, param_sources=sources_of(result.params)))
     if not results:
         raise InputError("no host of the report is in the inventory (or the --limit)", path)
     return results

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from fleet.errors import InputError
+from fleet.trustpath import others_can_write, warn_once
 
 # Keys a [diagnose] table may set, and the option parameter each one feeds.
 DIAGNOSE_KEYS = {
@@ -28,9 +29,18 @@ def config_paths() -> list[Path]:
 
 
 def load_default_map(paths: list[Path] | None = None) -> dict[str, dict[str, Any]]:
-    """The first config file's settings as click's default_map; {} when there is none."""
+    """The first config file's settings as click's default_map; {} when there is none.
+
+    A file that other users can write (or that sits in a directory they can write, such as a
+    shared working directory) is skipped with a warning: it would let them choose what fleet,
+    often run as root, does.
+    """
     for path in paths if paths is not None else config_paths():
         if path.is_file():
+            reason = others_can_write(path, in_shared_dir_ok=False)
+            if reason:
+                warn_once(f"ignoring {path}: {reason}")
+                continue
             return _read(path)
     return {}
 

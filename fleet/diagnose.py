@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from fleet.executor import Deadline, run_pool
-from fleet.limits import fit_forks
+from fleet.interpret import ScriptOutput, interpret, sources_of, unusable_params, usable_as_text
+from fleet.limits import INTERPRET_BUDGET_S, cap_text, fit_forks
 from fleet.models import (Connection, Diagnosis, Execution, Host, HostProblem, HostResult, ProbeOutput, Severity,
-                          TransportStatus, Unusable)
-from fleet.params import Resolved, discovered_values, with_discovered
-from fleet.parsers import PARSERS
-from fleet.parsers.platform import windows_shell
+                          TransportStatus)
+from fleet.params import Resolved
+from fleet.parsers import REPORT_VIEWS
 from fleet.redact import Redactor
-from fleet.runbook import Runbook, evaluate, render_probes, resolve_params
-from fleet.script import compose, new_marker, split
+from fleet.runbook import Runbook, render_probes, resolve_params
+from fleet.script import compose, new_marker
 from fleet.transport import Transport
 from fleet.transport.become import Secret
 from fleet.transport.credentials import load_credentials
@@ -26,8 +27,6 @@ from fleet.transport.ssh import SSHSettings, SSHTransport, jump_hosts, resolve_e
 from fleet.transport.sshconfig import load_ssh_config
 
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
-#: The verdict of a host whose shell cannot run the probe script at all (Windows without sh).
-UNSUPPORTED_PLATFORM = "unsupported_platform"
 
 
 @dataclass(frozen=True)
@@ -42,6 +41,8 @@ class RunOptions:
     accept_new: bool = False
     overrides: Mapping[str, str] = field(default_factory=dict)
     become_password: Secret | None = None
+    # Wall seconds to interpret one host's output; past it the host is inconclusive (fleet.budget).
+    interpret_budget_s: float = INTERPRET_BUDGET_S
 
     def known_hosts_files(self) -> list[str]:
         """--known-hosts files first (new keys are recorded in the first), then the user's."""
@@ -71,8 +72,7 @@ def prepare(hosts: Sequence[Host], runbook: Runbook, options: RunOptions,
     params = {h.name: resolve_params(runbook, h.vars, options.overrides) for h in hosts}
     problems = {h.name: p for h in hosts if (p := host_problem(h, runbook, params[h.name].values))}
     for name, resolved in params.items():  # reports show why a value could not be used, as text
-        params[name] = replace(resolved, values={k: str(v) if isinstance(v, Unusable) else v
-                                                 for k, v in resolved.values.items()})
+        params[name] = usable_as_text(resolved)
     runnable = [h for h in hosts if h.name not in problems]
     transports: dict[Connection, Transport] = {Connection.LOCAL: LocalTransport()}
     notes: list[str] = []
@@ -92,9 +92,8 @@ def host_problem(host: Host, runbook: Runbook, params: Mapping[str, Any]) -> Hos
     (Vault ciphertext, a failed template). A value the runbook does not need fails nothing."""
     if host.problem is not None:
         return host.problem
-    unusable = [f"parameter '{p.name}' is {params[p.name].reason}" for p in runbook.parameters
-                if isinstance(params.get(p.name), Unusable)]
-    return HostProblem(TransportStatus.INVENTORY_ERROR, "; ".join(unusable)) if unusable else None
+    unusable = unusable_params(runbook, params)
+    return HostProblem(TransportStatus.INVENTORY_ERROR, unusable) if unusable else None
 
 
 def host_scripts(runbook: Runbook, params: Mapping[str, Resolved], marker: str,
@@ -117,6 +116,12 @@ def host_scripts(runbook: Runbook, params: Mapping[str, Resolved], marker: str,
 def ssh_transport(hosts: Sequence[Host], options: RunOptions,
                   ask_passphrase: Callable[[str], str | None] | None) -> tuple[SSHTransport, list[str]]:
     """The SSH transport for a run: config, keys and known_hosts read once, names resolved, bastions open."""
+    # paramiko logs its own failures (a traceback when a port never sends a banner) from its
+    # threads; with no handler, Python's last resort prints them on the terminal. Each one is
+    # already a host's verdict, worded by the transport.
+    paramiko_log = logging.getLogger("paramiko")
+    paramiko_log.addHandler(logging.NullHandler())
+    paramiko_log.propagate = False
     ssh_config = load_ssh_config(options.ssh_config)
     endpoints = {h.name: resolve_endpoint(h, ssh_config) for h in hosts}
     key_files = {k for e in endpoints.values() for hop in (e, *jump_hosts(e.jump)) for k in hop.key_files}
@@ -181,90 +186,61 @@ def run(prepared: Prepared, runbook: Runbook, options: RunOptions,
                                         on_overrun=overrun, on_error=crashed):
             if execution.new_host_key:
                 record(recorded_in, execution.new_host_key)
-            yield interpret(host, execution, runbook, prepared.params[host.name], prepared.marker, prepared.redactor)
+            yield host_result(host, execution, runbook, prepared.params[host.name], prepared.marker,
+                              prepared.redactor, options.interpret_budget_s)
     finally:
         for transport in prepared.transports.values():
             transport.close()
 
 
-def interpret(host: Host, execution: Execution, runbook: Runbook, resolved: Resolved,
-              marker: str, redactor: Redactor) -> HostResult:
-    """Turn one host's raw execution into facts and a verdict."""
-    params = resolved.values
+def host_result(host: Host, execution: Execution, runbook: Runbook, resolved: Resolved, marker: str,
+                redactor: Redactor, budget_s: float = INTERPRET_BUDGET_S) -> HostResult:
+    """One host's raw execution interpreted into facts and a verdict, its outputs cut to what a report keeps."""
+    names = runbook.parameter_names()
     notes = [f"new host key recorded: {execution.new_host_key.split()[1]}"] if execution.new_host_key else []
     if execution.attempts > 1:
         notes.append(f"{execution.attempts} connection attempts: sshd dropped connections (MaxStartups?)")
     if execution.status not in (TransportStatus.OK, TransportStatus.TIMEOUT):
         diagnosis = Diagnosis(execution.status.value, Severity.CRITICAL, execution.reason)
         return HostResult(host, diagnosis, duration_s=execution.duration_s, notes=tuple(notes),
-                          params=redactor.redact_params(params), param_sources=sources_of(resolved))
+                          params=redactor.redact_params(resolved.values, names),
+                          param_sources=_sources(resolved, names))
     cut = execution.reason if execution.status is TransportStatus.TIMEOUT else ""
     if execution.truncated:
         cut = cut or "output passed the controller's size cap"
-    output = split(execution.stdout.decode("utf-8", "replace"), execution.stderr.decode("utf-8", "replace"),
-                   marker, [p.name for p in runbook.probes], cut_reason=cut)
-    if output.meta.get("priv"):
-        notes.append(f"privilege: {output.meta['priv']}")
-    probes, masked = redact_probes(output.probes, redactor)
-    if masked:
-        notes.append(f"redacted {masked} secret(s) from probe output")
-    unfinished = [f"{p.name} ({p.error})" for p in probes.values() if p.error]
-    if unfinished:
-        notes.append(f"probe(s) gave no result: {', '.join(unfinished)}")
-    windows = not output.meta and windows_shell(execution.stderr.decode("utf-8", "replace") + "\n"
-                                                + execution.stdout.decode("utf-8", "replace"))
-    if windows:
-        diagnosis = Diagnosis(UNSUPPORTED_PLATFORM, Severity.UNKNOWN,
-                              "Windows is not supported: the host's shell has no POSIX sh to run fleet's probes "
-                              "in; diagnose it by hand", (windows,))
-        return HostResult(host, diagnosis, probes, {}, execution.duration_s, tuple(notes),
-                          redactor.redact_params(params), sources_of(resolved))
-    resolved = discover(runbook, resolved, probes)
-    params = resolved.values
-    facts = parse_facts(runbook, probes, params)
+    result = interpret(runbook, host, ScriptOutput(execution.stdout, execution.stderr, marker, cut), resolved,
+                       redactor, budget_s)
+    diagnosis = result.diagnosis
     if execution.status is TransportStatus.TIMEOUT:
-        unfinished = [f"{p.name}: {p.error}" for p in probes.values() if p.error]
+        unfinished = [f"{p.name}: {p.error}" for p in result.probes.values() if p.error]
         diagnosis = Diagnosis(TransportStatus.TIMEOUT.value, Severity.CRITICAL, execution.reason, tuple(unfinished))
-    else:
-        diagnosis = evaluate(runbook, facts, probes, params, {"name": host.name, "address": host.address},
-                             sources_of(resolved))
-    return HostResult(host, diagnosis, probes, facts, execution.duration_s, tuple(notes),
-                      redactor.redact_params(params), sources_of(resolved))
+    kept, view_notes = report_probes(runbook, result.probes, result.facts)
+    return HostResult(host, diagnosis, kept, result.facts, execution.duration_s,
+                      (*notes, *result.notes, *view_notes), redactor.redact_params(result.params.values, names),
+                      _sources(result.params, names))
 
 
-def discover(runbook: Runbook, resolved: Resolved, probes: Mapping[str, ProbeOutput]) -> Resolved:
-    """The host's parameters once its discovering probes' `param` lines are applied to the open ones."""
-    found: dict[str, str] = {}
-    for probe in runbook.probes:
-        if probe.discovers:
-            found.update(discovered_values(probes.get(probe.name), resolved.open & set(probe.discovers)))
-    return with_discovered(resolved, found)
+def _sources(resolved: Resolved, names: frozenset[str]) -> dict[str, str]:
+    """Where each of the runbook's parameters came from; a report names no other variable."""
+    return {name: source for name, source in sources_of(resolved).items() if name in names}
 
 
-def sources_of(resolved: Resolved) -> dict[str, str]:
-    return {name: source.value for name, source in resolved.sources.items()}
+def report_probes(runbook: Runbook, probes: Mapping[str, ProbeOutput],
+                  facts: Mapping[str, Any]) -> tuple[dict[str, ProbeOutput], list[str]]:
+    """Probe outputs as the report keeps them, and a note per output kept only in part.
 
-
-def redact_probes(probes: Mapping[str, ProbeOutput], redactor: Redactor) -> tuple[dict[str, ProbeOutput], int]:
-    """Probe outputs with secrets masked, before anything parses or reports them; and how many were masked."""
-    cleaned, total = {}, 0
+    Facts came from all of the output; the report (held until the run ends) keeps a bounded part
+    of each, and of a listing such as `ps` only what the facts used (fleet.parsers.REPORT_VIEWS).
+    """
+    parsers = {p.name: p.parser for p in runbook.probes}
+    kept, notes = {}, []
     for name, probe in probes.items():
-        stdout, n_out = redactor.redact(probe.stdout)
-        stderr, n_err = redactor.redact(probe.stderr)
-        total += n_out + n_err
-        cleaned[name] = replace(probe, stdout=stdout, stderr=stderr) if n_out or n_err else probe
-    return cleaned, total
-
-
-def parse_facts(runbook: Runbook, probes: Mapping[str, ProbeOutput], params: Mapping[str, Any]) -> dict[str, Any]:
-    """Facts of every probe that finished; a probe that did not finish, or whose parser failed, has none."""
-    facts: dict[str, Any] = {}
-    for probe in runbook.probes:
-        output = probes.get(probe.name)
-        if output is None or not output.ran or output.error:
-            continue
-        try:
-            facts[probe.name] = PARSERS[probe.parser](output, params)
-        except Exception:  # noqa: BLE001 - a parser bug on one host's odd output must not end the run
-            continue
-    return facts
+        stdout = probe.stdout
+        view = REPORT_VIEWS.get(parsers.get(name, ""))
+        if view is not None and name in facts:
+            stdout = view(probe, facts[name])
+            dropped = probe.stdout.count("\n") - stdout.count("\n")
+            if dropped > 0:
+                notes.append(f"{dropped} line(s) of probe {name} not kept in the report: only those its facts use")
+        kept[name] = replace(probe, stdout=cap_text(stdout), stderr=cap_text(probe.stderr))
+    return kept, notes

@@ -12,7 +12,7 @@ import re
 import shlex
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import jinja2
 import jinja2.meta
@@ -21,11 +21,14 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from fleet import fixes, fixspec
 from fleet.errors import RunbookError
 from fleet.fix import remedies as remedy_spec
+from fleet.hostregex import Unsupported, compile_linear
 from fleet.models import Diagnosis, ProbeOutput, Severity
 from fleet.params import HostValue, Resolved, resolve
 from fleet.parsers import PARSERS
+from fleet.redact import holds_secret
 from fleet.rule_fields import unknown_attributes
 from fleet.script import ProbeCommand
+from fleet.trustpath import others_can_write, warn_once
 from fleet.yamlfile import LineDict, load_yaml
 
 INCONCLUSIVE = "inconclusive"
@@ -34,10 +37,26 @@ _CONTEXT_NAMES = {"params", "host", "probes", "sources"}
 _DEFAULT_PROBE_TIMEOUT_S = 10.0
 
 
+class _Hidden(str):
+    """A parameter value that is, or holds, a secret. A command gets a reference to the environment
+    variable that carries it, never the value: a command line is visible to every user of the host
+    (`ps`), a process's environment only to its own user."""
+
+    variable: str
+
+    @classmethod
+    def of(cls, name: str, value: Any) -> "_Hidden":
+        hidden = cls(value)
+        hidden.variable = f"FLEET_P_{name}"
+        return hidden
+
+
 def _shell_quote(value: Any) -> str:
     # A value the host discovers is a variable of the script, expanded in double quotes.
     if isinstance(value, HostValue):
         return value.shell()
+    if isinstance(value, _Hidden):
+        return f'"${value.variable}"'
     return shlex.quote(str(value))
 
 
@@ -148,6 +167,10 @@ class Runbook:
         """Parameters some probe discovers on the host when nobody gave them."""
         return frozenset(name for probe in self.probes for name in probe.discovers)
 
+    def parameter_names(self) -> frozenset[str]:
+        """The names the runbook declares as parameters (other inventory variables are not its business)."""
+        return frozenset(p.name for p in self.parameters)
+
 
 def builtin_runbooks() -> dict[str, str]:
     """Names of the runbooks shipped in the package, with their paths."""
@@ -168,6 +191,11 @@ def available_runbooks() -> dict[str, tuple[str, str]]:
     found = {name: (path, "built-in") for name, path in builtin_runbooks().items()}
     for folder in user_runbook_dirs():
         if not os.path.isdir(folder):
+            continue
+        reason = others_can_write(folder, in_shared_dir_ok=False)
+        if reason:
+            # Another user could put a runbook (its probes run on every host) where this one looks.
+            warn_once(f"ignoring runbooks in {folder}: {reason}")
             continue
         for entry in sorted(os.listdir(folder)):
             name, ext = os.path.splitext(entry)
@@ -219,9 +247,9 @@ def _parse(doc: Any, path: str) -> Runbook:
         raise RunbookError("redact must be a list of regular expressions", path, doc.line_of("redact"))
     for pattern in redact:
         try:
-            re.compile(pattern)
-        except (re.error, RecursionError, OverflowError) as exc:
-            raise RunbookError(f"bad redact pattern {pattern!r}: {exc}", path, doc.line_of("redact")) from None
+            compile_linear(pattern)
+        except Unsupported as exc:
+            raise RunbookError(f"bad redact pattern: {exc}", path, doc.line_of("redact")) from None
     prelude = str(doc.get("prelude") or "")
     try:
         prelude_template = _COMMAND_ENV.from_string(prelude)
@@ -396,18 +424,28 @@ def render_probes(runbook: Runbook, params: Mapping[str, Any] | Resolved) -> lis
 
     With `Resolved` parameters, the open ones are left to the host: the discovering probe
     exports them, later probes read them from the script's variables.
+
+    A parameter that is or holds a secret (by its name, or a value such as a URL with
+    `user:password@`) is not written into the command: the command reads it from an environment
+    variable the script sets (`"$FLEET_P_<name>"`), so it never shows in a process's arguments.
+    Only a plain `{{ name }}` keeps it hidden; a value computed from it is an ordinary string.
     """
     defaults = {n: str(params.values[n]) for n in params.open} if isinstance(params, Resolved) else {}
     if isinstance(params, Resolved):
         params = params.for_commands()
     rendered = []
+    # A value the host discovers is already a script variable, never on a command line.
+    hidden = {name: _Hidden.of(name, value) for name, value in params.items()
+              if not isinstance(value, HostValue) and holds_secret(name, value)}
+    env = tuple((value.variable, str(value)) for value in hidden.values())
+    params = {**params, **hidden}
     try:
         prelude = runbook.prelude_template.render(params, params=params) if runbook.prelude else ""
         for probe in runbook.probes:
             command = probe.template.render(params, params=params)
             exports = tuple((n, defaults[n]) for n in probe.discovers if n in defaults)
             rendered.append(ProbeCommand(probe.name, f"{prelude}\n{command}" if prelude else command, probe.timeout_s,
-                                         exports))
+                                         exports=exports, env=env))
     except jinja2.UndefinedError as exc:
         raise RunbookError(f"a probe or the prelude uses an undefined parameter: {exc.message}",
                            runbook.path) from None
@@ -416,13 +454,17 @@ def render_probes(runbook: Runbook, params: Mapping[str, Any] | Resolved) -> lis
 
 def evaluate(runbook: Runbook, facts: Mapping[str, Any], probes: Mapping[str, ProbeOutput],
              params: Mapping[str, Any], host: Mapping[str, Any],
-             sources: Mapping[str, str] | None = None) -> Diagnosis:
+             sources: Mapping[str, str] | None = None,
+             on_error: Callable[[Rule, Exception], None] | None = None) -> Diagnosis:
     """Walk the rules, first match wins. Rules naming absent facts do not match; none matching is inconclusive.
 
     Facts whose parser read nothing from an output in a format it does not know (`unread`) count
     as absent: no rule may conclude from them that, say, no process runs. `sources` says where
     each parameter came from (default, discovered, inventory, --var); a parameter missing from it
     counts as given.
+
+    A rule that raises is skipped and handed to `on_error`. Only Exceptions are caught: a
+    BaseException (SIGTERM, the time budget) ends the walk.
     """
     usable = {name: value for name, value in facts.items() if not getattr(value, "unread", None)}
     context = {**usable, "params": params, "host": host, "probes": probes,
@@ -432,7 +474,9 @@ def evaluate(runbook: Runbook, facts: Mapping[str, Any], probes: Mapping[str, Pr
             matched = bool(rule.condition(**context))
         except jinja2.UndefinedError:
             continue  # the rule needs facts this host could not give
-        except Exception:  # noqa: BLE001 - a rule tripping on odd facts must not cost the host its verdict
+        except Exception as exc:  # noqa: BLE001 - a rule tripping on odd facts must not cost the host its verdict
+            if on_error is not None:
+                on_error(rule, exc)
             continue
         if matched:
             summary, *evidence = (_render(t, context) for t in rule.templates)

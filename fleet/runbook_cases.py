@@ -14,13 +14,12 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from fleet.diagnose import discover, parse_facts
 from fleet.errors import InputError
-from fleet.models import Diagnosis, ProbeOutput, TRANSPORT_VERDICTS
+from fleet.interpret import interpret
+from fleet.models import Diagnosis, Host, ProbeOutput, TRANSPORT_VERDICTS
 from fleet.report import document
-from fleet.runbook import Runbook, evaluate, resolve_params
+from fleet.runbook import Runbook, resolve_params
 from fleet.yamlfile import load_yaml
-
 
 
 @dataclass(frozen=True)
@@ -90,9 +89,6 @@ def _case_from_dir(folder: str, name: str) -> Case:
 
 
 def run_case(runbook: Runbook, case: Case, overrides: Mapping[str, str] | None = None) -> CaseResult:
-    """Parse the case's outputs and walk the rules, exactly as a live run would."""
-    resolved = discover(runbook, resolve_params(runbook, case.params, overrides or {}), case.probes)
-    facts = parse_facts(runbook, case.probes, resolved.values)
-    sources = {name: source.value for name, source in resolved.sources.items()}
-    return CaseResult(case, evaluate(runbook, facts, case.probes, resolved.values, {"name": case.name, "address": ""},
-                                     sources))
+    """Redact, discover, parse and judge the case's outputs through the path a live run takes (fleet.interpret)."""
+    params = resolve_params(runbook, case.params, overrides or {})
+    return CaseResult(case, interpret(runbook, Host(case.name, ""), case.probes, params).diagnosis)

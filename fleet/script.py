@@ -32,6 +32,9 @@ class ProbeCommand:
     timeout_s: float = 10.0
     # (parameter, value if nothing is found) this probe discovers for the probes after it.
     exports: tuple[tuple[str, str], ...] = ()
+    # Environment variables the command reads (secret parameters): set by the script, exported
+    # to the probes, never written on a command line.
+    env: tuple[tuple[str, str], ...] = ()
 
 
 def new_marker() -> str:
@@ -53,9 +56,10 @@ fleet_mark() { printf "$1"'%s %s\n' "$fleet_m" "$2"; printf "$1"'%s %s\n' "$flee
 fleet_probe() {
   fleet_mark '' "begin $1"
   fleet_t0=$(fleet_now)
-  # The probe's exit code comes back on fd 3 while its stdout goes through the cap; fds 3
-  # and 4 are closed for the probe itself so it cannot write a forged exit code.
-  { fleet_rc=$( { { $fleet_to ${fleet_to:+"$2"} sh -c "$3" </dev/null 3>&- 4>&-; echo $? >&3; } | $fleet_cap >&4; } 3>&1 ); } 4>&1
+  # The probe's exit code comes back on fd 3 while its stdout and its stderr each go through a
+  # cap (stderr by way of fd 5); fds 3, 4 and 5 are closed for the probe itself so it cannot
+  # write a forged exit code.
+  { fleet_rc=$( { { { $fleet_to ${fleet_to:+"$2"} sh -c "$3" </dev/null 2>&1 >&5 3>&- 4>&- 5>&-; echo $? >&3; } | $fleet_cap >&2; } 5>&1 | $fleet_cap >&4; } 3>&1 ); } 4>&1
   fleet_t1=$(fleet_now)
   fleet_mark '\n' "end $1 ${fleet_rc:-255} $fleet_t0 $fleet_t1"
 }
@@ -85,7 +89,10 @@ def _exporting(probe: ProbeCommand, seconds: int) -> list[str]:
 
 def compose(probes: list[ProbeCommand], marker: str, cap: int = DEFAULT_PROBE_CAP) -> str:
     """Compose probes into one sh script whose output `split` can cut apart again."""
-    lines = [f"fleet_m={marker}", f"fleet_capn={cap + 1}", _PREAMBLE.strip()]
+    lines = [f"fleet_m={marker}", f"fleet_capn={cap + 1}"]
+    for name, value in dict(pair for probe in probes for pair in probe.env).items():
+        lines.append(f"{name}={shlex.quote(value)}; export {name}")
+    lines.append(_PREAMBLE.strip())
     for probe in probes:
         seconds = max(1, int(round(probe.timeout_s)))
         if probe.exports:
@@ -147,6 +154,8 @@ def split(stdout: str, stderr: str, marker: str, expected: list[str], cap: int =
     for name in expected:
         body, end = out_sections.get(name, ("", None))
         err_body = err_sections.get(name, ("", None))[0]
+        if len(err_body) > cap:  # capped on the host too; a host that ignores the cap gets it here
+            err_body = err_body[:cap]
         truncated = len(body.encode("utf-8", "replace")) > cap
         if truncated:
             body = body.encode("utf-8", "replace")[:cap].decode("utf-8", "replace")

@@ -232,7 +232,9 @@ def print_hosts(console: Console, rows: list[dict[str, Any]]) -> None:
         if row["problem"]:
             where = f"not run: {row['problem']}"
         variables = " ".join(f"{k}={v}" for k, v in row["vars"].items())
-        table.add_row(row["name"], where, row["user"] or "", ",".join(row["groups"]), variables)
+        # Inventory text is data: plain Text, never rich markup (`[link=...]` would become a live link).
+        table.add_row(*(Text(safe(cell)) for cell in (row["name"], where, row["user"] or "", ",".join(row["groups"]),
+                                                      variables)))
     console.print(table)
     console.print(Text(f"{len(rows)} host(s)"))
 
@@ -242,34 +244,34 @@ def print_runbooks(console: Console, rows: list[dict[str, Any]]) -> None:
     for column in ("runbook", "origin", "description", "path"):
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(row["name"], row["origin"], row["description"], row["path"])
+        table.add_row(*(Text(safe(row[k])) for k in ("name", "origin", "description", "path")))
     console.print(table)
 
 
 def print_runbook(console: Console, runbook: Runbook) -> None:
     """Parameters, probes and the decision table of a runbook; shell text printed as written, never folded."""
-    console.print(Text(f"{runbook.name}: {runbook.description}", style="bold"), soft_wrap=True)
-    console.print(Text(runbook.path, style="dim"), soft_wrap=True)
+    console.print(Text(safe(f"{runbook.name}: {runbook.description}"), style="bold"), soft_wrap=True)
+    console.print(Text(safe(runbook.path), style="dim"), soft_wrap=True)
     params = Table(title="parameters", header_style="bold", title_justify="left")
     for column in ("name", "default", "description"):
         params.add_column(column, overflow="fold")
     for p in runbook.parameters:
-        params.add_row(p.name, repr(p.default), p.description)
+        params.add_row(p.name, Text(safe(repr(p.default))), Text(safe(p.description)))
     console.print(params)
     if runbook.prelude.strip():
         console.print(Text("prelude (shell functions before every probe's command):", style="bold"))
         _print_shell(console, runbook.prelude)
     console.print(Text("probes (one script, in this order):", style="bold"))
     for p in runbook.probes:
-        console.print(Text(f"\n{p.name}", style="bold cyan").append(
-            f"  parser {p.parser}, timeout {p.timeout_s:g}s{': ' + p.description if p.description else ''}",
+        console.print(Text(f"\n{safe(p.name)}", style="bold cyan").append(
+            safe(f"  parser {p.parser}, timeout {p.timeout_s:g}s{': ' + p.description if p.description else ''}"),
             style="default"), soft_wrap=True)
         _print_shell(console, p.command)
     rules = Table(title="decision table (first match wins)", header_style="bold", title_justify="left")
     for column in ("#", "verdict", "severity", "when"):
         rules.add_column(column, overflow="fold")
     for n, rule in enumerate(runbook.rules, 1):
-        rules.add_row(str(n), rule.verdict, rule.severity.value, Text(" ".join(rule.when.split())))
+        rules.add_row(str(n), rule.verdict, rule.severity.value, Text(safe(" ".join(rule.when.split()))))
     rules.add_row("", "inconclusive", "unknown", Text("no rule matched"))
     console.print()
     console.print(rules)
@@ -278,16 +280,16 @@ def print_runbook(console: Console, runbook: Runbook) -> None:
         remedies.add_column(column, overflow="fold")
     for rule in runbook.rules:
         for remedy in rule.remedies:
-            remedies.add_row(rule.verdict, remedy.name, remedy.risk.value, Text(remedy.when_source or "always"),
-                             Text(remedy.description))
+            remedies.add_row(rule.verdict, remedy.name, remedy.risk.value, Text(safe(remedy.when_source or "always")),
+                             Text(safe(remedy.description)))
     if remedies.rows:
         console.print(remedies)
 
 
 def _print_shell(console: Console, text: str) -> None:
     """Shell text indented by four, line for line as the runbook has it: long lines run on, unfolded."""
-    for line in text.strip("\n").splitlines():
-        console.print(Text(f"    {line}"), soft_wrap=True)
+    for line in text.strip("\n").split("\n"):
+        console.print(Text(f"    {safe(line)}"), soft_wrap=True)
 
 
 def print_case_results(console: Console, results: list[CaseResult]) -> None:
@@ -296,7 +298,8 @@ def print_case_results(console: Console, results: list[CaseResult]) -> None:
         table.add_column(column, overflow="fold")
     for r in results:
         mark = Text("ok", style="green") if r.passed else Text("FAIL", style="bold red")
-        table.add_row(r.case.name, r.case.expected or "-", r.diagnosis.verdict, mark, Text(safe(r.diagnosis.summary)))
+        table.add_row(Text(safe(r.case.name)), Text(safe(r.case.expected or "-")), Text(safe(r.diagnosis.verdict)), mark,
+                      Text(safe(r.diagnosis.summary)))
     console.print(table)
     failed = sum(not r.passed for r in results)
     console.print(Text(f"{len(results) - failed} passed, {failed} failed"))

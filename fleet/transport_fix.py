@@ -89,7 +89,7 @@ def _unreachable(reason: str, endpoint: Endpoint, context: TransportContext) -> 
         return [f"silence: nothing answered from {where} within the connect timeout: the host is down, a firewall "
                 f"drops the packets, or the address is wrong; try: nc -vz -w 5 {_q(endpoint.hostname)} "
                 f"{endpoint.port}"]
-    if reason.startswith("SSH handshake"):
+    if reason.startswith("SSH handshake") or "sent no SSH banner" in reason:
         return [f"silence: {where} accepts connections but the SSH handshake did not complete: is it sshd that "
                 "listens there, is it overloaded (MaxStartups), or does a middlebox hold the connection?"]
     if reason.startswith("jump host"):

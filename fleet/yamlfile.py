@@ -86,6 +86,48 @@ def libyaml_can_take(text: str) -> bool:
     return openers + max(map(len, text.splitlines()), default=0) < _LIBYAML_MAX_NESTING
 
 
+# Nodes that aliases may add to a document beyond those written in it. Aliases of aliases grow
+# exponentially (a 500-byte "billion laughs" file stands for 387 million values); everything that
+# later walks the values (variables per host, JSON, reports) would take that long.
+MAX_ALIAS_EXPANSION = 100_000
+
+
+def check_aliases(node: yaml.Node | None) -> None:
+    """Refuse a document whose aliases expand to more than MAX_ALIAS_EXPANSION extra nodes.
+
+    Counts in one pass over the distinct nodes (each alias target's size is remembered), without
+    recursion; a recursive alias counts as one node.
+    """
+    if node is None:
+        return
+    size: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(node, False)]
+    while stack:
+        current, children_done = stack.pop()
+        if id(current) in size and not children_done:
+            continue
+        children = _children(current)
+        if children_done:
+            size[id(current)] = 1 + sum(size.get(id(c), 1) for c in children)
+            continue
+        size[id(current)] = 1  # in progress: a recursive alias back to it counts as one node
+        stack.append((current, True))
+        stack.extend((child, False) for child in children if id(child) not in size)
+    expanded = size[id(node)]
+    if expanded - len(size) > MAX_ALIAS_EXPANSION:
+        raise yaml.composer.ComposerError(
+            None, None, f"aliases expand this document to {expanded:,} values, more than "
+            f"{MAX_ALIAS_EXPANSION:,} beyond what is written (an alias bomb?)", node.start_mark)
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
 def compose(text: str, loader: type[yaml.SafeLoader],
             fast: type[yaml.SafeLoader] | None) -> tuple[yaml.SafeLoader, yaml.Node | None]:
     """The document's node tree, and the loader that built it (it constructs the values).
@@ -97,12 +139,21 @@ def compose(text: str, loader: type[yaml.SafeLoader],
     if fast is not None and libyaml_can_take(text):
         parser = fast(text)
         try:
-            return parser, parser.get_single_node()
+            node = parser.get_single_node()
         except yaml.YAMLError:
             parser.dispose()
+        else:
+            try:
+                check_aliases(node)
+            except BaseException:
+                parser.dispose()
+                raise
+            return parser, node
     parser = loader(text)
     try:
-        return parser, parser.get_single_node()
+        node = parser.get_single_node()
+        check_aliases(node)
+        return parser, node
     except BaseException:
         parser.dispose()
         raise

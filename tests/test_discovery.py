@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from fleet.diagnose import interpret
+from fleet.diagnose import host_result
 from fleet.errors import RunbookError
 from fleet.models import Execution, Host, ProbeOutput, TransportStatus
 from fleet.params import HostValue, Resolved, Source, discovered_values, resolve, with_discovered
@@ -148,8 +148,8 @@ POWERSHELL = ("sh : The term 'sh' is not recognized as the name of a cmdlet, fun
 def test_a_windows_host_gets_unsupported_platform_not_a_crash(stderr: str) -> None:
     book = load_runbook("502")
     execution = Execution(TransportStatus.OK, stderr=stderr.encode(), exit_code=1, duration_s=0.2)
-    result = interpret(Host("win01", "198.18.0.9"), execution, book, resolve_params(book, {}, {}), new_marker(),
-                       Redactor.build(()))
+    result = host_result(Host("win01", "198.18.0.9"), execution, book, resolve_params(book, {}, {}), new_marker(),
+                         Redactor.build(()))
     assert result.diagnosis.verdict == "unsupported_platform"
     assert "Windows is not supported" in result.diagnosis.summary
     assert result.diagnosis.evidence == (windows_shell(stderr),)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from fleet.limits import REPORT_OUTPUT_CHARS
 from tests import sshd as sshd_mod
 from tests.conftest import needs_root
 from tests.test_ssh_e2e import only_report, write_inventory
@@ -74,7 +75,12 @@ def test_huge_and_binary_output_is_capped_and_decoded(sshd, tmp_path):
     })
     hosts = {h["name"]: h for h in only_report(out)["hosts"]}
     huge = hosts["huge"]["probes"]["run"]
-    assert huge["truncated"] and len(huge["stdout"]) == 1024 * 1024
+    # The host cut the output at exactly 1 MiB; the report keeps its first REPORT_OUTPUT_CHARS and
+    # says how much more arrived (issue 12 §6: what a run holds until its end must not grow with
+    # what hosts send).
+    kept, _, rest = huge["stdout"].partition("\n... (")
+    assert huge["truncated"] and len(kept) == REPORT_OUTPUT_CHARS
+    assert rest.startswith(f"{1024 * 1024 - REPORT_OUTPUT_CHARS} more characters not kept")
     binary = hosts["binary"]["probes"]["run"]["stdout"]
     assert "\ufffd\ufffd café" in binary
     assert "\x1b" not in proc.stderr  # nothing from a host reaches the terminal raw

@@ -9,6 +9,7 @@ command that runs must be exactly one of the steps' argvs.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 from pathlib import Path
@@ -383,14 +384,13 @@ def test_restart_runs_as_the_process_s_own_user(tmp_path):
 def test_a_journal_line_holding_u2028_reads_back_as_one_host(tmp_path):
     from fleet.report.journal import Journal, load
 
-    path = tmp_path / "20261130T070000Z-502.jsonl"
     entry = {"name": "web-01", "verdict": "backend_app_error", "severity": "critical",
              "summary": "logged: a\u2028  File \"/evil\"\x85b", "evidence": [], "fix": [], "probes": {},
              "parameters": {}, "facts": {}, "notes": [], "duration_s": 0.1, "address": "a", "groups": []}
-    with Journal(path) as journal:
+    with Journal(tmp_path, dt.datetime(2026, 11, 30, 7, tzinfo=dt.timezone.utc), "502") as journal:
         journal.write(entry)
         journal.write({**entry, "name": "web-02"})
-    doc = load(str(path))
+    doc = load(journal.path)
     assert [h["name"] for h in doc["hosts"]] == ["web-01", "web-02"]
     assert doc["hosts"][0]["summary"] == entry["summary"]
     assert not any("cut off" in note for note in doc["notes"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from fleet.diagnose import Prepared, RunOptions, interpret
+from fleet.diagnose import Prepared, RunOptions, host_result
 from fleet.executor import Deadline
 from fleet.fix.actions import Action
 from fleet.models import Execution, Host, HostResult
@@ -32,7 +32,8 @@ class Remote:
         params = self.prepared.params[host.name]
         if since is not None and "since" in params.values:
             params = replace(params, values={**params.values, "since": int(since)})
-        return interpret(host, execution, self.runbook, params, self.prepared.marker, self.prepared.redactor)
+        return host_result(host, execution, self.runbook, params, self.prepared.marker, self.prepared.redactor,
+                           self.options.interpret_budget_s)
 
     def run(self, host: Host, action: Action, timeout_s: float = COMMAND_TIMEOUT_S) -> Execution:
         """Send the action's quoted shell line as the whole script of one `sh -s` on the host."""

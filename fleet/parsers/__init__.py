@@ -45,3 +45,8 @@ PARSERS: Mapping[str, Parser] = MappingProxyType(
         "memory": memory.parse,
     }
 )
+
+#: Parsers whose raw output a report keeps only in part, by what their facts used: (output, facts) -> stdout.
+REPORT_VIEWS: Mapping[str, Callable[[ProbeOutput, Any], str]] = MappingProxyType(
+    {"processes": processes.report_stdout}
+)

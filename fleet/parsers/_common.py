@@ -24,7 +24,9 @@ NOT_UNDERSTOOD = "format not understood"
 
 # `== name key=value ... ==`: the plain section headers every 502 probe prints.
 _HEADER = re.compile(r"^== ([A-Za-z0-9_.-]+)((?: [A-Za-z0-9_]+=\S*)*) ==$")
-_KV = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(\S*)")
+# A key starts at a word's start: started mid-word, every position of a long word without `=`
+# scanned to the word's end (quadratic).
+_KV = re.compile(r"(?<![A-Za-z0-9_])([A-Za-z_][A-Za-z0-9_]*)=(\S*)")
 # A cgroup path's systemd unit (its last component) and container id (docker, podman).
 _CGROUP_UNIT = re.compile(r"([A-Za-z0-9:_.@\\-]+\.(service|scope))$")
 _CGROUP_CONTAINER = re.compile(r"(?:/docker/|docker-|libpod-)([0-9a-f]{12,64})")

@@ -105,7 +105,8 @@ _WINDOWS_SHELL = re.compile(r"'sh' is not recognized as an internal or external 
 
 def windows_shell(text: str) -> str | None:
     """The line saying `sh` is missing on a Windows host, or None: the script never ran there."""
-    for line in text.splitlines()[:50]:
+    # Split on \n only (str.splitlines also splits on U+2028 and others the host did not).
+    for line in text.split("\n", 50)[:50]:
         if _WINDOWS_SHELL.search(line):
             return clip(line.strip())
     return None

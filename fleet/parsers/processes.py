@@ -209,3 +209,22 @@ def parse(output: ProbeOutput, params: Mapping[str, Any]) -> ProcessFacts:
         notes.append("working directory not readable (no privilege)" if has_cwd
                      else "working directory not shown (no cwd output)")
     return ProcessFacts(source, pattern, tuple(matching[:MAX_ITEMS]), len(rows), tuple(notes))
+
+
+def report_stdout(output: ProbeOutput, facts: ProcessFacts) -> str:
+    """The probe's output as reports keep it: section headers, a ps table's header, the matching
+    processes' lines and their cwd lines. `ps` lists every program's command line, other
+    programs' secrets included; the rules only read the matching ones, and this output parses
+    to the same matching processes."""
+    matching = {p.line for p in facts.matching}
+    kept, section, first = [], "", False
+    for line in (output.stdout or "").split("\n"):
+        if line.startswith("== "):
+            section, first = line, True
+            kept.append(line)
+            continue
+        if section.startswith("== cwd") or (section.startswith("== ps") and (
+                clip(line.strip()) in matching or (first and line.split()[:1] == ["PID"]))):
+            kept.append(line)
+        first = first and not line.strip()
+    return "\n".join(kept)

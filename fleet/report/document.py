@@ -15,6 +15,8 @@ from typing import Any, Iterable, Mapping
 
 from fleet import __version__
 from fleet.errors import InputError
+from fleet.limits import REPORT_OUTPUT_CHARS, cap_text
+from fleet.report.schema_check import first_error
 from fleet.models import HostResult, Severity, TRANSPORT_VERDICTS
 from fleet.textfile import read_text
 
@@ -37,6 +39,9 @@ def jsonable(value: Any) -> Any:
     # Exact types first: this walks every fact of every host, and isinstance() against the
     # typing ABCs below was a third of the CPU of interpreting and reporting a 502 run.
     kind = type(value)
+    if kind is str and len(value) > REPORT_OUTPUT_CHARS:
+        # A fact may quote a whole output (a text probe's `text`): the report keeps what it keeps of outputs.
+        return cap_text(value)
     if kind in _JSON_SCALARS:
         return value
     if kind is list or kind is tuple:
@@ -205,6 +210,8 @@ def build(hosts: list[dict[str, Any]], *, runbook: Any, params: Mapping[str, Any
         "fleet_version": __version__,
         "runbook": runbook.name,
         "runbook_description": runbook.description,
+        # Where the runbook was read from, so a report shows whose probes and rules judged the hosts.
+        "runbook_source": getattr(runbook, "path", ""),
         "parameters": jsonable(params),
         "inventory": inventory,
         "limit": limit,
@@ -232,4 +239,9 @@ def load(path: str) -> dict[str, Any]:
     if not isinstance(hosts, list) or not all(isinstance(h, dict) and {"name", "verdict", "severity"} <= h.keys()
                                               for h in hosts):
         raise InputError("the report's hosts are malformed", path)
-    return doc
+    # Renderers trust the document's shape: a value of the wrong type is one line here, not a traceback there.
+    error = first_error(doc)
+    if error:
+        raise InputError(f"not a valid fleet report: {error}", path)
+    # The summary is derived from the hosts: derived again, it cannot disagree with them.
+    return {**doc, "summary": summarise(doc["hosts"])}

@@ -8,27 +8,34 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import re
 from types import SimpleNamespace
 from typing import Any, Mapping
 
 from fleet.errors import InputError
 from fleet.report import document
+from fleet.report.files import STEM, create_run_file
+from fleet.report.schema_check import first_error
 from fleet.textfile import read_text
 
-_STEM = re.compile(r"^(\d{8}T\d{6}Z)-(.+)$")
+# What a journal's first and last lines hold of a run's report document (see `load`).
+_RUN_KEYS = ("runbook", "runbook_description", "runbook_source", "parameters", "inventory", "limit", "options",
+             "started_at")
+_END_KEYS = ("duration_s", "partial", "not_diagnosed", "notes")
 
 
 class Journal:
-    """An append-only JSON Lines file, readable by its owner only (it holds host output)."""
+    """An append-only JSON Lines file of a new run, readable by its owner only (it holds host output).
 
-    def __init__(self, path: str | os.PathLike):
-        self.path = os.fspath(path)
-        self._file = None
+    Its name gives the run its unique stem (`<stamp>-<id>-<runbook>`), which the run's reports share.
+    """
+
+    def __init__(self, directory: str | os.PathLike, started: dt.datetime, runbook: str):
+        directory = os.fspath(directory)
+        self.stem, fd = create_run_file(directory, started, runbook, ".jsonl")
+        self.path = os.path.join(directory, f"{self.stem}.jsonl")
+        self._file = os.fdopen(fd, "a", encoding="utf-8")
 
     def __enter__(self) -> "Journal":
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        self._file = os.fdopen(fd, "a", encoding="utf-8")
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -45,6 +52,13 @@ class Journal:
     def finish(self, end: Mapping[str, Any]) -> None:
         """The last line: the run ended (interrupted or not), its real duration, the hosts never diagnosed."""
         self.write({"end": end})
+
+    def record(self, doc: Mapping[str, Any]) -> None:
+        """A finished run's whole report at once (a watch's last round): run line, hosts, end line."""
+        self.start({key: doc[key] for key in _RUN_KEYS} | {"hosts": [h["name"] for h in doc["hosts"]]})
+        for entry in doc["hosts"]:
+            self.write(entry)
+        self.finish({key: doc[key] for key in _END_KEYS})
 
 
 def load(path: str) -> dict[str, Any]:
@@ -68,10 +82,13 @@ def load(path: str) -> dict[str, Any]:
                 continue
             raise InputError("not a JSON line", path, number) from None
         if isinstance(entry, dict) and isinstance(entry.get("run"), dict):
-            run = entry["run"]
+            run = _checked(entry, "run", _RUN_TYPES, path, number)
         elif isinstance(entry, dict) and isinstance(entry.get("end"), dict):
-            end = entry["end"]
+            end = _checked(entry, "end", _END_TYPES, path, number)
         elif isinstance(entry, dict) and {"name", "verdict", "severity"} <= entry.keys():
+            error = first_error(entry, {"$ref": "#/$defs/host"}, "the host entry")
+            if error:
+                raise InputError(f"not a valid host entry: {error}", path, number)
             hosts.append(entry)
         else:
             raise InputError("not a host entry of a fleet journal", path, number)
@@ -81,15 +98,38 @@ def load(path: str) -> dict[str, Any]:
         missing = [n for n in run.get("hosts", ()) if n not in seen]
     else:
         missing = list(end.get("not_diagnosed", ()))
-    stem = _STEM.match(os.path.basename(path).removesuffix(".jsonl"))
+    stem = STEM.match(os.path.basename(path).removesuffix(".jsonl"))
     started = (dt.datetime.strptime(stem.group(1), "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.timezone.utc)
                .isoformat(timespec="seconds") if stem else "")
-    runbook = SimpleNamespace(name=run.get("runbook") or (stem.group(2) if stem else "unknown"),
-                              description=run.get("runbook_description", ""))
+    runbook = SimpleNamespace(name=run.get("runbook") or (stem.group(3) if stem else "unknown"),
+                              description=run.get("runbook_description", ""), path=run.get("runbook_source", ""))
     duration = end.get("duration_s") if end else None
-    return document.build(hosts, runbook=runbook, params=run.get("parameters", {}),
-                          inventory=run.get("inventory", ""), limit=run.get("limit"), options=run.get("options", {}),
-                          started_at=run.get("started_at", started),
-                          duration_s=duration if duration is not None else sum(h.get("duration_s", 0) for h in hosts),
-                          partial=bool(end.get("partial")) if end else True,
-                          notes=[*notes, *(end.get("notes", ()) if end else ())], not_diagnosed=missing)
+    doc = document.build(hosts, runbook=runbook, params=run.get("parameters", {}),
+                         inventory=run.get("inventory", ""), limit=run.get("limit"), options=run.get("options", {}),
+                         started_at=run.get("started_at", started),
+                         duration_s=duration if duration is not None else sum(h.get("duration_s", 0) for h in hosts),
+                         partial=bool(end.get("partial")) if end else True,
+                         notes=[*notes, *(end.get("notes", ()) if end else ())], not_diagnosed=missing)
+    # The run and end lines are read back too: what they gave must make a valid report.
+    error = first_error(doc)
+    if error:
+        raise InputError(f"not a valid fleet journal: {error}", path)
+    return doc
+
+
+def _checked(entry: Any, key: str, types: Mapping[str, type | tuple[type, ...]], path: str, number: int) -> Any:
+    """The journal's run or end line (`key`), InputError where a field has the wrong type."""
+    fields = entry[key]
+    for name, kind in types.items():
+        if name in fields and not isinstance(fields[name], kind):
+            raise InputError(f"the {key} line's {name} is not {_KIND_NAMES.get(kind, 'valid')}", path, number)
+    return fields
+
+
+_RUN_TYPES: Mapping[str, type | tuple[type, ...]] = {
+    "hosts": list, "runbook": str, "runbook_description": str, "runbook_source": str, "parameters": dict,
+    "inventory": str, "limit": (str, type(None)), "options": dict, "started_at": str}
+_END_TYPES: Mapping[str, type | tuple[type, ...]] = {
+    "duration_s": (int, float), "partial": bool, "not_diagnosed": list, "notes": list}
+_KIND_NAMES = {list: "a list", str: "text", dict: "an object", (str, type(None)): "text or null",
+               (int, float): "a number", bool: "true or false"}

@@ -14,7 +14,8 @@ from markupsafe import Markup
 
 from fleet.models import TRANSPORT_VERDICTS
 from fleet.report.diff import Diff
-from fleet.sanitize import strip_control
+from fleet.report.files import report_dir, write_private
+from fleet.sanitize import show_invisible, strip_control
 
 FORMATS = ("json", "md", "html", "junit")
 EXTENSIONS = {"json": "json", "md": "md", "html": "html", "junit": "junit.xml"}
@@ -39,10 +40,21 @@ _ANCHOR_UNSAFE = re.compile(r"[^A-Za-z0-9_.:-]")
 _XML_INVALID = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
+# What a chat or a Markdown viewer would act on: mentions (@channel, @here, @user) and bare URLs
+# (autolinks). Put in code spans, they show as written and do nothing.
+_MD_ACTIVE = re.compile(r"@[\w.-]+|\b(?:https?|ftp)://[^\s|`]+|\bwww\.[^\s|`]+", re.I)
+
+
 def md_cell(value: Any) -> str:
-    """Text safe inside a Markdown table cell or line: no markup, no pipes, no line breaks."""
+    """Text safe inside a Markdown table cell or line: no markup, no pipes, no line breaks, no
+    mention or autolink that could fire."""
     text = " ".join(strip_control(value).split())
-    return _MD_SPECIAL.sub(r"\\\1", text)
+    parts, start = [], 0
+    for match in _MD_ACTIVE.finditer(text):
+        parts += [_MD_SPECIAL.sub(r"\\\1", text[start:match.start()]), md_span(match.group())]
+        start = match.end()
+    parts.append(_MD_SPECIAL.sub(r"\\\1", text[start:]))
+    return "".join(parts)
 
 
 def md_span(value: Any) -> str:
@@ -76,9 +88,9 @@ def probes_json(hosts: list[Mapping[str, Any]]) -> Markup:
     at 5,000 hosts.)
     """
     def clipped(probe: Mapping[str, Any]) -> Mapping[str, Any]:
-        if all(type(probe[k]) is str and len(probe[k]) <= HTML_RAW_LIMIT for k in ("stdout", "stderr")):
-            return probe
-        return {**probe, "stdout": clip(probe["stdout"]), "stderr": clip(probe["stderr"])}
+        # The page shows these as text: invisible formatting characters are written out there too.
+        return {**probe, "stdout": show_invisible(clip(probe["stdout"])),
+                "stderr": show_invisible(clip(probe["stderr"]))}
 
     data = [{name: clipped(probe) for name, probe in host["probes"].items()} for host in hosts]
     return Markup(json.dumps(data).replace("<", "\\u003c"))
@@ -143,16 +155,17 @@ def render_junit(doc: Mapping[str, Any]) -> str:
     hosts = doc["hosts"]
     failed = [h for h in hosts if h["severity"] != "ok" and h["verdict"] not in TRANSPORT_VERDICTS]
     errored = [h for h in hosts if h["verdict"] in TRANSPORT_VERDICTS]
-    suite = ET.Element("testsuite", name=f"fleet {doc['runbook']}", tests=str(len(hosts)),
+    runbook = _xml_text(doc["runbook"])
+    suite = ET.Element("testsuite", name=f"fleet {runbook}", tests=str(len(hosts)),
                        failures=str(len(failed)), errors=str(len(errored)), time=f"{doc['duration_s']:.3f}",
-                       timestamp=doc["started_at"])
+                       timestamp=_xml_text(doc["started_at"]))
     for host in hosts:
-        case = ET.SubElement(suite, "testcase", classname=f"fleet.{doc['runbook']}", name=_xml_text(host["name"]),
+        case = ET.SubElement(suite, "testcase", classname=f"fleet.{runbook}", name=_xml_text(host["name"]),
                              time=f"{host['duration_s']:.3f}")
         if host["severity"] == "ok":
             continue
         kind = "error" if host["verdict"] in TRANSPORT_VERDICTS else "failure"
-        problem = ET.SubElement(case, kind, type=host["verdict"], message=_xml_text(host["summary"]))
+        problem = ET.SubElement(case, kind, type=_xml_text(host["verdict"]), message=_xml_text(host["summary"]))
         problem.text = _xml_text("\n".join([*host["evidence"], *(f"fix: {f}" for f in host["fix"])]))
     # Hosts an interrupted run never reached: skipped, so CI shows them rather than losing them.
     missing = doc.get("not_diagnosed", ())
@@ -176,19 +189,10 @@ RENDERERS: Mapping[str, Callable[[Mapping[str, Any]], str]] = {
 
 def write_reports(doc: Mapping[str, Any], out_dir: str, stem: str, formats: tuple[str, ...]) -> list[str]:
     """Write each format as `<out_dir>/<stem>.<fmt>`, readable by the owner only: reports hold host output."""
-    os.makedirs(out_dir, mode=0o700, exist_ok=True)
+    report_dir(out_dir)
     paths = []
     for fmt in formats:
         path = os.path.join(out_dir, f"{stem}.{EXTENSIONS[fmt]}")
         write_private(path, RENDERERS[fmt](doc))
         paths.append(path)
     return paths
-
-
-def write_private(path: str, text: str) -> None:
-    """Write `text` to `path` with mode 0600, replacing it atomically."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(text)
-    os.replace(tmp, path)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 import paramiko
 
 from fleet.executor import Deadline
+from fleet.limits import HOST_OUTPUT_CAP
 from fleet.models import SSH_ARG_VARS, Execution, Host, TransportStatus
 from fleet.transport.become import Become, BecomeFailed, Secret, settle
 from fleet.transport.credentials import Credentials
@@ -30,7 +31,7 @@ from fleet.transport.hostkeys import KeyCheck, KnownHosts, check, known_hosts_na
 from fleet.transport.sshconfig import proxy_command
 
 #: Bytes of stdout plus stderr kept per host; beyond that the controller stops reading.
-DEFAULT_OUTPUT_CAP = 16 * 1024 * 1024
+DEFAULT_OUTPUT_CAP = HOST_OUTPUT_CAP
 _READ_CHUNK = 65536
 _BACKOFF_S = 0.25
 # AEAD ciphers first: with them paramiko checks no separate MAC, whose pure-Python constant-time
@@ -284,6 +285,9 @@ class SSHTransport:
                                    f"deadline of {deadline.seconds:g}s passed during the SSH handshake") from None
             # A banner error that comes at once (not after the banner timeout) is a dropped connection.
             dropped = "banner" in str(exc) and time.monotonic() - begun < step / 2
+            if not dropped and transport is not None and not transport.remote_version:
+                raise _HostFailure(TransportStatus.UNREACHABLE, f"{where}: port {endpoint.port} accepts connections "
+                                   f"but sent no SSH banner within {step:g} s") from None
             raise _HostFailure(TransportStatus.UNREACHABLE, f"SSH handshake with {where} failed: {_one_line(exc)}",
                                dropped) from None
         except ConnectionResetError:
