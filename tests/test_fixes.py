@@ -403,3 +403,28 @@ def test_probe_output_is_split_on_newlines_only():
     [_, section] = sections(text)
     assert section.lines == ["a\u2028b\x85c\x1cd\x0be\x0cf\r", "g"]
     assert lines_of("x\n\ny\n") == ["x", "", "y"] and lines_of("") == [] and lines_of(None) == []
+
+
+def test_a_restart_by_hand_stops_only_the_program_it_starts_again():
+    """Several apps match the pattern: only the processes of the one started again (its argv and
+    directory: the app and its workers) are stopped; another app, or a process a systemd unit or
+    a container runs, is left alone with a note, never signalled."""
+    own = "pid:[4026531836]"
+    app = ["/srv/a/venv/bin/python", "main.py"]
+    out = "\n".join([
+        f"== procs ns={own} ==",
+        _proc(101, "backend", app, own, "/srv/a", "/usr/bin/python3", app[0]),
+        _proc(102, "backend", app, own, "/srv/a", "/usr/bin/python3", app[0]),  # its worker
+        _proc(103, "backend", ["python", "main.py", "--other"], own, "/srv/b", "/usr/bin/python3", "/usr/bin/python"),
+        _proc(104, "backend", app, own, "/srv/a", "/usr/bin/python3", app[0], cgroup="0::/system.slice/billing.service"),
+        _proc(105, "backend", app, own, "/srv/a", "/usr/bin/python3", app[0], cgroup="0::/docker/" + "cd34" * 16),
+        _proc(106, "backend", app, own, "/srv/a", "/usr/bin/python3", app[0], cgroup="0::/system.slice/ssh.service"),
+    ]) + "\n"
+    procs = PARSERS["process_info"](ProbeOutput("procs", 0, out, "", 0.1), {})
+    steps = procs.restart_steps([101, 102, 103, 104, 105, 106])
+    [signal] = [s for s in steps if isinstance(s, Signal)]
+    assert signal.pids == (101, 102, 106)  # ssh.service: a login's process, started by hand
+    notes = " | ".join(s.explain for s in steps if isinstance(s, Note))
+    assert "pid 103: not the command line and directory of pid 101: left alone" in notes
+    assert "pid 104 runs under systemd unit billing.service: left alone" in notes
+    assert "pid 105 runs under container cd34cd34cd34: left alone" in notes

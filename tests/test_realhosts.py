@@ -18,6 +18,7 @@ import sys
 
 import jsonschema
 import pytest
+import yaml
 
 from testfleet import TestFleetUnavailable
 from testfleet.realhost import SERVICES, RealHost
@@ -79,6 +80,22 @@ def run(host, tmp_path_factory):
     [report] = out.glob("*.json")
     doc = json.loads(report.read_text())
     return proc, {h["name"]: h for h in doc["hosts"]}, before, manager_states(host), doc
+
+
+@pytest.fixture(scope="module")
+def bare_run(host, tmp_path_factory):
+    """The same server diagnosed with nothing but how to log in: no port, service or proxy URL."""
+    out = tmp_path_factory.mktemp("bare")
+    inventory = yaml.safe_load(host.inventory_path.read_text())
+    for values in inventory["all"]["hosts"].values():
+        for name in ("port", "service", "proxy_url"):
+            values.pop(name, None)
+    (out / "bare.yml").write_text(yaml.safe_dump(inventory))
+    subprocess.run([sys.executable, "-m", "fleet", "diagnose", "-i", str(out / "bare.yml"), "--known-hosts",
+                    str(host.known_hosts_path), "--ssh-config", "/dev/null", "--out", str(out), "--format", "json",
+                    "--timeout", "30"], capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
+    [report] = out.glob("*.json")
+    return {h["name"]: h for h in json.loads(report.read_text())["hosts"]}
 
 
 def result(host, run, name: str) -> dict:
@@ -249,3 +266,15 @@ def test_this_machine_sees_the_hosts_processes_as_neighbours(host, tmp_path):
     assert matching and all("--port 8101" in p["args"] for p in matching)
     assert h["verdict"] == "backend_not_running", h["summary"]
     assert "belongs to another PID namespace" in "\n".join(h["evidence"])
+
+
+def test_untold_which_app_a_many_app_server_gets_no_guess_and_no_kill(host, bare_run):
+    """Nine apps run `python main.py` under units and containers, none on the default port, and
+    nginx routes nothing on port 80: told nothing, fleet names no backend and offers to stop none
+    of them (each belongs to its own service)."""
+    if host.docker_unavailable:
+        unavailable(f"dockerd could not start: {host.docker_unavailable}")
+    for name, h in bare_run.items():
+        assert h["verdict"] == "no_backend_found", (name, h["summary"])
+        assert "belong to other services or containers" in h["summary"], name
+        assert not any(step["kind"] in ("signal", "start_process") for step in h["fix_steps"]), name

@@ -170,6 +170,17 @@ def ip_or_none(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | Non
     return address
 
 
+# Processes an SSH login starts land in sshd's own cgroup on hosts without pam_systemd: they were
+# started by hand, not by that unit.
+LOGIN_UNITS = frozenset({"ssh.service", "sshd.service"})
+
+
+def managing_unit(path: str | None) -> str | None:
+    """The systemd service that runs a process (from its cgroup), None for a login's or none."""
+    unit = cgroup_unit(path, ("service",))
+    return None if unit in LOGIN_UNITS else unit
+
+
 def cgroup_unit(path: str | None, kinds: tuple[str, ...] = ("service", "scope")) -> str | None:
     """The systemd unit a cgroup path ends in (`/system.slice/x.service` -> `x.service`), of these kinds."""
     match = _CGROUP_UNIT.search(path or "")

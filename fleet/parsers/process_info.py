@@ -21,7 +21,7 @@ from typing import Any, Iterable, Mapping
 
 from fleet.fixes import Command, Manager, Note, Service, Signal, StartProcess, Step, Verb
 from fleet.models import ProbeOutput
-from fleet.parsers._common import MAX_ITEMS, cgroup_container, cgroup_unit, sections, to_int
+from fleet.parsers._common import MAX_ITEMS, cgroup_container, cgroup_unit, managing_unit, sections, to_int
 
 _MAX_ARG = 4096
 _HEX = re.compile(r"^[0-9a-f]*$")
@@ -131,26 +131,44 @@ class ProcessInfoFacts:
         Processes of other PID namespaces are never offered to be stopped; where the command
         line or directory could not be read, the fix says so instead of guessing.
         """
-        own = tuple(getattr(m, "pid", m) for m in self.own(matching))
         steps: list[Step] = [Note(f"{other.where}: left alone, manage it where it runs")
                              for other in self.foreign(matching)]
-        if not own:
+        by_hand = []
+        for pid in (getattr(m, "pid", m) for m in self.own(matching)):
+            runner = self._runner(pid)
+            if runner:  # a service manager's process is restarted through it, never by hand
+                steps.append(Note(f"pid {pid} runs under {runner}: left alone, restart it through {runner}"))
+            else:
+                by_hand.append(pid)
+        if not by_hand:
             return tuple(steps)
-        first = self.get(own[0])
+        first = self.get(by_hand[0])
         missing = first.unknown if first else ("its command line and directory (the process was not read)",)
         if first and first.same_namespace is None:
             missing += ("its PID namespace (/proc/PID/ns/pid not readable: it may be a container's)",)
         if missing:
-            steps.append(Note(f"pid {own[0]}: cannot give a restart command, fleet could not read "
+            steps.append(Note(f"pid {by_hand[0]}: cannot give a restart command, fleet could not read "
                               f"{'; '.join(missing)}: restart it the way it is deployed"))
             return tuple(steps)
-        # Only processes seen in this very namespace are ever signalled.
-        confirmed = tuple(pid for pid in own if (info := self.get(pid)) and info.same_namespace)
+        # Only the processes of the program that is started again (the same argv and directory),
+        # seen in this very namespace, are ever signalled: another app matching the pattern is not.
+        confirmed = tuple(pid for pid in by_hand if (info := self.get(pid)) and info.same_namespace
+                          and (info.argv, info.cwd) == (first.argv, first.cwd))
+        steps += [Note(f"pid {pid}: not the command line and directory of pid {first.pid}: left alone")
+                  for pid in by_hand if pid not in confirmed]
         steps.append(Signal(confirmed, "stop it by its pid (SIGTERM), then start it again as it was started"))
         steps.append(StartProcess((first.executable, *first.argv[1:]), first.cwd, first.user,
                                   f"as read from /proc/{first.pid}/cmdline and cwd"
                                   + (f", as user {first.user}" if first.user and first.user != "root" else "")))
         return tuple(steps)
+
+    def _runner(self, pid: Any) -> str | None:
+        """The systemd unit or container that runs process `pid`, as its cgroup says; None if none."""
+        info = self.get(pid)
+        if info is None:
+            return None
+        unit = managing_unit(info.cgroup)
+        return f"systemd unit {unit}" if unit else f"container {info.container}" if info.container else None
 
     def venv_pip_steps(self, matching: Iterable[Any]) -> tuple[Step, ...]:
         """Install the app's requirements into the venv its process runs from, where fleet saw both."""

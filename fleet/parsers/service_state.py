@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Iterable, Mapping
 
 from fleet.models import ProbeOutput
-from fleet.parsers._common import MAX_ITEMS, clip, key_values, param, sections, to_int
+from fleet.parsers._common import LOGIN_UNITS, MAX_ITEMS, clip, key_values, param, sections, to_int
 
 _ARGV = re.compile(r"argv\[\]=([^;]*)")
 _CONTAINER_ID = re.compile(r"[0-9a-f]{64}")
@@ -165,7 +165,9 @@ class ServiceFacts:
             return False
         if self.self_pidns and owner.pidns and owner.pidns != self.self_pidns:
             return False
-        if self.manager == "systemd" and owner.unit:
+        if owner.unit and owner.unit not in LOGIN_UNITS:
+            # Another systemd service's process is that service's, whether or not the service
+            # fleet was told about exists: never this backend's to restart by hand.
             return owner.unit == _unit_name(self.service)
         return True
 
