@@ -36,7 +36,7 @@ import sys
 import tarfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -66,7 +66,8 @@ class Service:
     """One backend on the real host and the verdict fleet owes it.
 
     ``manager``: "systemd" (a unit), "docker" (a container) or "compose" (a container with
-    docker compose's labels). ``ready``: the state to wait for before diagnosing.
+    docker compose's labels). ``ready``: the state to wait for before diagnosing; "stopped" waits
+    until the backend answers, then stops it through its manager (a clean stop, as an operator's).
     """
 
     name: str
@@ -76,7 +77,7 @@ class Service:
     expected: str
     description: str
     args: tuple[str, ...] = ()
-    ready: str = "listen"  # listen | alive | failed | exited | restarting | oom
+    ready: str = "listen"  # listen | alive | failed | exited | restarting | oom | stopped
     docker_opts: tuple[str, ...] = ()
     runner: str | None = None  # systemd: another unit that really runs the backend (`unit` stays inactive)
 
@@ -99,6 +100,9 @@ SERVICES: tuple[Service, ...] = (
     Service("systemd_other_unit_serves", "systemd", "legacy-api", 8104, "healthy",
             "legacy-api.service installed but inactive; the app on 8104 runs under supervisor.service "
             "(its process is another unit's, yet it serves)", runner="supervisor"),
+    Service("systemd_stopped", "systemd", "inventory-api", 8105, "backend_not_running",
+            "inventory-api.service came up healthy, then `systemctl stop`: inactive (dead); a start fixes it",
+            ready="stopped"),
     Service("docker_running", "docker", "catalog", 8111, "healthy",
             "container catalog running, answers on 8111 (--network host)"),
     Service("docker_exited", "docker", "payments", 8112, "backend_not_running",
@@ -118,6 +122,10 @@ SERVICES: tuple[Service, ...] = (
             docker_opts=("--label", "com.docker.compose.project=shop", "--label", "com.docker.compose.service=web",
                          "--label", "com.docker.compose.project.working_dir=/srv/shop",
                          "--label", "com.docker.compose.container-number=1")),
+    # --init: as PID 1 the app would ignore docker stop's SIGTERM (no handler) and be killed after 10 s
+    Service("docker_stopped", "docker", "shipping", 8116, "backend_not_running",
+            "container shipping came up healthy, then `docker stop`: exited 143; a start fixes it",
+            ready="stopped", docker_opts=("--init",)),
 )
 
 # Services also diagnosed as an unprivileged login, inventory name `<service>_as_user`, with the
@@ -126,6 +134,7 @@ SERVICES: tuple[Service, ...] = (
 AS_USER = ("systemd_failed", "docker_exited")
 LOGIN_USER, LOGIN_UID = "fleetops", 1500
 DISTRO_UNITS = ("ssh.service", "nginx.service")
+SUDO_FILES = ("sudoers", "sudoers.d", "pam.d", "security")
 TMPFILES = """\
 # what Debian's packages create on install: the volatile root starts empty
 d /var/log/nginx 0755 root adm -
@@ -209,6 +218,7 @@ class RealHost:
         self.nspawn: subprocess.Popen | None = None
         self._dockerd: subprocess.Popen | None = None  # the nsenter that runs dockerd
         self.init_pid: int | None = None
+        self._stopped: set[str] = set()  # the "stopped" services the harness has stopped
 
     # ----------------------------------------------------------------- paths
     etc = property(lambda self: self.workdir / "etc")
@@ -318,6 +328,14 @@ class RealHost:
         (etc / "shadow").write_text(shadow + f"{LOGIN_USER}:*:20000:0:99999:7:::\n")
         os.chmod(etc / "shadow", 0o600)
         (etc / "tmpfiles.d/fleet-realhost.conf").write_text(TMPFILES)
+        # sudo as the machine's package set it up (its sudoers and PAM stack): `fleet fix` runs its
+        # steps through sudo even as root; fleetops stays without sudo (not in group sudo)
+        for name in SUDO_FILES:
+            src = Path("/etc") / name
+            if src.is_dir():
+                shutil.copytree(src, etc / name, symlinks=True)
+            elif src.exists():
+                shutil.copy2(src, etc / name)
         # sshd: the distribution's ssh.service reads /etc/ssh/sshd_config
         self._keygen(self.key_path, "testfleet-client")
         self._keygen(etc / "ssh/ssh_host_ed25519_key", "root@realhost")
@@ -531,6 +549,8 @@ class RealHost:
 
     def _ready(self, s: Service) -> tuple[bool, str]:
         """Whether service s is in the state its scenario wants, and what it is in."""
+        if s.ready == "stopped":
+            return self._stopped_ready(s)
         if s.manager == "systemd":
             show = self.exec(["systemctl", "show", "-p", "ActiveState,SubState,Result", "--", s.runner or s.unit]).stdout
             state = dict(line.partition("=")[::2] for line in show.splitlines())
@@ -566,6 +586,25 @@ class RealHost:
             if cp.stdout != "200":
                 return False, f"{via}: {cp.stdout or cp.stderr.strip()}"
         return True, "answers"
+
+    def _stopped_ready(self, s: Service) -> tuple[bool, str]:
+        """Up and answering first, then stopped through its manager: a backend a start really fixes."""
+        if s.name not in self._stopped:
+            up, what = self._ready(replace(s, ready="listen"))
+            if not up:
+                return False, f"not yet up to be stopped: {what}"
+            if s.manager == "systemd":
+                cp = self.exec(["systemctl", "stop", "--", s.unit], timeout=60)
+            else:
+                cp = self.docker("stop", "--", s.unit, timeout=60)
+            if cp.returncode != 0:
+                raise TestFleetError(f"stopping {s.unit} failed: {cp.stderr.strip()}")
+            self._stopped.add(s.name)
+        if s.manager == "systemd":
+            show = self.exec(["systemctl", "show", "-p", "ActiveState,SubState,Result", "--", s.unit]).stdout
+            return "ActiveState=inactive" in show.split(), show.replace("\n", " ")
+        status = self.docker("inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", s.unit).stdout.strip()
+        return status in ("exited 0", "exited 143"), status
 
     def _check_ssh(self) -> None:
         deadline = time.monotonic() + 20
