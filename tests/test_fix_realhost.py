@@ -18,10 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from testfleet import TestFleetUnavailable
 from testfleet.realhost import SERVICES, RealHost
 from tests.test_fix_apply import apply, fleet, journal, outcomes
-from tests.test_realhosts import manager_states, unavailable
+from tests.test_realhosts import manager_states, real_host, unavailable
 
 PREFIX = os.environ.get("FLEET_FIX_REAL_PREFIX", "fsfx")
 SUBNET = os.environ.get("FLEET_FIX_REAL_SUBNET", "198.18.166.0/24")
@@ -34,19 +33,10 @@ STARTS = {"systemd_stopped": ["sudo systemctl start inventory-api"],
 
 @pytest.fixture(scope="module")
 def host(tmp_path_factory):
-    if os.geteuid() != 0:
-        unavailable("the real test host needs root (systemd-nspawn, namespaces, dockerd)")
-    real = RealHost(tmp_path_factory.mktemp("fixreal") / "host", prefix=PREFIX, subnet=SUBNET)
-    try:
-        real.up()
-    except TestFleetUnavailable as exc:
-        unavailable(str(exc))
-    try:
+    with real_host(tmp_path_factory.mktemp("fixreal") / "host", PREFIX, SUBNET) as real:
         if real.docker_unavailable:
             unavailable(f"dockerd could not start: {real.docker_unavailable}")
         yield real
-    finally:
-        real.down()
 
 
 def others(states: dict[str, str]) -> dict[str, str]:

@@ -11,10 +11,13 @@ FLEET_REQUIRE_MANAGERS=1 (set by .ci/run) that is a failure instead.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -37,11 +40,12 @@ def unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="module")
-def host(tmp_path_factory):
+@contextlib.contextmanager
+def real_host(workdir: Path, prefix: str, subnet: str) -> Iterator[RealHost]:
+    """A real server up for a test module (skipped, saying why, where it cannot start), then down."""
     if os.geteuid() != 0:
         unavailable("the real test host needs root (systemd-nspawn, namespaces, dockerd)")
-    real = RealHost(tmp_path_factory.mktemp("realhost") / "host", prefix=PREFIX, subnet=SUBNET)
+    real = RealHost(workdir, prefix=prefix, subnet=subnet)
     try:
         real.up()
     except TestFleetUnavailable as exc:
@@ -50,6 +54,12 @@ def host(tmp_path_factory):
         yield real
     finally:
         real.down()
+
+
+@pytest.fixture(scope="module")
+def host(tmp_path_factory):
+    with real_host(tmp_path_factory.mktemp("realhost") / "host", PREFIX, SUBNET) as real:
+        yield real
 
 
 def manager_states(host: RealHost) -> dict[str, str]:
