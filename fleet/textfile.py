@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from fleet.errors import InputError
 
 
@@ -34,3 +37,11 @@ def decode(data: bytes, path: str, error: type[InputError] = InputError) -> str:
 def read_text(path: str, what: str = "file", error: type[InputError] = InputError) -> str:
     """The file as UTF-8 text."""
     return decode(read_bytes(path, what, error), path, error)
+
+
+def parse_json(text: str, path: str) -> Any:
+    """JSON read from the file at `path`; InputError naming the file and the line where it breaks."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"not JSON: {exc.msg}", path, exc.lineno) from None

@@ -26,7 +26,7 @@ from fleet.models import Host, HostResult, Severity, TRANSPORT_VERDICTS
 from fleet.report import document
 from fleet.report.render import md_cell, md_code, write_private
 from fleet.runbook import Runbook, Rule
-from fleet.textfile import read_text
+from fleet.textfile import parse_json, read_text
 
 PLAN_SCHEMA = 1
 DEFAULT_BACKUP_ROOT = "/var/backups/fleet"
@@ -172,10 +172,7 @@ def write(plan: Mapping[str, Any], path: str) -> list[str]:
 def load(path: str) -> tuple[dict[str, Any], str]:
     """A plan and the digest of its bytes; InputError when it is not a fleet plan."""
     text = read_text(path, "plan")
-    try:
-        plan = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"not JSON: {exc.msg}", path, exc.lineno) from None
+    plan = parse_json(text, path)
     if not isinstance(plan, dict) or plan.get("fleet_plan") != PLAN_SCHEMA:
         raise InputError(f"not a fleet plan of schema {PLAN_SCHEMA}", path)
     for key, kind in (("fix", list), ("left_alone", list), ("runbook", dict), ("inventory", dict),

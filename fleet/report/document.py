@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import enum
 import functools
-import json
 import re
 from collections import defaultdict
 from typing import Any, Iterable, Mapping
@@ -18,7 +17,7 @@ from fleet.errors import InputError
 from fleet.limits import REPORT_OUTPUT_CHARS, cap_text
 from fleet.report.schema_check import first_error
 from fleet.models import HostResult, Severity, TRANSPORT_VERDICTS
-from fleet.textfile import read_text
+from fleet.textfile import parse_json, read_text
 
 SCHEMA = 1
 # How a healthy verdict says a check could not be judged ("healthy; nginx -t not judged: ...").
@@ -229,10 +228,7 @@ def build(hosts: list[dict[str, Any]], *, runbook: Any, params: Mapping[str, Any
 def load(path: str) -> dict[str, Any]:
     """Read a JSON report back; InputError (file and line) if it is not a fleet report of this schema."""
     text = read_text(path, "report")
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"not JSON: {exc.msg}", path, exc.lineno) from None
+    doc = parse_json(text, path)
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
         raise InputError(f"not a fleet report of schema {SCHEMA}", path)
     hosts = doc.get("hosts")
