@@ -19,7 +19,8 @@ from fleet.params import Resolved, discovered_values, with_discovered
 from fleet.parsers import PARSERS
 from fleet.parsers.platform import windows_shell
 from fleet.redact import Redactor
-from fleet.runbook import INCONCLUSIVE, Rule, Runbook, evaluate
+from fleet.rules import INCONCLUSIVE, Rule, evaluate
+from fleet.runbook import Runbook
 from fleet.script import split
 
 #: The verdict of a host whose shell cannot run the probe script at all (Windows without sh).

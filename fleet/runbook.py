@@ -1,4 +1,4 @@
-"""Runbooks as data: loading and checking a runbook file, rendering its probes, walking its rules.
+"""Runbooks as data: loading and checking a runbook file, and rendering its probes (rules: fleet/rules.py).
 
 The format is described in docs/runbook-format.md. Everything that can be checked is checked
 at load time (unknown keys, unknown parsers, broken expressions and templates, names a rule
@@ -12,28 +12,24 @@ import re
 import shlex
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import jinja2
-import jinja2.meta
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from fleet import fixes, fixspec
 from fleet.errors import RunbookError
-from fleet.fix import remedies as remedy_spec
 from fleet.hostregex import Unsupported, compile_linear
-from fleet.models import Diagnosis, ProbeOutput, Severity
 from fleet.params import HostValue, Resolved, resolve
 from fleet.parsers import PARSERS
 from fleet.redact import holds_secret
-from fleet.rule_fields import unknown_attributes
+from fleet.rules import CONTEXT_NAMES as _CONTEXT_NAMES, REQUIRED_KEYS, RULE_KEYS, Rule, parse as parse_rule
+# Re-exported: callers (the tests among them) that predate fleet.rules read these from here.
+from fleet.rules import INCONCLUSIVE, evaluate  # noqa: F401
 from fleet.script import ProbeCommand
 from fleet.trustpath import others_can_write, warn_once
 from fleet.yamlfile import LineDict, load_yaml
 
-INCONCLUSIVE = "inconclusive"
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
-_CONTEXT_NAMES = {"params", "host", "probes", "sources"}
 _DEFAULT_PROBE_TIMEOUT_S = 10.0
 
 
@@ -74,25 +70,6 @@ def command_template(source: str, path: str) -> jinja2.Template:
         raise RunbookError(f"broken command template: {exc.message}", path, exc.lineno) from None
 
 
-class _RuleEnvironment(ImmutableSandboxedEnvironment):
-    """The sandbox rules run in, with a fast path for the public attributes of frozen dataclasses.
-
-    The sandbox's general check of every attribute (isinstance against the mutable ABCs) was most
-    of the CPU of evaluating rules. Facts are frozen dataclasses: their public fields, properties
-    and methods cannot change them, and whatever they return is checked again by the sandbox
-    when a rule touches its attributes.
-    """
-
-    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
-        params = getattr(type(obj), "__dataclass_params__", None)
-        if params is not None and params.frozen and not attr.startswith("_"):
-            return True
-        return super().is_safe_attribute(obj, attr, value)
-
-
-_RULE_ENV = _RuleEnvironment(undefined=jinja2.StrictUndefined)
-
-
 @dataclass(frozen=True)
 class Parameter:
     name: str
@@ -110,41 +87,6 @@ class Probe:
     template: jinja2.Template = field(compare=False, repr=False, default=None)
     # Parameters this probe may discover on the host (`param NAME=VALUE` lines), for later probes.
     discovers: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Rule:
-    verdict: str
-    severity: Severity
-    when: str
-    summary: str
-    evidence: tuple[str, ...] = ()
-    fix: tuple[fixspec.FixEntry, ...] = field(default=(), compare=False, repr=False)
-    line: int = 0
-    condition: Any = field(compare=False, repr=False, default=None)
-    templates: tuple[LazyTemplate, ...] = field(compare=False, repr=False, default=())
-    # What `fleet fix` may run for this verdict (fleet/fix/remedies.py).
-    remedies: tuple[remedy_spec.Remedy, ...] = field(compare=False, repr=False, default=())
-
-
-class LazyTemplate:
-    """A rule text checked when the runbook loads, compiled when a host first matches its rule.
-
-    A run renders the texts of the few rules that matched; compiling all of them (55 in the 502
-    runbook) cost more CPU at start-up than evaluating every rule for 150 hosts.
-    """
-
-    __slots__ = ("source", "_template")
-
-    def __init__(self, source: str):
-        self.source = source
-        self._template: jinja2.Template | None = None
-
-    def render(self, context: Mapping[str, Any]) -> str:
-        """The text for this context (compiling it the first time)."""
-        if self._template is None:
-            self._template = _RULE_ENV.from_string(self.source)
-        return self._template.render(context)
 
 
 @dataclass(frozen=True)
@@ -319,91 +261,8 @@ def _discovers(node: LineDict, param_names: set[str], taken: set[str], path: str
 
 def _parse_rule(node: Any, probe_parsers: Mapping[str, str], path: str) -> Rule:
     node = _expect(node, LineDict, "a rule", path, 1)
-    _keys(node, {"verdict", "severity", "when", "summary", "evidence", "fix", "remedies"},
-          {"verdict", "when", "summary"}, "a rule", path)
-    verdict = node["verdict"]
-    if not isinstance(verdict, str) or not re.match(r"^[a-z][a-z0-9_]*$", verdict):
-        raise RunbookError(f"bad verdict code {verdict!r} (lower-case letters, digits, _)", path,
-                           node.line_of("verdict"))
-    try:
-        severity = Severity(node.get("severity", "critical"))
-    except ValueError:
-        raise RunbookError(f"bad severity {node.get('severity')!r} (ok, warning, critical, unknown)", path,
-                           node.line_of("severity")) from None
-    when = str(node["when"])
-    condition = _compile(lambda: _RULE_ENV.compile_expression(when),
-                         lambda: _RULE_ENV.parse("{{ " + when + " }}"), probe_parsers, "when", path,
-                         node.line_of("when"))
-    texts = {"summary": (str(node["summary"]),)}
-    value = node.get("evidence") or ()
-    if isinstance(value, str):
-        value = (value,)
-    if not isinstance(value, (list, tuple)) or not all(isinstance(v, (str, int, float)) for v in value):
-        raise RunbookError("evidence must be a text or a list of texts", path, node.line_of("evidence"))
-    texts["evidence"] = tuple(str(v) for v in value)
-    templates = []
-    for key, sources in texts.items():
-        for source in sources:
-            templates.append(_compile(lambda s=source: LazyTemplate(s), lambda s=source: _RULE_ENV.parse(s),
-                                      probe_parsers, key, path, node.line_of(key)))
-    return Rule(verdict, severity, when, texts["summary"][0], texts["evidence"],
-                _parse_fix(node.get("fix"), probe_parsers, path, node.line_of("fix")), node.line, condition, tuple(templates),
-                _parse_remedies(node.get("remedies"), probe_parsers, path, node.line_of("remedies")))
-
-
-def _parse_remedies(value: Any, probe_parsers: Mapping[str, str], path: str, line: int) -> tuple[remedy_spec.Remedy, ...]:
-    """A rule's `remedies:`, their steps in the grammar of `fix:` (see fleet/fix/remedies.py)."""
-    def expression(source: str, what: str, at: int):
-        return _compile(lambda: _RULE_ENV.compile_expression(source),
-                        lambda: _RULE_ENV.parse("{{ " + source + " }}"), probe_parsers, what, path, at)
-
-    return remedy_spec.parse(value, path, line, lambda steps, at: _parse_fix(steps, probe_parsers, path, at), expression)
-
-
-def _parse_fix(value: Any, probe_parsers: Mapping[str, str], path: str, line: int) -> tuple[fixspec.FixEntry, ...]:
-    """A rule's `fix:` entries, compiled (see fleet/fixspec.py)."""
-    if value is None:
-        return ()
-    if isinstance(value, (str, LineDict)):
-        value = [value]
-    if not isinstance(value, list):
-        raise RunbookError("fix must be a text or a list of fix entries", path, line)
-    entries = []
-    for node in value:
-        at = getattr(node, "line", 0) or line
-
-        def expression(source: str, what: str, extra: frozenset, at: int = at):
-            return _compile(lambda: _RULE_ENV.compile_expression(source),
-                            lambda: _RULE_ENV.parse("{{ " + source + " }}"), probe_parsers, what, path, at,
-                            extra)
-
-        def template(source: str, what: str, extra: frozenset, at: int = at):
-            return _compile(lambda: LazyTemplate(source), lambda: _RULE_ENV.parse(source), probe_parsers, what,
-                            path, at, extra)
-
-        try:
-            entries.append(fixspec.parse_entry(node, at, expression, template))
-        except fixspec.FixSpecError as exc:
-            raise RunbookError(str(exc), path, at) from None
-    return tuple(entries)
-
-
-def _compile(build, ast, probe_parsers: Mapping[str, str], what: str, path: str, line: int,
-             extra: frozenset = frozenset()):
-    """Build a rule's expression or template, refusing syntax errors, names nothing provides and
-    attributes the probe's facts do not have. `extra`: names a fix entry adds (`item`)."""
-    try:
-        parsed, compiled = ast(), build()
-    except jinja2.TemplateSyntaxError as exc:
-        raise RunbookError(f"broken {what}: {exc.message}", path, line) from None
-    unknown = jinja2.meta.find_undeclared_variables(parsed) - set(probe_parsers) - _CONTEXT_NAMES - extra
-    if unknown:
-        raise RunbookError(f"{what} uses {', '.join(sorted(unknown))}, which is neither a probe nor "
-                           f"params/host/probes", path, line)
-    wrong = unknown_attributes(parsed, probe_parsers)
-    if wrong:
-        raise RunbookError(f"{what} uses {wrong[0]}", path, line)
-    return compiled
+    _keys(node, RULE_KEYS, REQUIRED_KEYS, "a rule", path)
+    return parse_rule(node, probe_parsers, path)
 
 
 def resolve_params(runbook: Runbook, host_vars: Mapping[str, Any], overrides: Mapping[str, str]) -> Resolved:
@@ -451,50 +310,3 @@ def render_probes(runbook: Runbook, params: Mapping[str, Any] | Resolved) -> lis
                            runbook.path) from None
     return rendered
 
-
-def evaluate(runbook: Runbook, facts: Mapping[str, Any], probes: Mapping[str, ProbeOutput],
-             params: Mapping[str, Any], host: Mapping[str, Any],
-             sources: Mapping[str, str] | None = None,
-             on_error: Callable[[Rule, Exception], None] | None = None) -> Diagnosis:
-    """Walk the rules, first match wins. Rules naming absent facts do not match; none matching is inconclusive.
-
-    Facts whose parser read nothing from an output in a format it does not know (`unread`) count
-    as absent: no rule may conclude from them that, say, no process runs. `sources` says where
-    each parameter came from (default, discovered, inventory, --var); a parameter missing from it
-    counts as given.
-
-    A rule that raises is skipped and handed to `on_error`. Only Exceptions are caught: a
-    BaseException (SIGTERM, the time budget) ends the walk.
-    """
-    usable = {name: value for name, value in facts.items() if not getattr(value, "unread", None)}
-    context = {**usable, "params": params, "host": host, "probes": probes,
-               "sources": {name: (sources or {}).get(name, "given") for name in params}}
-    for rule in runbook.rules:
-        try:
-            matched = bool(rule.condition(**context))
-        except jinja2.UndefinedError:
-            continue  # the rule needs facts this host could not give
-        except Exception as exc:  # noqa: BLE001 - a rule tripping on odd facts must not cost the host its verdict
-            if on_error is not None:
-                on_error(rule, exc)
-            continue
-        if matched:
-            summary, *evidence = (_render(t, context) for t in rule.templates)
-            # A step two entries give (two log signatures asking for the same check) is kept once.
-            steps = tuple(dict.fromkeys(step for entry in rule.fix for step in fixspec.build(entry, context)))
-            return Diagnosis(rule.verdict, rule.severity, " ".join(summary).strip(),
-                             tuple(line for block in evidence for line in block), fixes.render_all(steps), steps)
-    missing = [f"{p.name}: {p.error or getattr(facts.get(p.name), 'unread', None) or 'no facts'}"
-               for p in probes.values() if p.name not in usable]
-    summary = "no rule of the runbook matched what was found"
-    if missing:
-        summary += f"; {len(missing)} probe(s) gave no facts"
-    return Diagnosis(INCONCLUSIVE, Severity.UNKNOWN, summary, tuple(missing))
-
-
-def _render(template: LazyTemplate, context: Mapping[str, Any]) -> list[str]:
-    try:
-        text = template.render(context)
-    except Exception as exc:  # noqa: BLE001 - evidence that cannot be shown must not hide the verdict
-        return [f"(not available: {' '.join(str(exc).split())[:200]})"]
-    return [line.rstrip() for line in text.split("\n") if line.strip()]

@@ -13,7 +13,8 @@ from typing import Any, Mapping, Sequence
 
 from fleet.errors import RunbookError
 from fleet.models import Diagnosis, HostResult, Severity, TRANSPORT_VERDICTS
-from fleet.runbook import Runbook, command_template, evaluate, load_runbook
+from fleet.rules import evaluate
+from fleet.runbook import Runbook, command_template, load_runbook
 
 # Worst first: the verdict a host with several runbooks is listed under.
 _RANK = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.UNKNOWN: 2, Severity.OK: 3}

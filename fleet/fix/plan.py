@@ -25,7 +25,8 @@ from fleet.fix.policy import Risk
 from fleet.models import Host, HostResult, Severity, TRANSPORT_VERDICTS
 from fleet.report import document
 from fleet.report.render import md_cell, md_code, write_private
-from fleet.runbook import Runbook, Rule
+from fleet.rules import Rule
+from fleet.runbook import Runbook
 from fleet.textfile import parse_json, read_text
 
 PLAN_SCHEMA = 1

@@ -1,0 +1,234 @@
+"""A runbook's rules: parsing and checking each rule, and walking them to a host's verdict.
+
+A rule is `when` (a Jinja expression over the probes' facts), a verdict and severity, and texts
+(summary, evidence) and fix entries rendered only for the host it matched. Everything that can
+be checked is checked at load time (broken expressions and templates, names no probe provides,
+attributes the facts do not have). fleet/runbook.py loads the runbook and hands each rule here.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+import jinja2
+import jinja2.meta
+from jinja2.environment import TemplateExpression
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from fleet import fixes, fixspec
+from fleet.errors import RunbookError
+from fleet.fix import remedies as remedy_spec
+from fleet.models import Diagnosis, ProbeOutput, Severity
+from fleet.rule_fields import unknown_attributes
+from fleet.yamlfile import LineDict
+
+if TYPE_CHECKING:
+    from fleet.runbook import Runbook
+
+INCONCLUSIVE = "inconclusive"
+#: Names every rule sees besides the probes' facts; no probe may take one of them.
+CONTEXT_NAMES = frozenset({"params", "host", "probes", "sources"})
+#: A rule's keys, and those it must have.
+RULE_KEYS = frozenset({"verdict", "severity", "when", "summary", "evidence", "fix", "remedies"})
+REQUIRED_KEYS = frozenset({"verdict", "when", "summary"})
+
+
+class _RuleEnvironment(ImmutableSandboxedEnvironment):
+    """The sandbox rules run in, with a fast path for the public attributes of frozen dataclasses.
+
+    The sandbox's general check of every attribute (isinstance against the mutable ABCs) was most
+    of the CPU of evaluating rules. Facts are frozen dataclasses: their public fields, properties
+    and methods cannot change them, and whatever they return is checked again by the sandbox
+    when a rule touches its attributes.
+    """
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        params = getattr(type(obj), "__dataclass_params__", None)
+        if params is not None and params.frozen and not attr.startswith("_"):
+            return True
+        return super().is_safe_attribute(obj, attr, value)
+
+
+_RULE_ENV = _RuleEnvironment(undefined=jinja2.StrictUndefined)
+
+
+class LazyTemplate:
+    """A rule text checked when the runbook loads, compiled when a host first matches its rule.
+
+    A run renders the texts of the few rules that matched; compiling all of them (55 in the 502
+    runbook) cost more CPU at start-up than evaluating every rule for 150 hosts.
+    """
+
+    __slots__ = ("source", "_template")
+
+    def __init__(self, source: str):
+        self.source = source
+        self._template: jinja2.Template | None = None
+
+    def render(self, context: Mapping[str, Any]) -> str:
+        """The text for this context (compiling it the first time)."""
+        if self._template is None:
+            self._template = _RULE_ENV.from_string(self.source)
+        return self._template.render(context)
+
+
+@dataclass(frozen=True)
+class Rule:
+    verdict: str
+    severity: Severity
+    when: str
+    summary: str
+    evidence: tuple[str, ...] = ()
+    fix: tuple[fixspec.FixEntry, ...] = field(default=(), compare=False, repr=False)
+    line: int = 0
+    condition: TemplateExpression | None = field(compare=False, repr=False, default=None)
+    summary_template: LazyTemplate | None = field(compare=False, repr=False, default=None)
+    evidence_templates: tuple[LazyTemplate, ...] = field(compare=False, repr=False, default=())
+    # What `fleet fix` may run for this verdict (fleet/fix/remedies.py).
+    remedies: tuple[remedy_spec.Remedy, ...] = field(compare=False, repr=False, default=())
+
+
+def parse(node: LineDict, probe_parsers: Mapping[str, str], path: str) -> Rule:
+    """One rule of a runbook (its keys already checked against RULE_KEYS), compiled and checked.
+
+    `probe_parsers`: each probe's name and parser, what the rule's expressions may use.
+    """
+    verdict = node["verdict"]
+    if not isinstance(verdict, str) or not re.match(r"^[a-z][a-z0-9_]*$", verdict):
+        raise RunbookError(f"bad verdict code {verdict!r} (lower-case letters, digits, _)", path,
+                           node.line_of("verdict"))
+    try:
+        severity = Severity(node.get("severity", "critical"))
+    except ValueError:
+        raise RunbookError(f"bad severity {node.get('severity')!r} (ok, warning, critical, unknown)", path,
+                           node.line_of("severity")) from None
+    when = str(node["when"])
+    condition = _expression(when, probe_parsers, "when", path, node.line_of("when"))
+    summary = str(node["summary"])
+    evidence = node.get("evidence") or ()
+    if isinstance(evidence, str):
+        evidence = (evidence,)
+    if not isinstance(evidence, (list, tuple)) or not all(isinstance(v, (str, int, float)) for v in evidence):
+        raise RunbookError("evidence must be a text or a list of texts", path, node.line_of("evidence"))
+    evidence = tuple(str(v) for v in evidence)
+    return Rule(verdict, severity, when, summary, evidence,
+                _parse_fix(node.get("fix"), probe_parsers, path, node.line_of("fix")), node.line, condition,
+                _template(summary, probe_parsers, "summary", path, node.line_of("summary")),
+                tuple(_template(text, probe_parsers, "evidence", path, node.line_of("evidence")) for text in evidence),
+                _parse_remedies(node.get("remedies"), probe_parsers, path, node.line_of("remedies")))
+
+
+def _expression(source: str, probe_parsers: Mapping[str, str], what: str, path: str, line: int,
+                extra: frozenset = frozenset()) -> TemplateExpression:
+    """A rule's expression (`when`, a fix entry's condition), compiled and checked."""
+    return _compile(lambda: _RULE_ENV.compile_expression(source), lambda: _RULE_ENV.parse("{{ " + source + " }}"),
+                    probe_parsers, what, path, line, extra)
+
+
+def _template(source: str, probe_parsers: Mapping[str, str], what: str, path: str, line: int,
+              extra: frozenset = frozenset()) -> LazyTemplate:
+    """A rule's text (summary, evidence, a fix entry's text), checked now, compiled on first use."""
+    return _compile(lambda: LazyTemplate(source), lambda: _RULE_ENV.parse(source), probe_parsers, what, path, line,
+                    extra)
+
+
+def _parse_remedies(value: Any, probe_parsers: Mapping[str, str], path: str, line: int) -> tuple[remedy_spec.Remedy, ...]:
+    """A rule's `remedies:`, their steps in the grammar of `fix:` (see fleet/fix/remedies.py)."""
+    def expression(source: str, what: str, at: int) -> TemplateExpression:
+        return _expression(source, probe_parsers, what, path, at)
+
+    return remedy_spec.parse(value, path, line, lambda steps, at: _parse_fix(steps, probe_parsers, path, at), expression)
+
+
+def _parse_fix(value: Any, probe_parsers: Mapping[str, str], path: str, line: int) -> tuple[fixspec.FixEntry, ...]:
+    """A rule's `fix:` entries, compiled (see fleet/fixspec.py)."""
+    if value is None:
+        return ()
+    if isinstance(value, (str, LineDict)):
+        value = [value]
+    if not isinstance(value, list):
+        raise RunbookError("fix must be a text or a list of fix entries", path, line)
+    entries = []
+    for node in value:
+        at = getattr(node, "line", 0) or line
+
+        def expression(source: str, what: str, extra: frozenset, at: int = at) -> TemplateExpression:
+            return _expression(source, probe_parsers, what, path, at, extra)
+
+        def template(source: str, what: str, extra: frozenset, at: int = at) -> LazyTemplate:
+            return _template(source, probe_parsers, what, path, at, extra)
+
+        try:
+            entries.append(fixspec.parse_entry(node, at, expression, template))
+        except fixspec.FixSpecError as exc:
+            raise RunbookError(str(exc), path, at) from None
+    return tuple(entries)
+
+
+def _compile(build: Callable[[], Any], ast: Callable[[], jinja2.nodes.Template], probe_parsers: Mapping[str, str],
+             what: str, path: str, line: int, extra: frozenset = frozenset()) -> Any:
+    """Build a rule's expression or template, refusing syntax errors, names nothing provides and
+    attributes the probe's facts do not have. `extra`: names a fix entry adds (`item`)."""
+    try:
+        parsed, compiled = ast(), build()
+    except jinja2.TemplateSyntaxError as exc:
+        raise RunbookError(f"broken {what}: {exc.message}", path, line) from None
+    unknown = jinja2.meta.find_undeclared_variables(parsed) - set(probe_parsers) - CONTEXT_NAMES - extra
+    if unknown:
+        raise RunbookError(f"{what} uses {', '.join(sorted(unknown))}, which is neither a probe nor "
+                           f"params/host/probes", path, line)
+    wrong = unknown_attributes(parsed, probe_parsers)
+    if wrong:
+        raise RunbookError(f"{what} uses {wrong[0]}", path, line)
+    return compiled
+
+
+def evaluate(runbook: Runbook, facts: Mapping[str, Any], probes: Mapping[str, ProbeOutput],
+             params: Mapping[str, Any], host: Mapping[str, Any],
+             sources: Mapping[str, str] | None = None,
+             on_error: Callable[[Rule, Exception], None] | None = None) -> Diagnosis:
+    """Walk the rules, first match wins. Rules naming absent facts do not match; none matching is inconclusive.
+
+    Facts whose parser read nothing from an output in a format it does not know (`unread`) count
+    as absent: no rule may conclude from them that, say, no process runs. `sources` says where
+    each parameter came from (default, discovered, inventory, --var); a parameter missing from it
+    counts as given.
+
+    A rule that raises is skipped and handed to `on_error`. Only Exceptions are caught: a
+    BaseException (SIGTERM, the time budget) ends the walk.
+    """
+    usable = {name: value for name, value in facts.items() if not getattr(value, "unread", None)}
+    context = {**usable, "params": params, "host": host, "probes": probes,
+               "sources": {name: (sources or {}).get(name, "given") for name in params}}
+    for rule in runbook.rules:
+        try:
+            matched = bool(rule.condition(**context))
+        except jinja2.UndefinedError:
+            continue  # the rule needs facts this host could not give
+        except Exception as exc:  # noqa: BLE001 - a rule tripping on odd facts must not cost the host its verdict
+            if on_error is not None:
+                on_error(rule, exc)
+            continue
+        if matched:
+            summary = _render(rule.summary_template, context)
+            evidence = (_render(t, context) for t in rule.evidence_templates)
+            # A step two entries give (two log signatures asking for the same check) is kept once.
+            steps = tuple(dict.fromkeys(step for entry in rule.fix for step in fixspec.build(entry, context)))
+            return Diagnosis(rule.verdict, rule.severity, " ".join(summary).strip(),
+                             tuple(line for block in evidence for line in block), fixes.render_all(steps), steps)
+    missing = [f"{p.name}: {p.error or getattr(facts.get(p.name), 'unread', None) or 'no facts'}"
+               for p in probes.values() if p.name not in usable]
+    summary = "no rule of the runbook matched what was found"
+    if missing:
+        summary += f"; {len(missing)} probe(s) gave no facts"
+    return Diagnosis(INCONCLUSIVE, Severity.UNKNOWN, summary, tuple(missing))
+
+
+def _render(template: LazyTemplate, context: Mapping[str, Any]) -> list[str]:
+    try:
+        text = template.render(context)
+    except Exception as exc:  # noqa: BLE001 - evidence that cannot be shown must not hide the verdict
+        return [f"(not available: {' '.join(str(exc).split())[:200]})"]
+    return [line.rstrip() for line in text.split("\n") if line.strip()]
