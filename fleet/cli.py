@@ -6,12 +6,10 @@ import datetime as dt
 import getpass
 import json
 import math
-import signal
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import jinja2
 import typer
@@ -21,24 +19,27 @@ from fleet import __version__
 from fleet.config import load_default_map
 from fleet.errors import FleetError, InputError
 from fleet.inventory import load_inventory
-from fleet.models import Connection, ExitCode, Severity
+from fleet.models import Connection, ExitCode
 from fleet.patterns import select
 from fleet.report import document
 from fleet.report.diff import compare
 from fleet.report.journal import Journal
 from fleet.report.journal import load as journal_load
-from fleet.report.files import report_dir, write_private
+from fleet.report.files import report_dir
 from fleet.report.render import FORMATS, RENDERERS, render_diff_markdown, write_reports
-from fleet.runbook import available_runbooks, host_params, load_runbook
-from fleet.runbook_set import combine, judge, load_runbooks
+from fleet.runbook import available_runbooks, load_runbook
+from fleet.runbook_set import combine, load_runbooks
 from fleet.sanitize import strip_control
+# Terminated and its handler are read from here by callers that predate fleet.signals.
+from fleet.signals import Terminated, _on_sigterm  # noqa: F401
 from fleet.terminal import (Progress, RunFiles, host_row, output_console, print_case_results, print_diff, print_hosts,
                             print_runbook, print_runbooks, print_summary)
 from fleet.varcheck import check_overrides
 
 if TYPE_CHECKING:
     from fleet.diagnose import RunOptions
-    from fleet.models import Host, HostResult
+    from fleet.models import Host
+    from fleet.report.model import Report
     from fleet.runbook import Runbook
     from fleet.transport.become import Secret
 
@@ -59,18 +60,6 @@ def _command(group: typer.Typer, name: str | None = None) -> Callable[[Callable]
         short = " ".join((func.__doc__ or "").split("\n\n")[0].split())
         return group.command(name, short_help=short)(func)
     return register
-
-
-class Terminated(BaseException):
-    """SIGTERM arrived: finish like Ctrl-C, with a partial report.
-
-    A BaseException, like KeyboardInterrupt: parsers and rules catch Exception, and a SIGTERM
-    landing in one of them must still end the run, not be taken for that host's odd output.
-    """
-
-
-def _on_sigterm(signum, frame):  # noqa: ANN001 - signal handler signature
-    raise Terminated()
 
 
 def _fail(message: object) -> typer.Exit:
@@ -202,7 +191,8 @@ def diagnose(
 
     Example: fleet diagnose -i inventories/prod.yml --limit 'web*:!web07' --var port=8001
     """
-    from fleet.diagnose import RunOptions, prepare, run
+    from fleet import runloop
+    from fleet.diagnose import RunOptions, prepare
 
     try:
         for name, seconds in (("--timeout", timeout), ("--connect-timeout", connect_timeout)):
@@ -227,7 +217,7 @@ def diagnose(
         wanted = _parse_formats(formats)
         report_dir(out)
         if watch is not None or until is not None or deadline is not None:
-            raise typer.Exit(_watch(output_console(stderr=True), hosts, runbook, options, str(inventory), limit, out, wanted,
+            raise typer.Exit(_watch(output_console(stderr=True), hosts, books, options, str(inventory), limit, out, wanted,
                                     watch, until, deadline))
         prepared = prepare(hosts, runbook, options, _ask_passphrase)
         started = dt.datetime.now(dt.timezone.utc)
@@ -235,76 +225,26 @@ def diagnose(
     except FleetError as exc:
         raise _fail(exc)
 
-    from fleet.transport_fix import TransportContext, with_transport_fix
-
     for note in prepared.notes:  # warnings go to stderr as they arise; the report keeps them too
         sys.stderr.write(f"fleet: warning: {' '.join(strip_control(note).split())}\n")
-
-    context = TransportContext(prepared.transports.get(Connection.SSH), options.known_hosts_files()[0])
-    stem = journal.stem
-    clock = time.monotonic()
-    params = prepared.redactor.redact_params(host_params(runbook, {}, options.overrides), runbook.parameter_names())
-    meta = {"runbook": runbook.name, "runbook_description": runbook.description, "runbook_source": runbook.path,
-            "parameters": document.jsonable(params),
-            "inventory": str(inventory), "limit": limit,
-            "options": {"forks": forks, "connect_timeout_s": connect_timeout, "timeout_s": timeout,
-                        "hosts_selected": len(hosts)},
-            "started_at": started.isoformat(timespec="seconds")}
-    progress = Progress(Console(stderr=True, highlight=False), len(hosts))
-    with journal:
-        journal.start({**meta, "hosts": [h.name for h in hosts]})
-        entries, interrupted = _collect(run(prepared, runbook, options, progress.host_started), books,
-                                        lambda r: with_transport_fix(r, context), journal, progress)
-        order = {h.name: i for i, h in enumerate(hosts)}
-        entries.sort(key=lambda e: order[e["name"]])
-        done = {e["name"] for e in entries}
-        missing = [h.name for h in hosts if h.name not in done]
-        duration = time.monotonic() - clock
-        notes = [*prepared.notes, *([f"not diagnosed: {', '.join(missing)}"] if missing else [])]
-        journal.finish({"duration_s": round(duration, 3), "partial": interrupted is not None,
-                        "not_diagnosed": missing, "notes": notes})
-    doc = document.build(entries, runbook=runbook, params=params, inventory=str(inventory), limit=limit,
-                         options=meta["options"], started_at=meta["started_at"], duration_s=duration,
-                         partial=interrupted is not None, notes=notes, not_diagnosed=missing)
-    paths = write_reports(doc, str(out), stem, wanted) + [journal.path]
-    retry = _write_retry(out, stem, doc)
-    new_keys = sum(1 for e in entries for n in e["notes"] if n.startswith("new host key recorded"))
-    summary_console = output_console(stderr=json_out)
-    print_summary(summary_console, doc, RunFiles(tuple(paths), retry, len(_retry_hosts(doc)), new_keys,
-                                                 options.known_hosts_files()[0]))
+    shown = {"forks": forks, "connect_timeout_s": connect_timeout, "timeout_s": timeout, "hosts_selected": len(hosts)}
+    described = runloop.describe(prepared, books, options, str(inventory), limit,
+                                 started.isoformat(timespec="seconds"), shown)
+    with journal, Progress(Console(stderr=True, highlight=False), len(hosts)) as progress:
+        outcome = runloop.run(prepared, books, options, described, (journal, progress))
+    doc, paths, retry = runloop.write_files(outcome.report, out, journal.stem, wanted)
+    new_keys = sum(1 for e in outcome.report.hosts for n in e.notes if n.startswith("new host key recorded"))
+    print_summary(output_console(stderr=json_out), doc,
+                  RunFiles((*paths, journal.path), retry, len(outcome.report.retry_hosts()), new_keys,
+                           options.known_hosts_files()[0]))
     if json_out:
         sys.stdout.write(RENDERERS["json"](doc))
-    if interrupted is not None:
-        raise typer.Exit(interrupted)
-    raise typer.Exit(ExitCode.PROBLEMS if doc["summary"]["problems"] else ExitCode.OK)
+    if outcome.interrupted is not None:
+        raise typer.Exit(outcome.interrupted)
+    raise typer.Exit(ExitCode.PROBLEMS if outcome.report.problems else ExitCode.OK)
 
 
-def _collect(results: Iterator[HostResult], books: tuple[Runbook, ...], fix: Callable[[HostResult], HostResult],
-             journal: Journal, progress: Progress) -> tuple[list[dict], ExitCode | None]:
-    """Each result as a report entry, journalled as it lands, until the run ends or is interrupted.
-
-    With several runbooks each result is judged per runbook; transport verdicts get their fixes.
-    Returns the entries and, if Ctrl-C or SIGTERM cut the run short, its exit code.
-    """
-    entries: list[dict] = []
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
-    try:
-        with progress:
-            for result in results:
-                result, verdicts = judge(result, books) if len(books) > 1 else (result, [])
-                entries.append(document.host_entry(fix(result), verdicts))
-                journal.write(entries[-1])
-                progress.host_done(result.host.name, entries[-1]["verdict"])
-    except KeyboardInterrupt:
-        return entries, ExitCode.INTERRUPTED
-    except Terminated:
-        return entries, ExitCode.TERMINATED
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    return entries, None
-
-
-def _watch(console: Console, hosts, runbook, options, inventory: str, limit: str | None, out: Path,
+def _watch(console: Console, hosts, books, options, inventory: str, limit: str | None, out: Path,
            formats: tuple[str, ...], every: float | None, until: str | None, deadline: float | None) -> int:
     """`diagnose --watch`: rounds of diagnosis with what changed each round (fleet/watch.py)."""
     from fleet.watch import WatchOptions, one_round, watch as watch_rounds
@@ -314,15 +254,15 @@ def _watch(console: Console, hosts, runbook, options, inventory: str, limit: str
     if until not in (None, "healthy"):
         raise InputError(f"--until takes 'healthy', not {until!r}")
 
-    def write(doc: dict) -> RunFiles:
+    def write(report: Report) -> RunFiles:
         # The last round's files are named as a run's (`<stamp>-<id>-<runbook>`): its journal,
         # created O_EXCL, reserves the name, so a watch never overwrites another run's reports.
-        journal = Journal(out, dt.datetime.now(dt.timezone.utc), runbook.name)
+        journal = Journal(out, dt.datetime.now(dt.timezone.utc), report.runbook.name)
         with journal:
-            journal.record(doc)
-        return RunFiles((*write_reports(doc, str(out), journal.stem, formats), journal.path))
+            journal.record(report)
+        return RunFiles((*write_reports(document.to_json(report), str(out), journal.stem, formats), journal.path))
 
-    return watch_rounds(console, lambda: one_round(hosts, runbook, options, inventory, limit, _ask_passphrase),
+    return watch_rounds(console, lambda: one_round(hosts, books, options, inventory, limit, _ask_passphrase),
                         WatchOptions(every, until == "healthy", deadline), write)
 
 
@@ -336,21 +276,6 @@ def _dry_run(hosts: tuple[Host, ...], runbook: Runbook, options: RunOptions) -> 
     config = load_ssh_config(options.ssh_config)
     become = {h.name: resolve_endpoint(h, config).become_user for h in hosts if h.connection is Connection.SSH}
     return dry_run(hosts, runbook, options, {name: user for name, user in become.items() if user})
-
-
-def _retry_hosts(doc: dict) -> list[str]:
-    """Problem hosts, then the hosts never diagnosed: what a re-run needs."""
-    return [h["name"] for h in doc["hosts"] if h["severity"] != Severity.OK.value] + list(doc["not_diagnosed"])
-
-
-def _write_retry(out: Path, stem: str, doc: dict) -> str | None:
-    """The hosts to re-run, one per line, for `--limit @FILE` (Ansible's retry files); its path, or None."""
-    names = _retry_hosts(doc)
-    if not names:
-        return None
-    path = str(out / f"{stem}.retry")
-    write_private(path, "\n".join(names) + "\n")
-    return path
 
 
 @_command(app)

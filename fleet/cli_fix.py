@@ -18,7 +18,7 @@ from rich.console import Console
 from fleet.errors import FleetError, InputError
 from fleet.fix.policy import Risk
 from fleet.inventory import load_inventory
-from fleet.models import Diagnosis, ExitCode, HostResult, Severity, TRANSPORT_VERDICTS
+from fleet.models import Diagnosis, ExitCode, HostResult, Severity
 from fleet.patterns import select
 from fleet.report import document
 from fleet.runbook import load_runbook, resolve_params
@@ -98,17 +98,15 @@ def fix_plan(
 
 
 def _diagnose(hosts, runbook, options: Mapping[str, Any], become, console: Console) -> list[HostResult]:
-    from fleet.diagnose import prepare, run
+    from fleet.diagnose import prepare
+    from fleet.runloop import results
     from fleet.terminal import Progress
 
     run_options = _run_options(options, become)
     prepared = prepare(hosts, runbook, run_options, _cli()._ask_passphrase)
-    results = {}
     with Progress(console, len(hosts)) as progress:
-        for result in run(prepared, runbook, run_options, progress.host_started):
-            results[result.host.name] = result
-            progress.host_done(result.host.name, result.diagnosis.verdict)
-    return [results[h.name] for h in hosts if h.name in results]
+        done = {result.host.name: result for result, _ in results(prepared, (runbook,), run_options, (progress,))}
+    return [done[h.name] for h in hosts if h.name in done]
 
 
 def _run_options(options: Mapping[str, Any], become):
@@ -129,18 +127,18 @@ def _results_from_report(path: str, runbook, hosts, overrides) -> list[HostResul
     doc = document.load(path)
     if doc.get("runbook") != runbook.name:
         raise InputError(f"the report was made with runbook {doc.get('runbook')!r}, not {runbook.name!r}", path)
-    entries = {h["name"]: h for h in doc["hosts"]}
+    entries = {h.name: h for h in document.hosts_of(doc)}
     results = []
     for host in hosts:
         entry = entries.get(host.name)
         if entry is None:
             continue
         resolved = resolve_params(runbook, host.vars, overrides)
-        if entry["verdict"] in TRANSPORT_VERDICTS:
-            results.append(HostResult(host, Diagnosis(entry["verdict"], Severity.CRITICAL, str(entry["summary"])),
+        if not entry.reached:
+            results.append(HostResult(host, Diagnosis(entry.verdict, Severity.CRITICAL, str(entry.summary)),
                                       params=resolved.values))
             continue
-        probes = {name: _probe_from_json(name, p) for name, p in (entry.get("probes") or {}).items()}
+        probes = {name: _probe_from_json(name, p) for name, p in entry.probes.items()}
         result = interpret(runbook, host, probes, resolved)
         results.append(HostResult(host, result.diagnosis, result.probes, result.facts, notes=result.notes,
                                   params=result.params.values, param_sources=sources_of(result.params)))
@@ -313,10 +311,10 @@ def _final_diagnosis(run, planned) -> list[dict]:
     """
     from dataclasses import replace
 
-    from fleet.diagnose import run as diagnose_run
+    from fleet.runloop import in_order, results
 
     prepared, now = run.remote.prepared, int(time.time())
     params = {name: replace(p, values={**p.values, "since": now}) if "since" in p.values else p
               for name, p in prepared.params.items()}
-    results = {r.host.name: r for r in diagnose_run(replace(prepared, params=params), run.runbook, run.remote.options)}
-    return [document.host_entry(results[h.name]) for h in planned if h.name in results]
+    entries = [entry for _, entry in results(replace(prepared, params=params), (run.runbook,), run.remote.options)]
+    return [document.entry_json(e) for e in in_order(entries, planned)]

@@ -40,6 +40,11 @@ class TransportStatus(str, enum.Enum):
 TRANSPORT_VERDICTS = frozenset(s.value for s in TransportStatus if s is not TransportStatus.OK)
 
 
+def reached(verdict: str) -> bool:
+    """The runbook ran on the host (to its end): `verdict` is the rules', not the transport's."""
+    return verdict not in TRANSPORT_VERDICTS
+
+
 class ExitCode(enum.IntEnum):
     OK = 0
     PROBLEMS = 1
@@ -144,6 +149,16 @@ class Diagnosis:
     fix: tuple[str, ...] = ()
     # The fix as data (fleet.fixes steps): what `fleet fix` executes.
     steps: tuple[Any, ...] = ()
+
+    @property
+    def problem(self) -> bool:
+        """Any verdict but a healthy one."""
+        return self.severity is not Severity.OK
+
+    @property
+    def reached(self) -> bool:
+        """The runbook ran on the host: the verdict is not the transport's."""
+        return reached(self.verdict)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 from fleet.errors import InputError
 from fleet.interpret import interpret
-from fleet.models import Diagnosis, Host, ProbeOutput, TRANSPORT_VERDICTS
+from fleet.models import Diagnosis, Host, ProbeOutput
 from fleet.report import document
 from fleet.runbook import Runbook, resolve_params
 from fleet.yamlfile import load_yaml
@@ -49,9 +49,8 @@ def load_cases(source: str) -> list[Case]:
                 if os.path.isdir(os.path.join(source, d))
                 and any(f.endswith(".out") for f in os.listdir(os.path.join(source, d)))]
     doc = document.load(source)
-    return [Case(h["name"], h["verdict"], {name: _probe_from_json(name, p) for name, p in h["probes"].items()},
-                 h.get("parameters", {}))
-            for h in doc["hosts"] if h["verdict"] not in TRANSPORT_VERDICTS]
+    return [Case(h.name, h.verdict, {name: _probe_from_json(name, p) for name, p in h.probes.items()}, h.parameters)
+            for h in document.hosts_of(doc) if h.reached]
 
 
 def _probe_from_json(name: str, probe: Mapping[str, Any]) -> ProbeOutput:

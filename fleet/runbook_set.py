@@ -12,7 +12,7 @@ from dataclasses import replace
 from typing import Any, Mapping, Sequence
 
 from fleet.errors import RunbookError
-from fleet.models import Diagnosis, HostResult, Severity, TRANSPORT_VERDICTS
+from fleet.models import Diagnosis, HostResult, Severity
 from fleet.rules import evaluate
 from fleet.runbook import Runbook, command_template, load_runbook
 
@@ -54,7 +54,7 @@ def combine(books: Sequence[Runbook]) -> Runbook:
 
 def judge(result: HostResult, books: Sequence[Runbook]) -> tuple[HostResult, list[dict[str, Any]]]:
     """Each runbook's verdict for a host run with the combined script, and the host's overall (worst) one."""
-    if result.diagnosis.verdict in TRANSPORT_VERDICTS:
+    if not result.diagnosis.reached:
         return result, []
     host = {"name": result.host.name, "address": result.host.address}
     verdicts = []
@@ -64,7 +64,7 @@ def judge(result: HostResult, books: Sequence[Runbook]) -> tuple[HostResult, lis
         probes = {k: v for k, v in result.probes.items() if k in own}
         verdicts.append((book.name, evaluate(book, facts, probes, result.params, host, result.param_sources)))
     name, worst = min(verdicts, key=lambda nv: _RANK[nv[1].severity])
-    problems = [(n, d) for n, d in verdicts if d.severity is not Severity.OK]
+    problems = [(n, d) for n, d in verdicts if d.problem]
     others = [f"{n}: {d.verdict}" for n, d in problems if d is not worst]
     summary = worst.summary + (f" (also {', '.join(others)})" if others else "")
     overall = Diagnosis(worst.verdict, worst.severity, summary,

@@ -11,7 +11,7 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from rich.console import Console
 from rich.live import Live
@@ -20,8 +20,9 @@ from rich.text import Text
 
 from fleet.models import Host
 from fleet.redact import SECRET_NAME
-from fleet.report.document import NOT_JUDGED
+from fleet.report.document import hosts_of
 from fleet.report.diff import Diff
+from fleet.report.model import HostEntry, Report
 from fleet.sanitize import strip_control
 
 if TYPE_CHECKING:
@@ -78,12 +79,19 @@ class Progress:
         if self._live:
             self._live.__exit__(*exc)
 
+    # An observer of the run loop (fleet.runloop.Observer): the start and end of a run draw nothing.
+    def start(self, report: Report, hosts: Sequence[str]) -> None:
+        pass
+
+    def finish(self, report: Report) -> None:
+        pass
+
     def host_started(self, name: str) -> None:
         self.running[name] = time.monotonic()
 
-    def host_done(self, name: str, verdict: str) -> None:
-        self.running.pop(name, None)
-        self.counts[verdict] += 1
+    def host_done(self, entry: HostEntry) -> None:
+        self.running.pop(entry.name, None)
+        self.counts[entry.verdict] += 1
 
     def __rich__(self) -> Text:
         done = sum(self.counts.values())
@@ -149,24 +157,24 @@ def print_summary(console: Console, doc: Mapping[str, Any], files: RunFiles) -> 
 def _print_not_judged(console: Console, doc: Mapping[str, Any]) -> None:
     """Healthy hosts whose summary says a check was not judged, grouped by what was not judged and why."""
     groups: dict[str, list[str]] = {}
-    for host in doc["hosts"]:
-        if host["severity"] == "ok" and NOT_JUDGED in host["summary"]:
-            groups.setdefault(host["summary"].rsplit("; ", 1)[-1], []).append(host["name"])
+    for host in hosts_of(doc):
+        if host.not_judged:
+            groups.setdefault(host.summary.rsplit("; ", 1)[-1], []).append(host.name)
     for caveat, names in groups.items():
         console.print(Text(f"healthy, but {safe(caveat)}: {safe(', '.join(names))}", style="yellow"), soft_wrap=True)
 
 
 def _print_runbook_verdicts(console: Console, doc: Mapping[str, Any]) -> None:
     """With several runbooks: each host's verdict per runbook (problem hosts only past a screenful)."""
-    hosts = [h for h in doc["hosts"] if h.get("runbooks")]
+    hosts = [h for h in hosts_of(doc) if h.runbooks]
     if not hosts:
         return
     if len(hosts) > _HOSTS_LISTED:
-        hosts = [h for h in hosts if h["severity"] != "ok"]
+        hosts = [h for h in hosts if h.problem]
     console.print(Text("verdicts per runbook:", style="bold"))
     for host in hosts:
-        line = Text(f"   {safe(host['name'])}: ")
-        for i, verdict in enumerate(host["runbooks"]):
+        line = Text(f"   {safe(host.name)}: ")
+        for i, verdict in enumerate(host.runbooks):
             line.append(", " if i else "")
             line.append(f"{safe(verdict['runbook'])} ")
             line.append(safe(verdict["verdict"]), style=_STYLE.get(verdict["severity"], ""))

@@ -18,6 +18,7 @@ from rich.text import Text
 from fleet.models import ExitCode, Host
 from fleet.report import document
 from fleet.report.diff import compare
+from fleet.report.model import Report, RunbookRef
 from fleet.runbook import Runbook
 from fleet.terminal import RunFiles, print_diff, print_summary
 
@@ -29,36 +30,43 @@ class WatchOptions:
     deadline_s: float | None = None
 
 
-def one_round(hosts: Sequence[Host], runbook: Runbook, options: Any, inventory: str, limit: str | None,
-              ask_passphrase: Callable[[str], str | None] | None) -> dict[str, Any]:
-    """One whole diagnosis of the hosts, as a report document."""
-    from fleet.diagnose import prepare, run
+def one_round(hosts: Sequence[Host], books: Sequence[Runbook], options: Any, inventory: str, limit: str | None,
+              ask_passphrase: Callable[[str], str | None] | None) -> Report:
+    """One whole diagnosis of the hosts through the run loop; Ctrl-C (or SIGTERM) ends the watch."""
+    from fleet import runloop
+    from fleet.diagnose import prepare
+    from fleet.runbook_set import combine
 
     started = dt.datetime.now(dt.timezone.utc)
-    clock = time.monotonic()
+    runbook = combine(books)
     prepared = prepare(hosts, runbook, options, ask_passphrase)
-    entries = {r.host.name: document.host_entry(r) for r in run(prepared, runbook, options)}
-    return document.build([entries[h.name] for h in hosts if h.name in entries], runbook=runbook, params={},
-                          inventory=inventory, limit=limit, options={"hosts_selected": len(hosts)},
-                          started_at=started.isoformat(timespec="seconds"), duration_s=time.monotonic() - clock,
-                          notes=list(prepared.notes))
+    described = Report(RunbookRef(runbook.name, runbook.description, runbook.path), (), inventory, limit,
+                       options={"hosts_selected": len(hosts)}, started_at=started.isoformat(timespec="seconds"))
+    outcome = runloop.run(prepared, books, options, described)
+    if outcome.interrupted is ExitCode.TERMINATED:
+        raise SystemExit(ExitCode.TERMINATED)
+    if outcome.interrupted is not None:
+        raise KeyboardInterrupt
+    return outcome.report
 
 
-def watch(console: Console, rounds: Callable[[], Mapping[str, Any]], watch_options: WatchOptions,
-          write: Callable[[Mapping[str, Any]], RunFiles]) -> int:
+def watch(console: Console, rounds: Callable[[], Report], watch_options: WatchOptions,
+          write: Callable[[Report], RunFiles]) -> int:
     """Run rounds until done; print each round's changes; write the last round's reports; the exit code."""
     started = time.monotonic()
     previous: Mapping[str, Any] | None = None
+    kept: Report | None = None  # the round `previous` is the document of
     number = 0
     try:
         while True:
             number += 1
-            doc = rounds()
+            report = rounds()
+            doc = document.to_json(report)
             console.print(Text(f"round {number} at {dt.datetime.now().strftime('%H:%M:%S')}: "
                                f"{doc['summary']['headline']}", style="bold"), soft_wrap=True)
             if previous is not None:
                 print_diff(console, compare(previous, doc))
-            previous = doc
+            previous, kept = doc, report
             healthy = doc["summary"]["problems"] == 0
             if watch_options.until_healthy and healthy:
                 break
@@ -68,9 +76,9 @@ def watch(console: Console, rounds: Callable[[], Mapping[str, Any]], watch_optio
                 break
             time.sleep(watch_options.interval_s)
     except KeyboardInterrupt:
-        if previous is None:
+        if previous is None or kept is None:
             return ExitCode.INTERRUPTED
-        print_summary(console, previous, write(previous))
+        print_summary(console, previous, write(kept))
         return ExitCode.INTERRUPTED
-    print_summary(console, previous, write(previous))
+    print_summary(console, previous, write(kept))
     return ExitCode.OK if previous["summary"]["problems"] == 0 else ExitCode.PROBLEMS

@@ -22,7 +22,7 @@ from fleet.errors import InputError
 from fleet.fix import actions
 from fleet.fix import remedies as remedy_spec
 from fleet.fix.policy import Risk
-from fleet.models import Host, HostResult, Severity, TRANSPORT_VERDICTS
+from fleet.models import Host, HostResult
 from fleet.report import document
 from fleet.report.render import md_cell, md_code, write_private
 from fleet.rules import Rule
@@ -88,9 +88,9 @@ def host_plan(result: HostResult, runbook: Runbook, backup_dir: str) -> tuple[di
     d = result.diagnosis
     base = {"name": result.host.name, "address": result.host.address, "verdict": d.verdict,
             "severity": d.severity.value, "summary": d.summary, "manual": list(d.fix)}
-    if d.severity is Severity.OK:
+    if not d.problem:
         return None, {**base, "reason": "healthy"}
-    if d.verdict in TRANSPORT_VERDICTS:
+    if not d.reached:
         return None, {**base, "reason": f"{d.verdict}: not diagnosed, nothing to fix from here"}
     built = remedy_for(runbook, result)
     if built is None:
@@ -134,7 +134,7 @@ def build(results: list[HostResult], runbook: Runbook, hosts: list[Host], settin
         "options": dict(settings.options),
         "backup_dir": backup_dir,
         "counts": {"hosts": len(results),
-                   "problems": sum(r.diagnosis.severity is not Severity.OK for r in results)},
+                   "problems": sum(r.diagnosis.problem for r in results)},
         "fix": fix,
         "left_alone": alone,
         "before": [document.host_entry(r) for r in results],

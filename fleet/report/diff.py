@@ -6,7 +6,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from fleet.models import Severity, TRANSPORT_VERDICTS
+from fleet.report.document import hosts_of
+from fleet.report.model import HostEntry
 
 
 #: Change kinds, in the order a reader wants them: what got worse first.
@@ -31,33 +32,29 @@ class Diff:
         return {kind: counted[kind] for kind in KINDS if counted[kind]}
 
 
-def _bad(host: Mapping[str, Any]) -> bool:
-    return host["severity"] != Severity.OK.value
-
-
-def _kind(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> str:
+def _kind(old: HostEntry | None, new: HostEntry | None) -> str:
     if old is None:
         return "added"
     if new is None:
         return "removed"
-    if new["verdict"] in TRANSPORT_VERDICTS and old["verdict"] not in TRANSPORT_VERDICTS:
+    if not new.reached and old.reached:
         return "newly_unreachable"
-    if _bad(old) and not _bad(new):
+    if old.problem and not new.problem:
         return "fixed"
-    if not _bad(old) and _bad(new):
+    if not old.problem and new.problem:
         return "newly_broken"
-    if _bad(new):
-        return "still_broken" if old["verdict"] == new["verdict"] else "changed_problem"
+    if new.problem:
+        return "still_broken" if old.verdict == new.verdict else "changed_problem"
     return "still_healthy"
 
 
 def compare(old: Mapping[str, Any], new: Mapping[str, Any]) -> Diff:
     """Each host of either report with what happened to it between the two runs."""
-    before = {h["name"]: h for h in old["hosts"]}
-    after = {h["name"]: h for h in new["hosts"]}
+    before = {h.name: h for h in hosts_of(old)}
+    after = {h.name: h for h in hosts_of(new)}
     names = list(after) + [n for n in before if n not in after]
     changes = [HostChange(n, _kind(before.get(n), after.get(n)),
-                          before[n]["verdict"] if n in before else None,
-                          after[n]["verdict"] if n in after else None) for n in names]
+                          before[n].verdict if n in before else None,
+                          after[n].verdict if n in after else None) for n in names]
     changes.sort(key=lambda c: (KINDS.index(c.kind), c.name))
     return Diff(tuple(changes))

@@ -6,21 +6,16 @@ A run that is killed, even with SIGKILL, still leaves every result it had.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
-from types import SimpleNamespace
 from typing import Any, Mapping
 
 from fleet.errors import InputError
 from fleet.report import document
 from fleet.report.files import STEM, create_run_file
+from fleet.report.model import HostEntry, Report, RunbookRef
 from fleet.report.schema_check import first_error
 from fleet.textfile import read_text
 
-# What a journal's first and last lines hold of a run's report document (see `load`).
-_RUN_KEYS = ("runbook", "runbook_description", "runbook_source", "parameters", "inventory", "limit", "options",
-             "started_at")
-_END_KEYS = ("duration_s", "partial", "not_diagnosed", "notes")
 
 
 class Journal:
@@ -41,24 +36,34 @@ class Journal:
     def __exit__(self, *exc: object) -> None:
         self._file.close()
 
-    def write(self, entry: Mapping[str, Any]) -> None:
-        self._file.write(json.dumps(entry, ensure_ascii=False) + "\n")
+    def write(self, record: Mapping[str, Any]) -> None:
+        """One line: a host entry, or the run or end record, as JSON."""
+        self._file.write(document.dumps(record) + "\n")
         self._file.flush()
 
-    def start(self, run: Mapping[str, Any]) -> None:
-        """The first line: what the run is (runbook, inventory, selected hosts), for a rebuild after a kill."""
-        self.write({"run": run})
+    def start(self, report: Report, hosts: list[str]) -> None:
+        """The first line: what the run is (runbook, inventory, selected `hosts`), for a rebuild after a kill.
 
-    def finish(self, end: Mapping[str, Any]) -> None:
+        `report`: the run as known before any host (no hosts, no end)."""
+        self.write({"run": document.run_fields(report) | {"hosts": hosts}})
+
+    def host_started(self, name: str) -> None:
+        """Nothing to journal until the host is done (fleet.runloop.Observer)."""
+
+    def host_done(self, entry: HostEntry) -> None:
+        """A host's entry, the moment it lands (the run loop's observer call)."""
+        self.write(document.entry_json(entry))
+
+    def finish(self, report: Report) -> None:
         """The last line: the run ended (interrupted or not), its real duration, the hosts never diagnosed."""
-        self.write({"end": end})
+        self.write({"end": document.end_fields(report)})
 
-    def record(self, doc: Mapping[str, Any]) -> None:
+    def record(self, report: Report) -> None:
         """A finished run's whole report at once (a watch's last round): run line, hosts, end line."""
-        self.start({key: doc[key] for key in _RUN_KEYS} | {"hosts": [h["name"] for h in doc["hosts"]]})
-        for entry in doc["hosts"]:
-            self.write(entry)
-        self.finish({key: doc[key] for key in _END_KEYS})
+        self.start(report, [h.name for h in report.hosts])
+        for entry in report.hosts:
+            self.host_done(entry)
+        self.finish(report)
 
 
 def load(path: str) -> dict[str, Any]:
@@ -75,8 +80,8 @@ def load(path: str) -> dict[str, Any]:
     notes = [f"rebuilt from the journal {os.path.basename(path)}"]
     for number, line in enumerate(lines, 1):
         try:
-            entry = json.loads(line)
-        except json.JSONDecodeError:
+            entry = document.parse_line(line)
+        except ValueError:  # not JSON (json.JSONDecodeError)
             if number == len(lines):
                 notes.append(f"the journal's last line was cut off mid-write (line {number})")
                 continue
@@ -101,15 +106,15 @@ def load(path: str) -> dict[str, Any]:
     stem = STEM.match(os.path.basename(path).removesuffix(".jsonl"))
     started = (dt.datetime.strptime(stem.group(1), "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.timezone.utc)
                .isoformat(timespec="seconds") if stem else "")
-    runbook = SimpleNamespace(name=run.get("runbook") or (stem.group(3) if stem else "unknown"),
-                              description=run.get("runbook_description", ""), path=run.get("runbook_source", ""))
+    runbook = RunbookRef(run.get("runbook") or (stem.group(3) if stem else "unknown"),
+                         run.get("runbook_description", ""), run.get("runbook_source", ""))
     duration = end.get("duration_s") if end else None
-    doc = document.build(hosts, runbook=runbook, params=run.get("parameters", {}),
-                         inventory=run.get("inventory", ""), limit=run.get("limit"), options=run.get("options", {}),
-                         started_at=run.get("started_at", started),
-                         duration_s=duration if duration is not None else sum(h.get("duration_s", 0) for h in hosts),
-                         partial=bool(end.get("partial")) if end else True,
-                         notes=[*notes, *(end.get("notes", ()) if end else ())], not_diagnosed=missing)
+    entries = tuple(document.entry_from_json(h) for h in hosts)
+    doc = document.to_json(Report(
+        runbook, entries, run.get("inventory", ""), run.get("limit"), run.get("parameters", {}),
+        run.get("options", {}), run.get("started_at", started),
+        duration if duration is not None else sum(h.duration_s for h in entries),
+        bool(end.get("partial")) if end else True, (*notes, *(end.get("notes", ()) if end else ())), tuple(missing)))
     # The run and end lines are read back too: what they gave must make a valid report.
     error = first_error(doc)
     if error:

@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ET
 import jinja2
 from markupsafe import Markup
 
-from fleet.models import TRANSPORT_VERDICTS
+from fleet.report.document import dumps, hosts_of
 from fleet.report.diff import Diff
 from fleet.report.files import report_dir, write_private
 from fleet.sanitize import show_invisible, strip_control
@@ -110,7 +110,7 @@ _HTML_ENV.filters["probes_json"] = probes_json
 
 def render_json(doc: Mapping[str, Any]) -> str:
     """Compact JSON: Python's encoder only runs in C without indentation (`jq .` pretty-prints it)."""
-    return json.dumps(doc, ensure_ascii=False) + "\n"
+    return dumps(doc) + "\n"
 
 
 def render_markdown(doc: Mapping[str, Any]) -> str:
@@ -152,21 +152,21 @@ def host_anchors(hosts: list[Mapping[str, Any]]) -> dict[str, str]:
 
 def render_junit(doc: Mapping[str, Any]) -> str:
     """JUnit XML, one testcase per host, so a CI pipeline can gate on fleet health."""
-    hosts = doc["hosts"]
-    failed = [h for h in hosts if h["severity"] != "ok" and h["verdict"] not in TRANSPORT_VERDICTS]
-    errored = [h for h in hosts if h["verdict"] in TRANSPORT_VERDICTS]
+    hosts = hosts_of(doc)
+    failed = [h for h in hosts if h.problem and h.reached]
+    errored = [h for h in hosts if not h.reached]
     runbook = _xml_text(doc["runbook"])
     suite = ET.Element("testsuite", name=f"fleet {runbook}", tests=str(len(hosts)),
                        failures=str(len(failed)), errors=str(len(errored)), time=f"{doc['duration_s']:.3f}",
                        timestamp=_xml_text(doc["started_at"]))
     for host in hosts:
-        case = ET.SubElement(suite, "testcase", classname=f"fleet.{runbook}", name=_xml_text(host["name"]),
-                             time=f"{host['duration_s']:.3f}")
-        if host["severity"] == "ok":
+        case = ET.SubElement(suite, "testcase", classname=f"fleet.{runbook}", name=_xml_text(host.name),
+                             time=f"{host.duration_s:.3f}")
+        if not host.problem:
             continue
-        kind = "error" if host["verdict"] in TRANSPORT_VERDICTS else "failure"
-        problem = ET.SubElement(case, kind, type=_xml_text(host["verdict"]), message=_xml_text(host["summary"]))
-        problem.text = _xml_text("\n".join([*host["evidence"], *(f"fix: {f}" for f in host["fix"])]))
+        kind = "failure" if host.reached else "error"
+        problem = ET.SubElement(case, kind, type=_xml_text(host.verdict), message=_xml_text(host.summary))
+        problem.text = _xml_text("\n".join([*host.evidence, *(f"fix: {f}" for f in host.fix)]))
     # Hosts an interrupted run never reached: skipped, so CI shows them rather than losing them.
     missing = doc.get("not_diagnosed", ())
     for name in missing:
