@@ -43,6 +43,7 @@ def startup_cpu() -> float:
 
 
 def phases(inv: Path, known_hosts: Path, runbook_name: str, forks: int, profile: bool) -> dict:
+    from fleet.transport import SSHOptions
     from fleet.diagnose import RunOptions, host_result, prepare
     from fleet.executor import run_pool
     from fleet.interpret import STAGES, ScriptOutput, interpret
@@ -57,7 +58,7 @@ def phases(inv: Path, known_hosts: Path, runbook_name: str, forks: int, profile:
     t = cpu()
     runbook = load_runbook(runbook_name)
     hosts = select(load_inventory(inv), None)
-    options = RunOptions(forks=forks, known_hosts=(str(known_hosts),), ssh_config="/dev/null")
+    options = RunOptions(forks=forks, ssh=SSHOptions(known_hosts=(str(known_hosts),), ssh_config="/dev/null"))
     prepared = prepare(hosts, runbook, options)
     out["prepare"] = cpu() - t
 

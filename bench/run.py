@@ -226,13 +226,14 @@ class Fleet:
 
 def fleet_script(inventory: Path, known_hosts: Path, runbook: str) -> str:
     """The exact script fleet sends to a host, from fleet's own API."""
+    from fleet.transport import SSHOptions
     from fleet.diagnose import RunOptions, prepare
     from fleet.inventory import load_inventory
     from fleet.patterns import select
     from fleet.runbook import load_runbook
 
     hosts = select(load_inventory(inventory), None)
-    prepared = prepare(hosts[:1], load_runbook(runbook), RunOptions(known_hosts=(str(known_hosts),)))
+    prepared = prepare(hosts[:1], load_runbook(runbook), RunOptions(ssh=SSHOptions(known_hosts=(str(known_hosts),))))
     for transport in prepared.transports.values():
         transport.close()
     return prepared.scripts[hosts[0].name].decode()

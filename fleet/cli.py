@@ -193,6 +193,7 @@ def diagnose(
     """
     from fleet import runloop
     from fleet.diagnose import RunOptions, prepare
+    from fleet.transport import SSHOptions
 
     try:
         for name, seconds in (("--timeout", timeout), ("--connect-timeout", connect_timeout)):
@@ -206,14 +207,14 @@ def diagnose(
             raise InputError(f"no host matches {limit!r}" if limit else "the inventory has no hosts", str(inventory))
         overrides = _parse_vars(var)
         check_overrides(runbook, overrides)
-        options = RunOptions(forks=forks, connect_timeout_s=connect_timeout, timeout_s=timeout,
-                             ssh_config=str(ssh_config) if ssh_config else None,
-                             known_hosts=tuple(str(p) for p in known_hosts), accept_new=accept_new,
-                             overrides=overrides)
+        ssh = SSHOptions(connect_timeout, str(ssh_config) if ssh_config else None,
+                         tuple(str(p) for p in known_hosts), accept_new)
+        options = RunOptions(forks=forks, timeout_s=timeout, overrides=overrides, ssh=ssh)
         if dry_run:
             sys.stdout.write(_dry_run(hosts, runbook, options))
             raise typer.Exit(ExitCode.OK)
-        options = replace(options, become_password=_become_password(ask_become_pass, become_password_file))
+        options = replace(options, ssh=replace(ssh, become_password=_become_password(ask_become_pass,
+                                                                                     become_password_file)))
         wanted = _parse_formats(formats)
         report_dir(out)
         if watch is not None or until is not None or deadline is not None:
@@ -236,7 +237,7 @@ def diagnose(
     new_keys = sum(1 for e in outcome.report.hosts for n in e.notes if n.startswith("new host key recorded"))
     print_summary(output_console(stderr=json_out), doc,
                   RunFiles((*paths, journal.path), retry, len(outcome.report.retry_hosts()), new_keys,
-                           options.known_hosts_files()[0]))
+                           options.ssh.known_hosts_files()[0]))
     if json_out:
         sys.stdout.write(RENDERERS["json"](doc))
     if outcome.interrupted is not None:
@@ -268,14 +269,11 @@ def _watch(console: Console, hosts, books, options, inventory: str, limit: str |
 
 
 def _dry_run(hosts: tuple[Host, ...], runbook: Runbook, options: RunOptions) -> str:
-    """The dry-run text; become users come from the same endpoint resolution a run uses (no connection)."""
+    """The dry-run text, with the become user a run would use for each SSH host (no connection)."""
     from fleet.dryrun import dry_run
-    from fleet.transport.ssh import resolve_endpoint
-    from fleet.transport.sshconfig import load_ssh_config
 
-    config = load_ssh_config(options.ssh_config)
-    become = {h.name: resolve_endpoint(h, config).become_user for h in hosts if h.connection is Connection.SSH}
-    return dry_run(hosts, runbook, options, {name: user for name, user in become.items() if user})
+    return dry_run(hosts, runbook, options,
+                   {h.name: h.become_user for h in hosts if h.connection is Connection.SSH and h.become_user})
 
 
 @_command(app)

@@ -111,11 +111,12 @@ def _diagnose(hosts, runbook, options: Mapping[str, Any], become, console: Conso
 
 def _run_options(options: Mapping[str, Any], become):
     from fleet.diagnose import RunOptions
+    from fleet.transport import SSHOptions
 
-    return RunOptions(forks=int(options["forks"]), connect_timeout_s=float(options["connect_timeout_s"]),
-                      timeout_s=float(options["timeout_s"]), ssh_config=options.get("ssh_config"),
-                      known_hosts=tuple(options.get("known_hosts") or ()), accept_new=bool(options.get("accept_new")),
-                      overrides=dict(options.get("vars") or {}), become_password=become)
+    ssh = SSHOptions(float(options["connect_timeout_s"]), options.get("ssh_config"),
+                     tuple(options.get("known_hosts") or ()), bool(options.get("accept_new")), become)
+    return RunOptions(forks=int(options["forks"]), timeout_s=float(options["timeout_s"]),
+                      overrides=dict(options.get("vars") or {}), ssh=ssh)
 
 
 def _results_from_report(path: str, runbook, hosts, overrides) -> list[HostResult]:

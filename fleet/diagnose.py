@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import os
-import socket
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -18,35 +15,19 @@ from fleet.parsers import REPORT_VIEWS
 from fleet.redact import Redactor
 from fleet.runbook import Runbook, render_probes, resolve_params
 from fleet.script import compose, new_marker
-from fleet.transport import Transport
-from fleet.transport.become import Secret
-from fleet.transport.credentials import load_credentials
-from fleet.transport.hostkeys import KnownHosts, record
-from fleet.transport.local import LocalTransport
-from fleet.transport.ssh import SSHSettings, SSHTransport, jump_hosts, resolve_endpoint
-from fleet.transport.sshconfig import load_ssh_config
-
-DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
+from fleet.transport import SSHOptions, Transport, build, record_new_key
 
 
 @dataclass(frozen=True)
 class RunOptions:
-    """How to run: the knobs of `fleet diagnose`."""
+    """How to run: the knobs of `fleet diagnose`; how to connect is the transport's (`ssh`)."""
 
     forks: int = 50
-    connect_timeout_s: float = 10.0
     timeout_s: float = 60.0
-    ssh_config: str | None = None
-    known_hosts: tuple[str, ...] = ()
-    accept_new: bool = False
     overrides: Mapping[str, str] = field(default_factory=dict)
-    become_password: Secret | None = None
     # Wall seconds to interpret one host's output; past it the host is inconclusive (fleet.budget).
     interpret_budget_s: float = INTERPRET_BUDGET_S
-
-    def known_hosts_files(self) -> list[str]:
-        """--known-hosts files first (new keys are recorded in the first), then the user's."""
-        return [os.path.expanduser(p) for p in (*self.known_hosts, DEFAULT_KNOWN_HOSTS)]
+    ssh: SSHOptions = field(default_factory=SSHOptions)
 
 
 @dataclass(frozen=True)
@@ -74,12 +55,7 @@ def prepare(hosts: Sequence[Host], runbook: Runbook, options: RunOptions,
     for name, resolved in params.items():  # reports show why a value could not be used, as text
         params[name] = usable_as_text(resolved)
     runnable = [h for h in hosts if h.name not in problems]
-    transports: dict[Connection, Transport] = {Connection.LOCAL: LocalTransport()}
-    notes: list[str] = []
-    ssh_hosts = [h for h in runnable if h.connection is Connection.SSH]
-    if ssh_hosts:
-        transports[Connection.SSH], ssh_notes = ssh_transport(ssh_hosts, options, ask_passphrase)
-        notes += ssh_notes
+    transports, notes = build(runnable, options.ssh, min(options.forks, 64), ask_passphrase)
     forks, limit_note = fit_forks(options.forks)
     notes += [limit_note] if limit_note else []
     scripts = host_scripts(runbook, {h.name: params[h.name] for h in runnable}, marker, options.timeout_s)
@@ -113,51 +89,6 @@ def host_scripts(runbook: Runbook, params: Mapping[str, Resolved], marker: str,
     return scripts
 
 
-def ssh_transport(hosts: Sequence[Host], options: RunOptions,
-                  ask_passphrase: Callable[[str], str | None] | None) -> tuple[SSHTransport, list[str]]:
-    """The SSH transport for a run: config, keys and known_hosts read once, names resolved, bastions open."""
-    # paramiko logs its own failures (a traceback when a port never sends a banner) from its
-    # threads; with no handler, Python's last resort prints them on the terminal. Each one is
-    # already a host's verdict, worded by the transport.
-    paramiko_log = logging.getLogger("paramiko")
-    paramiko_log.addHandler(logging.NullHandler())
-    paramiko_log.propagate = False
-    ssh_config = load_ssh_config(options.ssh_config)
-    endpoints = {h.name: resolve_endpoint(h, ssh_config) for h in hosts}
-    key_files = {k for e in endpoints.values() for hop in (e, *jump_hosts(e.jump)) for k in hop.key_files}
-    credentials = load_credentials(key_files, ask_passphrase)
-    settings = SSHSettings(options.connect_timeout_s, options.accept_new, become_password=options.become_password)
-    ssh = SSHTransport(settings, KnownHosts(options.known_hosts_files()), credentials, endpoints)
-    resolve_names(ssh, options)
-    for line in ssh.open_bastions(options.connect_timeout_s * 2):
-        record(options.known_hosts_files()[0], line)
-    return ssh, list(credentials.notes)
-
-
-def resolve_names(ssh: SSHTransport, options: RunOptions) -> None:
-    """Look every host name up before the pool starts, in parallel and under the connect timeout.
-
-    A resolver that hangs then costs the run one connect timeout, not a worker per host; a name
-    that does not resolve is that host's verdict.
-    """
-
-    def lookup(name: str, deadline: Deadline) -> tuple[str | None, str]:
-        try:
-            infos = socket.getaddrinfo(name, None, type=socket.SOCK_STREAM)
-        except socket.gaierror as exc:
-            return None, f"{name} does not resolve ({exc.strerror})"
-        except UnicodeError:
-            return None, f"{name} is not a valid host name"
-        return infos[0][4][0], ""
-
-    names = ssh.names_to_resolve()
-    for name, (address, error) in run_pool(
-            names, lookup, forks=min(options.forks, 64), deadline_s=options.connect_timeout_s,
-            on_overrun=lambda n, d: (None, f"looking up {n} took longer than {d.seconds:g}s"),
-            on_error=lambda n, exc: (None, f"looking up {n} failed: {exc}")):
-        ssh.record_address(name, address, error)
-
-
 def run(prepared: Prepared, runbook: Runbook, options: RunOptions,
         on_start: Callable[[str], None] | None = None) -> Iterator[HostResult]:
     """Diagnose every host, yielding each result as soon as its host is done.
@@ -180,12 +111,10 @@ def run(prepared: Prepared, runbook: Runbook, options: RunOptions,
     def crashed(host: Host, exc: BaseException) -> Execution:
         return Execution(TransportStatus.UNREACHABLE, f"internal error: {type(exc).__name__}: {exc}")
 
-    recorded_in = options.known_hosts_files()[0]
     try:
         for host, execution in run_pool(prepared.hosts, job, forks=prepared.forks, deadline_s=options.timeout_s,
                                         on_overrun=overrun, on_error=crashed):
-            if execution.new_host_key:
-                record(recorded_in, execution.new_host_key)
+            record_new_key(options.ssh, execution)
             yield host_result(host, execution, runbook, prepared.params[host.name], prepared.marker,
                               prepared.redactor, options.interpret_budget_s)
     finally:

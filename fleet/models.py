@@ -80,6 +80,20 @@ class HostProblem:
     reason: str
 
 
+class ProxyKind(str, enum.Enum):
+    JUMP = "proxyjump"
+    COMMAND = "proxycommand"
+
+
+@dataclass(frozen=True)
+class Jump:
+    """How the inventory says to reach a host through another: ProxyJump's `[user@]host[:port][,...]`
+    or a ProxyCommand (from `-J`, `-o ProxyJump=`, `-o ProxyCommand=` in its ssh arguments)."""
+
+    kind: ProxyKind
+    spec: str
+
+
 @dataclass(frozen=True)
 class Host:
     """One target, resolved from the inventory with its variables merged by precedence."""
@@ -99,6 +113,10 @@ class Host:
     plugin: str = ""
     # Set when the inventory alone rules the host out (unsupported connection, a setting fleet cannot use).
     problem: HostProblem | None = None
+    # Ansible's become: run the script through sudo as this user ("" = no become).
+    become_user: str = ""
+    # ProxyJump or ProxyCommand from the inventory's ssh arguments (ssh_config may give one too).
+    jump: Jump | None = None
 
 
 @dataclass(frozen=True)

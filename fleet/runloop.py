@@ -66,7 +66,7 @@ def results(prepared: Prepared, books: Sequence[Runbook], options: RunOptions,
     The run's transports are closed when the iteration ends.
     """
     runbook = combine(books)
-    context = TransportContext(prepared.transports.get(Connection.SSH), options.known_hosts_files()[0])
+    context = TransportContext(prepared.transports.get(Connection.SSH), options.ssh.known_hosts_files()[0])
 
     def started(name: str) -> None:
         for observer in observers:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import paramiko
 import pytest
 
+from fleet.inventory.sshargs import jump
 from fleet.models import Host
 from fleet.transport.ssh import jump_hosts, resolve_endpoint
 
 
 def endpoint(vars_: dict, config: str = "", address: str = "target.lan"):
-    return resolve_endpoint(Host(name="t", address=address, port=2200, user="ops", vars=vars_),
+    return resolve_endpoint(Host(name="t", address=address, port=2200, user="ops", vars=vars_, jump=jump(vars_)),
                             paramiko.SSHConfig.from_text(config))
 
 

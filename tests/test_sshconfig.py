@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fleet.errors import InputError
+from fleet.inventory.sshargs import jump
 from fleet.models import Host
 from fleet.transport.ssh import resolve_endpoint
 from fleet.transport.sshconfig import load_ssh_config
@@ -50,13 +51,14 @@ def test_ssh_config_fills_what_the_inventory_leaves_out(config_dir):
 
 def test_inventory_wins_over_ssh_config(config_dir):
     host = Host("web1", "web1", port=22, user="root", key_file="/keys/id",
-                vars={"ansible_ssh_common_args": "-o ProxyJump=none"})
+                vars={"ansible_ssh_common_args": "-o ProxyJump=none"}, jump=jump({"ansible_ssh_common_args": "-o ProxyJump=none"}))
     endpoint = resolve_endpoint(host, load_ssh_config(str(config_dir / "config")))
     assert (endpoint.port, endpoint.user, endpoint.key_files[0], endpoint.jump) == (22, "root", "/keys/id", None)
 
 
 def test_chained_jumps_keep_their_order(config_dir):
-    host = Host("t", "10.9.9.9", vars={"ansible_ssh_common_args": "-J first.example:2201,second.example"})
+    args = {"ansible_ssh_common_args": "-J first.example:2201,second.example"}
+    host = Host("t", "10.9.9.9", vars=args, jump=jump(args))
     endpoint = resolve_endpoint(host, load_ssh_config(str(config_dir / "config")))
     assert endpoint.jump.hostname == "second.example"
     assert (endpoint.jump.jump.hostname, endpoint.jump.jump.port) == ("first.example", 2201)

@@ -21,6 +21,7 @@ from fleet.models import Connection, Host
 from fleet.report import document
 from fleet.runbook import load_runbook
 from fleet.script import DEFAULT_PROBE_CAP
+from fleet.transport import SSHOptions
 from tests.conftest import needs_root
 from tests.test_faults import known_hosts, ssh_host
 from tests.test_report import sample_doc
@@ -105,8 +106,8 @@ def test_probe_stderr_is_capped_on_the_host_over_ssh(sshd, tmp_path):
     host_vars = ssh_host(sshd, cmd="head -c 300000000 /dev/zero | tr '\\0' e >&2; echo done")
     host = Host("flood", "127.0.0.1", port=sshd.port, user="root", key_file=str(sshd.user_key),
                 vars={"cmd": host_vars["cmd"]})
-    options = RunOptions(timeout_s=60, known_hosts=(str(known_hosts(sshd, tmp_path / "known")),),
-                         ssh_config="/dev/null")
+    options = RunOptions(timeout_s=60, ssh=SSHOptions(known_hosts=(str(known_hosts(sshd, tmp_path / "known")),),
+                                                      ssh_config="/dev/null"))
     prepared = prepare([host], book, options)
     try:
         execution = prepared.transports[Connection.SSH].execute(host, prepared.scripts["flood"], Deadline(60))

@@ -10,6 +10,7 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from fleet.errors import InventoryError
+from fleet.inventory import sshargs
 from fleet.inventory.templating import Renderer, TemplateFailed, is_template
 from fleet.inventory.tree import Tree, Var, Where
 from fleet.models import SSH_ARG_VARS, Connection, Host, HostProblem, TransportStatus, Unusable
@@ -220,7 +221,8 @@ def _make_host(name: str, groups: tuple[str, ...], merged: _Vars, renderer: Rend
         _check_kept(name, variables)
         return replace(host, connection=connection, address=settings.text(_ADDRESS_VARS) or name,
                        port=settings.port(), user=settings.text(_USER_VARS),
-                       key_file=os.path.expanduser(key_file) if key_file else None)
+                       key_file=os.path.expanduser(key_file) if key_file else None,
+                       become_user=sshargs.become_user(variables), jump=sshargs.jump(variables))
     except _Unusable as exc:
         return replace(host, problem=HostProblem(TransportStatus.INVENTORY_ERROR, str(exc)))
 

@@ -24,7 +24,7 @@ import paramiko
 
 from fleet.executor import Deadline
 from fleet.limits import HOST_OUTPUT_CAP
-from fleet.models import SSH_ARG_VARS, Execution, Host, TransportStatus
+from fleet.models import Execution, Host, TransportStatus
 from fleet.transport.become import Become, BecomeFailed, Secret, settle
 from fleet.transport.credentials import Credentials
 from fleet.transport.hostkeys import KeyCheck, KnownHosts, check, known_hosts_names
@@ -75,10 +75,8 @@ class Endpoint:
 def resolve_endpoint(host: Host, ssh_config: paramiko.SSHConfig) -> Endpoint:
     """Merge the inventory's connection settings over ssh_config's, as Ansible does.
 
-    ProxyJump or ProxyCommand come from the ssh arguments in the inventory (`ansible_ssh_args`,
-    `ansible_ssh_common_args`, `ansible_ssh_extra_args`: `-o ProxyJump=...`, `-J ...`,
-    `-o ProxyCommand=...`; the first given wins, as on ssh's command line), else from ssh_config.
-    Raises ValueError for ssh arguments that cannot be split.
+    ProxyJump or ProxyCommand come from the inventory's ssh arguments (`Host.jump`, see
+    fleet/inventory/sshargs.py), else from ssh_config; become from `Host.become_user`.
     """
     found = ssh_config.lookup(host.address)
     key_files = [host.key_file] if host.key_file else []
@@ -86,7 +84,7 @@ def resolve_endpoint(host: Host, ssh_config: paramiko.SSHConfig) -> Endpoint:
     hostname = found.get("hostname", host.address)
     port = host.port or int(found.get("port", 22))
     user = host.user or found.get("user") or getpass.getuser()
-    proxy = _proxy_from_args(" ".join(str(host.vars.get(name) or "") for name in SSH_ARG_VARS))
+    proxy = (host.jump.kind.value, host.jump.spec) if host.jump else None
     if proxy is None:
         # paramiko's lookup keeps no order between the two; ProxyJump is the one fleet shares per bastion.
         command = proxy_command(ssh_config, host.address, port, user)
@@ -99,30 +97,9 @@ def resolve_endpoint(host: Host, ssh_config: paramiko.SSHConfig) -> Endpoint:
         user=user,
         key_files=tuple(dict.fromkeys(os.path.expanduser(k) for k in key_files)),
         jump=_jump_chain(spec, ssh_config) if kind == "proxyjump" else None,
-        become_user=str(host.vars.get("ansible_become_user") or "root") if _truthy(host.vars.get("ansible_become"))
-        else "",
+        become_user=host.become_user,
         proxy_command=_expand_tokens(spec, hostname, port, user) if kind == "proxycommand" else None,
     )
-
-
-def _truthy(value: object) -> bool:
-    """Ansible's booleans: true/yes/on/1 in any case, or a real bool."""
-    return value is True or str(value).strip().lower() in ("true", "yes", "on", "1")
-
-
-def _proxy_from_args(args: str) -> tuple[str, str] | None:
-    """The first ProxyJump ('proxyjump', spec) or ProxyCommand ('proxycommand', command) in ssh arguments."""
-    words = shlex.split(args) if args.strip() else []
-    for i, word in enumerate(words):
-        if word == "-J" and i + 1 < len(words):
-            return "proxyjump", words[i + 1]
-        if word.startswith("-J") and len(word) > 2:
-            return "proxyjump", word[2:]
-        option = words[i + 1] if word == "-o" and i + 1 < len(words) else word[2:] if word.startswith("-o") else ""
-        key, _, value = option.replace("=", " ", 1).partition(" ")
-        if key.lower() in ("proxyjump", "proxycommand") and value.strip():
-            return key.lower(), value.strip()
-    return None
 
 
 def _expand_tokens(command: str, hostname: str, port: int, user: str) -> str:
