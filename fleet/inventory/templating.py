@@ -10,7 +10,6 @@ fails, and with it only the hosts that need that variable.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from typing import Any, Callable, Iterator, Mapping
 
@@ -18,6 +17,7 @@ import jinja2
 from jinja2 import nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
+from fleet.addresses import is_ip
 from fleet.models import Unusable
 
 TEMPLATE = re.compile(r"\{\{|\{%|\{#")
@@ -201,7 +201,7 @@ class Renderer:
             magic = {
                 **extra,
                 "inventory_hostname": name,
-                "inventory_hostname_short": name if _is_ip(name) else name.split(".")[0],
+                "inventory_hostname_short": name if is_ip(name) else name.split(".")[0],
                 "group_names": sorted(host_groups[name]),
                 "groups": group_map,
                 "hostvars": self.hosts,
@@ -211,14 +211,6 @@ class Renderer:
     def value(self, host: str, key: str) -> Any:
         """The rendered value of `key` for `host`; raises TemplateFailed saying why it cannot be had."""
         return self.hosts[host][key]
-
-
-def _is_ip(name: str) -> bool:
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    return True
 
 
 def shown(value: Any) -> Any:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import getpass
-import ipaddress
 import os
 import random
 import re
@@ -22,6 +21,7 @@ from dataclasses import dataclass, replace
 
 import paramiko
 
+from fleet.addresses import is_ip
 from fleet.executor import Deadline
 from fleet.limits import HOST_OUTPUT_CAP
 from fleet.models import Execution, Host, TransportStatus
@@ -148,7 +148,7 @@ class SSHTransport:
         names = {e.hostname for e in self.endpoints.values() if e.jump is None and e.proxy_command is None}
         names |= {hop.hostname for e in self.endpoints.values() for hop in jump_hosts(e.jump)[:1]
                   if hop.proxy_command is None}
-        return sorted(n for n in names if not _is_ip(n))
+        return sorted(n for n in names if not is_ip(n))
 
     def record_address(self, name: str, address: str | None, error: str = "") -> None:
         """The outcome of looking `name` up: its address, or why it has none (that host's verdict)."""
@@ -521,14 +521,6 @@ def jump_hosts(endpoint: Endpoint | None) -> list[Endpoint]:
         hops.append(endpoint)
         endpoint = endpoint.jump
     return hops[::-1]
-
-
-def _is_ip(name: str) -> bool:
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    return True
 
 
 def _socket_reason(exc: OSError, where: str) -> str:
