@@ -45,6 +45,23 @@ def reached(verdict: str) -> bool:
     return verdict not in TRANSPORT_VERDICTS
 
 
+class Judged:
+    """What a verdict means, for a diagnosis and a report's host entry alike."""
+
+    verdict: str
+    severity: Severity
+
+    @property
+    def problem(self) -> bool:
+        """The host needs attention: any verdict but a healthy one (makes `fleet diagnose` exit 1)."""
+        return self.severity is not Severity.OK
+
+    @property
+    def reached(self) -> bool:
+        """The runbook ran on the host (to its end): the verdict is not the transport's."""
+        return reached(self.verdict)
+
+
 class ExitCode(enum.IntEnum):
     OK = 0
     PROBLEMS = 1
@@ -156,7 +173,7 @@ class ProbeOutput:
 
 
 @dataclass(frozen=True)
-class Diagnosis:
+class Diagnosis(Judged):
     """A verdict with what decided it and what to do about it."""
 
     verdict: str
@@ -167,16 +184,6 @@ class Diagnosis:
     fix: tuple[str, ...] = ()
     # The fix as data (fleet.fixes steps): what `fleet fix` executes.
     steps: tuple[Any, ...] = ()
-
-    @property
-    def problem(self) -> bool:
-        """Any verdict but a healthy one."""
-        return self.severity is not Severity.OK
-
-    @property
-    def reached(self) -> bool:
-        """The runbook ran on the host: the verdict is not the transport's."""
-        return reached(self.verdict)
 
 
 @dataclass(frozen=True)

@@ -10,14 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from fleet.models import Severity, reached
+from fleet.models import Judged, Severity
 
 # How a healthy verdict says a check could not be judged ("healthy; nginx -t not judged: ...").
 NOT_JUDGED = " not judged: "
 
 
 @dataclass(frozen=True)
-class HostEntry:
+class HostEntry(Judged):
     """One host as the report has it: its verdict, what decided it, the fix, and what was kept of its run."""
 
     name: str
@@ -39,16 +39,6 @@ class HostEntry:
     duration_s: float = 0.0
     # With several runbooks (`--runbook 502,host`): the host's verdict under each.
     runbooks: tuple[Mapping[str, Any], ...] = ()
-
-    @property
-    def problem(self) -> bool:
-        """The host needs attention: any verdict but a healthy one (makes `fleet diagnose` exit 1)."""
-        return self.severity is not Severity.OK
-
-    @property
-    def reached(self) -> bool:
-        """The runbook ran on the host (to its end): the verdict is not the transport's."""
-        return reached(self.verdict)
 
     @property
     def not_judged(self) -> bool:
