@@ -218,7 +218,7 @@ def diagnose(
         wanted = _parse_formats(formats)
         report_dir(out)
         if watch is not None or until is not None or deadline is not None:
-            raise typer.Exit(_watch(output_console(stderr=True), hosts, books, options, str(inventory), limit, out, wanted,
+            raise typer.Exit(_watch(output_console(stderr=True), hosts, runbook, options, str(inventory), limit, out, wanted,
                                     watch, until, deadline))
         prepared = prepare(hosts, runbook, options, _ask_passphrase)
         started = dt.datetime.now(dt.timezone.utc)
@@ -229,10 +229,10 @@ def diagnose(
     for note in prepared.notes:  # warnings go to stderr as they arise; the report keeps them too
         sys.stderr.write(f"fleet: warning: {' '.join(strip_control(note).split())}\n")
     shown = {"forks": forks, "connect_timeout_s": connect_timeout, "timeout_s": timeout, "hosts_selected": len(hosts)}
-    described = runloop.describe(prepared, books, options, str(inventory), limit,
+    described = runloop.describe(prepared, runbook, options, str(inventory), limit,
                                  started.isoformat(timespec="seconds"), shown)
     with journal, Progress(Console(stderr=True, highlight=False), len(hosts)) as progress:
-        outcome = runloop.run(prepared, books, options, described, (journal, progress))
+        outcome = runloop.run(prepared, runbook, options, described, (journal, progress))
     doc, paths, retry = runloop.write_files(outcome.report, out, journal.stem, wanted)
     new_keys = sum(1 for e in outcome.report.hosts for n in e.notes if n.startswith("new host key recorded"))
     print_summary(output_console(stderr=json_out), doc,
@@ -245,7 +245,7 @@ def diagnose(
     raise typer.Exit(ExitCode.PROBLEMS if outcome.report.problems else ExitCode.OK)
 
 
-def _watch(console: Console, hosts, books, options, inventory: str, limit: str | None, out: Path,
+def _watch(console: Console, hosts, runbook, options, inventory: str, limit: str | None, out: Path,
            formats: tuple[str, ...], every: float | None, until: str | None, deadline: float | None) -> int:
     """`diagnose --watch`: rounds of diagnosis with what changed each round (fleet/watch.py)."""
     from fleet.watch import WatchOptions, one_round, watch as watch_rounds
@@ -263,7 +263,7 @@ def _watch(console: Console, hosts, books, options, inventory: str, limit: str |
             journal.record(report)
         return RunFiles((*write_reports(document.to_json(report), str(out), journal.stem, formats), journal.path))
 
-    return watch_rounds(console, lambda: one_round(hosts, books, options, inventory, limit, _ask_passphrase),
+    return watch_rounds(console, lambda: one_round(hosts, runbook, options, inventory, limit, _ask_passphrase),
                         WatchOptions(every, until == "healthy", deadline), write)
 
 

@@ -105,7 +105,7 @@ def _diagnose(hosts, runbook, options: Mapping[str, Any], become, console: Conso
     run_options = _run_options(options, become)
     prepared = prepare(hosts, runbook, run_options, _cli()._ask_passphrase)
     with Progress(console, len(hosts)) as progress:
-        done = {result.host.name: result for result, _ in results(prepared, (runbook,), run_options, (progress,))}
+        done = {result.host.name: result for result, _ in results(prepared, runbook, run_options, (progress,))}
     return [done[h.name] for h in hosts if h.name in done]
 
 
@@ -317,5 +317,5 @@ def _final_diagnosis(run, planned) -> list[dict]:
     prepared, now = run.remote.prepared, int(time.time())
     params = {name: replace(p, values={**p.values, "since": now}) if "since" in p.values else p
               for name, p in prepared.params.items()}
-    entries = [entry for _, entry in results(replace(prepared, params=params), (run.runbook,), run.remote.options)]
+    entries = [entry for _, entry in results(replace(prepared, params=params), run.runbook, run.remote.options)]
     return [document.entry_json(e) for e in in_order(entries, planned)]

@@ -184,6 +184,8 @@ class Diagnosis(Judged):
     fix: tuple[str, ...] = ()
     # The fix as data (fleet.fixes steps): what `fleet fix` executes.
     steps: tuple[Any, ...] = ()
+    # With several runbooks (`--runbook 502,host`): each runbook's name and own diagnosis.
+    parts: tuple[tuple[str, "Diagnosis"], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import jinja2
 import jinja2.meta
@@ -33,6 +33,8 @@ CONTEXT_NAMES = frozenset({"params", "host", "probes", "sources"})
 #: A rule's keys, and those it must have.
 RULE_KEYS = frozenset({"verdict", "severity", "when", "summary", "evidence", "fix", "remedies"})
 REQUIRED_KEYS = frozenset({"verdict", "when", "summary"})
+# Worst first: the verdict a host with several runbooks is listed under.
+_RANK = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.UNKNOWN: 2, Severity.OK: 3}
 
 
 class _RuleEnvironment(ImmutableSandboxedEnvironment):
@@ -199,6 +201,8 @@ def evaluate(runbook: Runbook, facts: Mapping[str, Any], probes: Mapping[str, Pr
     A rule that raises is skipped and handed to `on_error`. Only Exceptions are caught: a
     BaseException (SIGTERM, the time budget) ends the walk.
     """
+    if runbook.parts:
+        return _worst_of(runbook.parts, facts, probes, params, host, sources, on_error)
     usable = {name: value for name, value in facts.items() if not getattr(value, "unread", None)}
     context = {**usable, "params": params, "host": host, "probes": probes,
                "sources": {name: (sources or {}).get(name, "given") for name in params}}
@@ -224,6 +228,28 @@ def evaluate(runbook: Runbook, facts: Mapping[str, Any], probes: Mapping[str, Pr
     if missing:
         summary += f"; {len(missing)} probe(s) gave no facts"
     return Diagnosis(INCONCLUSIVE, Severity.UNKNOWN, summary, tuple(missing))
+
+
+def _worst_of(books: Sequence[Runbook], facts: Mapping[str, Any], probes: Mapping[str, ProbeOutput],
+              params: Mapping[str, Any], host: Mapping[str, Any], sources: Mapping[str, str] | None,
+              on_error: Callable[[Rule, Exception], None] | None) -> Diagnosis:
+    """Several runbooks run as one: each walks its rules on its own probes' facts, and the host's
+    diagnosis is the worst of theirs, with every runbook's evidence and each problem's fix."""
+    verdicts = []
+    for book in books:
+        own = {p.name for p in book.probes}
+        verdicts.append((book.name, evaluate(book, {k: v for k, v in facts.items() if k in own},
+                                             {k: v for k, v in probes.items() if k in own}, params, host, sources,
+                                             on_error)))
+    name, worst = min(verdicts, key=lambda nv: _RANK[nv[1].severity])
+    problems = [(n, d) for n, d in verdicts if d.problem]
+    others = [f"{n}: {d.verdict}" for n, d in problems if d is not worst]
+    summary = worst.summary + (f" (also {', '.join(others)})" if others else "")
+    return Diagnosis(worst.verdict, worst.severity, summary,
+                     tuple(f"[{n}] {line}" for n, d in verdicts for line in d.evidence),
+                     # a comment line names each runbook's part: the fix stays safe to paste whole
+                     tuple(line for n, d in problems for line in (f"# [{n}]", *d.fix)),
+                     tuple(step for _, d in problems for step in d.steps), tuple(verdicts))
 
 
 def _render(template: LazyTemplate, context: Mapping[str, Any]) -> list[str]:

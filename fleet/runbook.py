@@ -101,6 +101,8 @@ class Runbook:
     # Shell text put before every probe's command (shared functions), rendered like a command.
     prelude: str = ""
     prelude_template: jinja2.Template | None = field(compare=False, repr=False, default=None)
+    # Several runbooks run as one (fleet/runbook_set.py): each judges its own probes' facts.
+    parts: tuple["Runbook", ...] = field(compare=False, repr=False, default=())
 
     def defaults(self) -> dict[str, Any]:
         return {p.name: p.default for p in self.parameters}

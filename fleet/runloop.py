@@ -20,7 +20,6 @@ from fleet.report.files import write_private
 from fleet.report.model import HostEntry, Report, RunbookRef
 from fleet.report.render import write_reports
 from fleet.runbook import Runbook, host_params
-from fleet.runbook_set import combine, judge
 from fleet.signals import Terminated, sigterm_raises
 from fleet.transport_fix import TransportContext, with_transport_fix
 
@@ -49,23 +48,21 @@ class Outcome:
     interrupted: ExitCode | None = None
 
 
-def describe(prepared: Prepared, books: Sequence[Runbook], options: RunOptions, inventory: str, limit: str | None,
+def describe(prepared: Prepared, runbook: Runbook, options: RunOptions, inventory: str, limit: str | None,
              started_at: str, shown_options: Mapping[str, object]) -> Report:
     """The report of a run before any host: runbook, its parameters as given for every host (redacted), inventory."""
-    runbook = combine(books)
     params = prepared.redactor.redact_params(host_params(runbook, {}, options.overrides), runbook.parameter_names())
     return Report(RunbookRef(runbook.name, runbook.description, runbook.path), (), inventory, limit, params,
                   shown_options, started_at)
 
 
-def results(prepared: Prepared, books: Sequence[Runbook], options: RunOptions,
+def results(prepared: Prepared, runbook: Runbook, options: RunOptions,
             observers: Sequence[Observer] = ()) -> Iterator[tuple[HostResult, HostEntry]]:
     """Each host's result and report entry as soon as the host is done, observers told.
 
-    With several runbooks each result is judged per runbook; transport verdicts get their fixes.
+    Transport verdicts get their fixes.
     The run's transports are closed when the iteration ends.
     """
-    runbook = combine(books)
     context = TransportContext(prepared.transports.get(Connection.SSH), options.ssh.known_hosts_files()[0])
 
     def started(name: str) -> None:
@@ -73,15 +70,14 @@ def results(prepared: Prepared, books: Sequence[Runbook], options: RunOptions,
             observer.host_started(name)
 
     for result in run_hosts(prepared, runbook, options, started):
-        result, verdicts = judge(result, books) if len(books) > 1 else (result, [])
         result = with_transport_fix(result, context)
-        entry = document.entry(result, verdicts)
+        entry = document.entry(result)
         for observer in observers:
             observer.host_done(entry)
         yield result, entry
 
 
-def run(prepared: Prepared, books: Sequence[Runbook], options: RunOptions, report: Report,
+def run(prepared: Prepared, runbook: Runbook, options: RunOptions, report: Report,
         observers: Sequence[Observer] = ()) -> Outcome:
     """Diagnose every prepared host; the whole run's report, hosts in inventory order.
 
@@ -95,7 +91,7 @@ def run(prepared: Prepared, books: Sequence[Runbook], options: RunOptions, repor
     interrupted = None
     try:
         with sigterm_raises():
-            for _, entry in results(prepared, books, options, observers):
+            for _, entry in results(prepared, runbook, options, observers):
                 entries.append(entry)
     except KeyboardInterrupt:
         interrupted = ExitCode.INTERRUPTED

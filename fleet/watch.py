@@ -30,19 +30,17 @@ class WatchOptions:
     deadline_s: float | None = None
 
 
-def one_round(hosts: Sequence[Host], books: Sequence[Runbook], options: Any, inventory: str, limit: str | None,
+def one_round(hosts: Sequence[Host], runbook: Runbook, options: Any, inventory: str, limit: str | None,
               ask_passphrase: Callable[[str], str | None] | None) -> Report:
     """One whole diagnosis of the hosts through the run loop; Ctrl-C (or SIGTERM) ends the watch."""
     from fleet import runloop
     from fleet.diagnose import prepare
-    from fleet.runbook_set import combine
 
     started = dt.datetime.now(dt.timezone.utc)
-    runbook = combine(books)
     prepared = prepare(hosts, runbook, options, ask_passphrase)
     described = Report(RunbookRef(runbook.name, runbook.description, runbook.path), (), inventory, limit,
                        options={"hosts_selected": len(hosts)}, started_at=started.isoformat(timespec="seconds"))
-    outcome = runloop.run(prepared, books, options, described)
+    outcome = runloop.run(prepared, runbook, options, described)
     if outcome.interrupted is ExitCode.TERMINATED:
         raise SystemExit(ExitCode.TERMINATED)
     if outcome.interrupted is not None:

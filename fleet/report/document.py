@@ -67,8 +67,8 @@ def _shown_fields(kind: type) -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(kind) if f.repr)
 
 
-def entry(result: HostResult, runbooks: Iterable[Mapping[str, Any]] = ()) -> HostEntry:
-    """One host's result as the report keeps it; `runbooks`: its verdict per runbook when several ran."""
+def entry(result: HostResult) -> HostEntry:
+    """One host's result as the report keeps it (with its verdict per runbook when several ran)."""
     d, host = result.diagnosis, result.host
     return HostEntry(
         name=host.name, address=host.address, groups=tuple(host.groups), verdict=d.verdict, severity=d.severity,
@@ -78,12 +78,14 @@ def entry(result: HostResult, runbooks: Iterable[Mapping[str, Any]] = ()) -> Hos
                 for name, p in result.probes.items()},
         parameters=jsonable(result.params), parameter_sources=dict(result.param_sources),
         facts=jsonable(result.facts), notes=tuple(result.notes), duration_s=round(result.duration_s, 3),
-        runbooks=tuple(runbooks))
+        runbooks=tuple({"runbook": name, "verdict": part.verdict, "severity": part.severity.value,
+                        "summary": part.summary, "evidence": list(part.evidence), "fix": list(part.fix)}
+                       for name, part in d.parts))
 
 
-def host_entry(result: HostResult, runbooks: Iterable[Mapping[str, Any]] = ()) -> dict[str, Any]:
+def host_entry(result: HostResult) -> dict[str, Any]:
     """One host as the report's JSON has it (see `entry`)."""
-    return entry_json(entry(result, runbooks))
+    return entry_json(entry(result))
 
 
 def entry_json(host: HostEntry) -> dict[str, Any]:
