@@ -3,7 +3,9 @@
 Like nornir's processors, observers are told of the run as it goes: the journal appends each
 host's entry the moment it lands, the terminal's progress line counts verdicts. The loop ends on
 its own, or on Ctrl-C or SIGTERM with the hosts diagnosed so far (the others are named as never
-diagnosed). `fleet diagnose`, `diagnose --watch` and `fleet fix` all run hosts through it.
+diagnosed). `fleet diagnose`, `diagnose --watch` and `fleet fix`'s diagnoses (the plan's, the
+final one) run their hosts through it; `fleet fix`'s re-check of one host before acting calls
+fleet.diagnose.host_result, the same interpretation, directly.
 """
 
 from __future__ import annotations
@@ -58,11 +60,8 @@ def describe(prepared: Prepared, runbook: Runbook, options: RunOptions, inventor
 
 def results(prepared: Prepared, runbook: Runbook, options: RunOptions,
             observers: Sequence[Observer] = ()) -> Iterator[tuple[HostResult, HostEntry]]:
-    """Each host's result and report entry as soon as the host is done, observers told.
-
-    Transport verdicts get their fixes.
-    The run's transports are closed when the iteration ends.
-    """
+    """Each host's result and report entry as soon as the host is done (transport verdicts with
+    their fixes), observers told. The run's transports are closed when the iteration ends."""
     context = TransportContext(prepared.transports.get(Connection.SSH), options.ssh.known_hosts_files()[0])
 
     def started(name: str) -> None:
