@@ -121,6 +121,7 @@ class RecordingParams(Mapping[str, Any]):
     """The parameters as a parser sees them, noting every one it reads (and what it found)."""
 
     _ALL = "<all>"
+    _NONEMPTY = "<nonempty>"
 
     def __init__(self, params: Mapping[str, Any]):
         self._params = params
@@ -153,6 +154,12 @@ class RecordingParams(Mapping[str, Any]):
     def __contains__(self, name: object) -> bool:
         return self._note(name) is not MISSING
 
+    def __bool__(self) -> bool:
+        # `params or {}` asks only whether there are any; that does not make every value a read.
+        nonempty = bool(self._params)
+        self._record(self._NONEMPTY, nonempty)
+        return nonempty
+
     def __iter__(self) -> Iterator[str]:
         self._record(self._ALL, dict(self._params))
         return iter(self._params)
@@ -164,7 +171,12 @@ class RecordingParams(Mapping[str, Any]):
 
 def _reads_match(reads: Mapping[str, Hashable], params: Mapping[str, Any]) -> bool:
     for name, key in reads.items():
-        value = dict(params) if name == RecordingParams._ALL else params.get(name, MISSING)
+        if name == RecordingParams._ALL:
+            value = dict(params)
+        elif name == RecordingParams._NONEMPTY:
+            value = bool(params)
+        else:
+            value = params.get(name, MISSING)
         try:
             if typed_key(value) != key:
                 return False
