@@ -132,3 +132,31 @@ def test_workers_die_with_a_parent_killed_outright(tmp_path):
     while _alive(worker) and time.monotonic() < gone:
         time.sleep(0.1)
     assert not _alive(worker), "a worker outlived its killed parent"
+
+
+testfleet = pytest.importorskip("testfleet")
+PREFIX = os.environ.get("FLEET_E2E_PREFIX", "flte")
+SUBNET = os.environ.get("FLEET_E2E_SUBNET", "198.18.210.0/24")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the test fleet needs root and Linux namespaces")
+def test_real_hosts_get_the_same_verdicts_from_two_workers_as_from_one(tmp_path):
+    """Every 502 scenario on real sshd/nginx/backend test hosts, diagnosed by 1 and by 2 workers."""
+    try:
+        with testfleet.TestFleet(tmp_path / "tf", scenarios="all", prefix=PREFIX, subnet=SUBNET, log=None) as tf:
+            verdicts = {}
+            for workers in (1, 2):
+                out = tmp_path / f"reports-{workers}"
+                proc = subprocess.run(
+                    [sys.executable, "-m", "fleet", "diagnose", "-i", str(tf.inventory_path), "--known-hosts",
+                     str(tf.known_hosts_path), "--ssh-config", "/dev/null", "--out", str(out), "--timeout", "30",
+                     "--workers", str(workers)],
+                    capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
+                assert proc.returncode == 1, proc.stderr
+                doc = only_report(out)
+                # Verdict and severity: a summary's wording may list what the host answered in its own order.
+                verdicts[workers] = {h["name"]: (h["verdict"], h["severity"]) for h in doc["hosts"]}
+    except testfleet.TestFleetUnavailable as exc:
+        pytest.skip(str(exc))
+    assert {name: v for name, (v, _) in verdicts[1].items()} == tf.expected
+    assert verdicts[2] == verdicts[1]
