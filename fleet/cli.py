@@ -167,8 +167,8 @@ def diagnose(
                                         help="Ansible host pattern: names, groups, globs, a,b, !x, &y, @retry-file."),
     forks: int = typer.Option(50, "--forks", "-f", min=1, max=1000, envvar="FLEET_FORKS", help="Hosts diagnosed at once."),
     workers: int = typer.Option(0, "--workers", min=0, max=256, envvar="FLEET_WORKERS",
-                                help="Worker processes sharing the hosts (and --forks); 0 = one per 250 hosts, up "
-                                     "to the cores."),
+                                help="Worker processes sharing the hosts (and --forks); 0 = one per 100 forks and "
+                                     "250 hosts, up to the cores (1 at the default forks)."),
     connect_timeout: float = typer.Option(10.0, "--connect-timeout", min=0.1, envvar="FLEET_CONNECT_TIMEOUT",
                                           help="Seconds for TCP connect and for the SSH handshake."),
     timeout: float = typer.Option(60.0, "--timeout", min=0.5, envvar="FLEET_TIMEOUT",

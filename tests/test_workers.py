@@ -40,7 +40,9 @@ def test_worker_count_follows_hosts_cores_and_forks() -> None:
     assert choose_workers(2, 10, 50) == 2
     assert choose_workers(4, 3, 50) == 3  # never more workers than hosts
     assert choose_workers(4, 100, 2) == 2  # nor than forks
-    assert choose_workers(0, 100_000, 50) == min(os.cpu_count() or 1, 50)
+    assert choose_workers(0, 100_000, 50) == 1  # one process keeps 50 forks fed
+    assert choose_workers(0, 100_000, 1000) == min(os.cpu_count() or 1, 10)
+    assert choose_workers(0, 300, 1000) == 1  # too few hosts to pay for a second start-up
 
 
 def _diagnose(tmp_path: Path, inventory: Path, workers: int) -> dict:
