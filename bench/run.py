@@ -389,44 +389,27 @@ def compare_suite(fl: Fleet, suite: str, runbook: str, sizes: list[int], peers: 
     return rows
 
 
-def forks_suite(fl: Fleet, n: int, forks_list: list[int], runs: int, runbook: str = "502") -> list[dict]:
+def sweep_suite(fl: Fleet, knob: str, n: int, values: list[int], runs: int, runbook: str) -> list[dict]:
+    """fleet alone on n hosts with each value of `knob` (`forks`, or `workers` at forks 50),
+    alternating the values run after run; rows of medians. With workers, the CPU split between
+    the parent and the worker processes is logged."""
     hosts = fl.healthy[:n]
-    script = WORK / "script-forks.sh"
+    script = WORK / f"script-{knob}.sh"
     script.write_text("unused by fleet")
-    samples: dict[int, list[dict]] = {f: [] for f in forks_list}
+    samples: dict[int, list[dict]] = {v: [] for v in values}
     for r in range(runs):
-        for f in forks_list:
-            m = run_tool("fleet", fl, hosts, runbook, script, f, f"forks-{f}-{r}")
-            samples[f].append(m)
-            log(f"forks={f:3} n={n} run {r + 1}/{runs} wall {m['wall_s']:.2f}s cpu {m['cpu_s']:.2f}s "
-                f"rss {m['maxrss_mb']:.0f}MB ok {m['ok']}/{n}")
+        for v in values:
+            forks, workers = (v, None) if knob == "forks" else (50, v)
+            m = run_tool("fleet", fl, hosts, runbook, script, forks, f"{knob}-{v}-{r}", workers=workers)
+            samples[v].append(m)
+            log(f"{knob}={v:3} n={n} run {r + 1}/{runs} wall {m['wall_s']:.2f}s cpu {m['cpu_s']:.2f}s "
+                f"(parent {m['parent_cpu_s']:.2f}s) rss {m['maxrss_mb']:.0f}MB tree {m['tree_mb']:.0f}MB ok {m['ok']}/{n}")
     rows = []
-    for f in forks_list:
-        row = median_row(samples[f])
-        row.update(suite="forks", runbook=runbook, hosts=n, forks=f, cpu_ms_per_host=1000 * row["cpu_s"] / n,
-                   samples=samples[f])
-        rows.append(row)
-    return rows
-
-
-def workers_suite(fl: Fleet, n: int, workers_list: list[int], runs: int, runbook: str) -> list[dict]:
-    """fleet alone, controller-bound (trivial runbook, light hosts), with each number of worker
-    processes: wall, CPU, and CPU split between the parent and the workers."""
-    hosts = fl.healthy[:n]
-    script = WORK / "script-workers.sh"
-    script.write_text("unused by fleet")
-    samples: dict[int, list[dict]] = {w: [] for w in workers_list}
-    for r in range(runs):
-        for w in workers_list:
-            m = run_tool("fleet", fl, hosts, runbook, script, 50, f"workers-{w}-{r}", workers=w)
-            samples[w].append(m)
-            log(f"workers={w} n={n} run {r + 1}/{runs} wall {m['wall_s']:.2f}s cpu {m['cpu_s']:.2f}s "
-                f"(parent {m['parent_cpu_s']:.2f}s) tree rss {m['tree_mb']:.0f}MB ok {m['ok']}/{n}")
-    rows = []
-    for w in workers_list:
-        row = median_row(samples[w])
-        row.update(suite="workers", runbook=Path(runbook).stem, hosts=n, workers=w, forks=50,
-                   cpu_ms_per_host=1000 * row["cpu_s"] / n, samples=samples[w])
+    for v in values:
+        row = median_row(samples[v])
+        row.update(suite=knob, runbook=Path(runbook).stem, hosts=n, forks=50, cpu_ms_per_host=1000 * row["cpu_s"] / n,
+                   samples=samples[v])
+        row[knob] = v
         rows.append(row)
     return rows
 
@@ -642,6 +625,12 @@ def fmt(v, spec=".2f") -> str:
     return "-" if v is None else format(v, spec)
 
 
+def _table(title: str, head: list[str], rows: list[list[str]], first: str = "---:") -> list[str]:
+    """A Markdown table under a heading; the first column aligned as `first`, the others right."""
+    return [f"\n### {title}\n", "| " + " | ".join(head) + " |", "|" + "|".join([first] + ["---:"] * (len(head) - 1)) + "|",
+            *("| " + " | ".join(cells) + " |" for cells in rows)]
+
+
 def markdown(results: dict) -> str:
     out = []
     for suite, title in (("502", "502 runbook, full test hosts (sshd + nginx + backend)"),
@@ -668,29 +657,26 @@ def markdown(results: dict) -> str:
                 out.append(f"\nn={n}: fleet wall / fastest of pssh,asyncssh ({tool}) = {f['wall_s'] / wall:.2f}")
     workers = [r for r in results["rows"] if r["suite"] == "workers"]
     if workers:
-        out += [f"\n### fleet --workers, controller-bound: {workers[0]['runbook']} runbook, {workers[0]['hosts']} light "
-                f"hosts, forks 50, median of {workers[0]['runs']} runs\n",
-                "| workers | wall s | CPU s (all processes) | parent CPU s | workers CPU s | CPU ms/host | tree RSS MB | ok |",
-                "|---:|---:|---:|---:|---:|---:|---:|---:|"]
-        for r in workers:
-            out.append(f"| {r['workers']} | {fmt(r['wall_s'])} | {fmt(r['cpu_s'])} | {fmt(r['parent_cpu_s'])} | "
-                       f"{fmt(r['children_cpu_s'])} | {fmt(r['cpu_ms_per_host'], '.1f')} | {fmt(r['tree_mb'], '.0f')} | "
-                       f"{r['ok']}/{r['hosts']} |")
+        out += _table(f"fleet --workers, controller-bound: {workers[0]['runbook']} runbook, {workers[0]['hosts']} light "
+                      f"hosts, forks 50, median of {workers[0]['runs']} runs",
+                      ["workers", "wall s", "CPU s (all processes)", "parent CPU s", "workers CPU s", "CPU ms/host",
+                       "tree RSS MB", "ok"],
+                      [[str(r["workers"]), fmt(r["wall_s"]), fmt(r["cpu_s"]), fmt(r["parent_cpu_s"]),
+                        fmt(r["children_cpu_s"]), fmt(r["cpu_ms_per_host"], ".1f"), fmt(r["tree_mb"], ".0f"),
+                        f"{r['ok']}/{r['hosts']}"] for r in workers])
         out += ["", *predict_workers(workers)]
     host = [r for r in results["rows"] if r["suite"] == "host"]
     if host:
-        out += [f"\n### on the host: one diagnosis, {host[0]['hosts']} full hosts one at a time (median)\n",
-                "| script | script bytes | host CPU ms | bytes back per host | vs checklist |", "|---|---:|---:|---:|---:|"]
-        for r in host:
-            out.append(f"| {r['script']} | {r['script_bytes']} | {fmt(r['host_cpu_ms'], '.0f')} | "
-                       f"{fmt(r['bytes_per_host'], '.0f')} | {fmt(r.get('vs_checklist'))} |")
+        out += _table(f"on the host: one diagnosis, {host[0]['hosts']} full hosts one at a time (median)",
+                      ["script", "script bytes", "host CPU ms", "bytes back per host", "vs checklist"],
+                      [[r["script"], str(r["script_bytes"]), fmt(r["host_cpu_ms"], ".0f"),
+                        fmt(r["bytes_per_host"], ".0f"), fmt(r.get("vs_checklist"))] for r in host], first="---")
     forks = [r for r in results["rows"] if r["suite"] == "forks"]
     if forks:
-        out += [f"\n### fleet --forks at {forks[0]['hosts']} hosts ({forks[0]['runbook']} runbook), median of {forks[0]['runs']} runs\n",
-                "| forks | wall s | CPU s | CPU ms/host | peak RSS MB | ok |", "|---:|---:|---:|---:|---:|---:|"]
-        for r in forks:
-            out.append(f"| {r['forks']} | {fmt(r['wall_s'])} | {fmt(r['cpu_s'])} | {fmt(r['cpu_ms_per_host'], '.1f')} | "
-                       f"{fmt(r['maxrss_mb'], '.0f')} | {r['ok']}/{r['hosts']} |")
+        out += _table(f"fleet --forks at {forks[0]['hosts']} hosts ({forks[0]['runbook']} runbook), median of "
+                      f"{forks[0]['runs']} runs", ["forks", "wall s", "CPU s", "CPU ms/host", "peak RSS MB", "ok"],
+                      [[str(r["forks"]), fmt(r["wall_s"]), fmt(r["cpu_s"]), fmt(r["cpu_ms_per_host"], ".1f"),
+                        fmt(r["maxrss_mb"], ".0f"), f"{r['ok']}/{r['hosts']}"] for r in forks])
     for r in results["rows"]:
         if r["suite"] == "hung":
             out.append(f"\n### hung hosts: {r['hosts']} hosts {r['composition']}, --timeout {r['deadline_s']:g}\n")
@@ -770,7 +756,8 @@ def main(argv=None) -> int:
                 results["rows"] += compare_suite(fl, "502", "502", full_sizes, peers, a.runs, a.forks, a.ansible_max)
                 save()
             if "forks" in suites:
-                results["rows"] += forks_suite(fl, a.forks_hosts, [int(f) for f in a.forks_sweep.split(",")], a.runs)
+                results["rows"] += sweep_suite(fl, "forks", a.forks_hosts, [int(f) for f in a.forks_sweep.split(",")],
+                                               a.runs, "502")
                 save()
             if "host" in suites:
                 results["rows"] += host_suite(fl, a.host_hosts)
@@ -787,8 +774,8 @@ def main(argv=None) -> int:
                 results["rows"].append(hung_suite(fl, max(1, a.runs), a.hung_deadline))
                 save()
             if "workers" in suites:
-                results["rows"] += workers_suite(fl, a.workers_hosts, [int(w) for w in a.workers_sweep.split(",")],
-                                                 a.runs, str(RUNBOOKS / "trivial.yml"))
+                results["rows"] += sweep_suite(fl, "workers", a.workers_hosts, [int(w) for w in a.workers_sweep.split(",")],
+                                               a.runs, str(RUNBOOKS / "trivial.yml"))
                 save()
     if "report" in suites:
         results["rows"].append(report_suite(a.report_hosts, max(1, a.runs)))

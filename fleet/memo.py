@@ -31,7 +31,7 @@ from fleet.models import ProbeOutput
 
 #: What the memos hold at most, per process: entries and bytes of the inputs they stand for.
 MAX_ENTRIES = 4096
-MAX_BYTES = 64 * 1024 * 1024
+MAX_BYTES = 16 * 1024 * 1024
 #: Parameter variants kept per identical output (one per distinct value of what the parser read).
 MAX_VARIANTS = 8
 #: A value larger than this (in nested items) is not worth a key: its text is rendered every time.

@@ -59,6 +59,8 @@ def test_memo_gives_what_a_fresh_parse_gives_for_every_fixture_and_parameters(pa
             params = {**variant, **_params(path)}
             facts, _ = _memo_parse(memo, parser, output, params)
             assert facts == PARSERS[parser](output, params)
+            # Shared between hosts, so it must be frozen (its fields are never assigned).
+            assert type(facts).__dataclass_params__.frozen
 
 
 def test_a_hit_returns_the_same_facts_object_and_other_parameters_miss() -> None:
