@@ -23,22 +23,23 @@ worker -> parent: ("ask", path), ("ready", notes), ("start", name), ("result", H
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import signal
 import threading
 import time
 import traceback
 from dataclasses import dataclass, replace
-from multiprocessing.connection import Connection as Pipe
-from multiprocessing.connection import wait
 from types import MappingProxyType
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
 from fleet.errors import FleetError, InputError
 from fleet.models import Connection, Diagnosis, Host, HostResult, Severity, TransportStatus
 from fleet.redact import Redactor
 from fleet.runbook import Runbook
+
+if TYPE_CHECKING:  # multiprocessing is imported only by runs that start workers (~10 ms of CPU)
+    from multiprocessing.connection import Connection as Pipe
+    from multiprocessing.process import BaseProcess
 
 #: Hosts per worker process before another one pays for its start-up: a worker costs about 0.3 s
 #: of CPU (interpreter, imports, keys) and 60 MB, and moves about 4 ms of CPU per host off the
@@ -89,7 +90,7 @@ class Sharded:
 
     transports: Mapping[Connection, Any] = MappingProxyType({})  # each worker has its own
 
-    def __init__(self, procs: list[tuple[multiprocessing.process.BaseProcess, Pipe, tuple[Host, ...]]],
+    def __init__(self, procs: list[tuple[BaseProcess, Pipe, tuple[Host, ...]]],
                  notes: tuple[str, ...], redactor: Redactor):
         self._procs = procs
         self.notes = notes
@@ -97,6 +98,8 @@ class Sharded:
 
     def results(self, on_start: Callable[[str], None] | None = None) -> Iterator[HostResult]:
         """Each host's result as a worker sends it; closing the iterator (Ctrl-C, SIGTERM) stops the workers."""
+        from multiprocessing.connection import wait
+
         pending = {conn: (proc, {h.name: h for h in hosts}) for proc, conn, hosts in self._procs}
         try:
             while pending:
@@ -143,6 +146,8 @@ def start(hosts: Sequence[Host], books: Sequence[Runbook], runbook: Runbook, opt
 
     Raises InputError with a worker's own message when one cannot start (bad key, ssh_config).
     """
+    import multiprocessing
+
     from fleet.transport.ssh import resolve_endpoint
     from fleet.transport.sshconfig import load_ssh_config
 
@@ -186,6 +191,8 @@ def start(hosts: Sequence[Host], books: Sequence[Runbook], runbook: Runbook, opt
 
 def _wait_ready(procs: list, ask_passphrase: Callable[[str], str | None] | None) -> tuple[str, ...]:
     """Answer the workers' passphrase questions until each is ready; their notes, each once."""
+    from multiprocessing.connection import wait
+
     answers: dict[str, str | None] = {}
     notes: dict[str, None] = {}
     waiting = {conn for _, conn, _ in procs}
@@ -254,6 +261,9 @@ def _worker_main(conn: Pipe, job: WorkerJob) -> None:
 
 def _die_with_parent() -> None:
     """Exit at once if the parent process goes away (killed, crashed): never an orphan run."""
+    import multiprocessing
+    from multiprocessing.connection import wait
+
     parent = multiprocessing.parent_process()
     if parent is None:
         return
