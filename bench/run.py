@@ -416,23 +416,25 @@ def sweep_suite(fl: Fleet, knob: str, n: int, values: list[int], runs: int, runb
 
 def predict_workers(rows: list[dict], targets=(8, 16)) -> list[str]:
     """What the CPU split of the run with the most workers predicts for more cores (Amdahl): the
-    parent's CPU is serial, the workers' divides over the cores; the hosts' CPU is not counted
-    (on a real fleet it is spent on the hosts)."""
+    parent's CPU (start-up, inventory, every result's journal line and report entry) is serial,
+    the workers' divides over the cores; the hosts' CPU is not counted (on a real fleet it is
+    spent on the hosts). Compared with the one-process run's CPU for the same hosts."""
     run = max((r for r in rows if r["suite"] == "workers"), key=lambda r: r["workers"], default=None)
+    one = next((r for r in rows if r["suite"] == "workers" and r["workers"] == 1), None)
     if run is None or run["workers"] < 2 or run.get("children_cpu_s") is None:
         return []
-    parent, workers, n = run["parent_cpu_s"], run["children_cpu_s"], run["workers"]
-    lines = [f"CPU split with {n} workers at {run['hosts']} hosts: parent {parent:.2f} s "
-             f"({1000 * parent / run['hosts']:.2f} ms/host), workers {workers:.2f} s in all "
-             f"({1000 * workers / run['hosts']:.2f} ms/host)."]
+    parent, workers, n, hosts = run["parent_cpu_s"], run["children_cpu_s"], run["workers"], run["hosts"]
+    lines = [f"CPU split with {n} workers at {hosts} hosts: parent {parent:.2f} s ({1000 * parent / hosts:.2f} "
+             f"ms/host, its start-up included), workers {workers:.2f} s in all ({1000 * workers / hosts:.2f} ms/host, "
+             f"their {n} start-ups included)."]
+    if one is not None:
+        lines.append(f"One process: {one['cpu_s']:.2f} s for the same hosts, {hosts / one['cpu_s']:.0f} hosts per "
+                     f"second of controller CPU.")
     for cores in targets:
-        # The workers' CPU (their start-up included, which grows with their number: optimistic)
-        # divides over the cores; the parent's, which handles every result, does not.
-        lines.append(f"{cores} workers on {cores} free cores: controller CPU-bound time about "
-                     f"max(parent {parent:.2f} s, workers {workers:.2f} s / {cores} = {workers / cores:.2f} s), "
-                     f"i.e. {max(parent, workers / cores):.2f} s; that is "
-                     f"{run['hosts'] / max(parent, workers / cores):.0f} hosts/s of controller CPU, against "
-                     f"{run['hosts'] / (parent + workers):.0f} hosts/s for the same work on one core.")
+        bound = max(parent, workers / cores)
+        lines.append(f"{cores} workers on {cores} free cores: max(parent {parent:.2f} s, workers {workers:.2f} s / "
+                     f"{cores} = {workers / cores:.2f} s) = {bound:.2f} s, {hosts / bound:.0f} hosts/s "
+                     f"({'the parent' if parent >= workers / cores else 'the workers'} being the limit).")
     return lines
 
 
