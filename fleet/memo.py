@@ -32,6 +32,10 @@ from fleet.models import ProbeOutput
 #: What the memos hold at most, per process: entries and bytes of the inputs they stand for.
 MAX_ENTRIES = 4096
 MAX_BYTES = 16 * 1024 * 1024
+#: Outputs longer than this (stdout + stderr, characters) are parsed each time and never held:
+#: they are rare (a huge config, a hostile host), and keeping their facts past the run's hosts
+#: would cost more memory than parsing them again costs CPU.
+MAX_ENTRY_CHARS = 256 * 1024
 #: Parameter variants kept per identical output (one per distinct value of what the parser read).
 MAX_VARIANTS = 8
 #: A value larger than this (in nested items) is not worth a key: its text is rendered every time.
@@ -205,7 +209,11 @@ class ParseMemo:
 
     def parse(self, parser_name: str, parser: Callable[[ProbeOutput, Mapping[str, Any]], Any],
               output: ProbeOutput, params: Mapping[str, Any]) -> tuple[Any, tuple | None]:
-        """The facts, and what to `store` when they were computed here (None on a hit)."""
+        """The facts, and what to `store` when they were computed here (None on a hit or for an
+        output too large to hold)."""
+        size = len(output.stdout) + len(output.stderr) + 256
+        if size > MAX_ENTRY_CHARS:
+            return parser(output, params), None
         key = (parser_name, output_digest(output))
         variants = self.lru.get(key)
         for reads, facts in () if variants is MISSING else variants:
@@ -215,7 +223,6 @@ class ParseMemo:
         facts = parser(output, recorder)
         if recorder.unkeyable:
             return facts, None
-        size = len(output.stdout) + len(output.stderr) + 256
         return facts, (key, dict(recorder.reads), facts, size)
 
     def store(self, pending: list[tuple]) -> None:

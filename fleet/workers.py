@@ -27,7 +27,6 @@ import os
 import signal
 import threading
 import time
-import traceback
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
@@ -256,7 +255,8 @@ def _worker_main(conn: Pipe, job: WorkerJob) -> None:
     except FleetError as exc:
         send("fatal", str(exc))
     except BaseException as exc:  # noqa: BLE001 - the parent turns it into the hosts' verdicts
-        send("fatal", f"worker: {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}".strip())
+        # One line: it becomes the verdict of the worker's remaining hosts (never a traceback).
+        send("fatal", f"worker {type(exc).__name__}: {' '.join(str(exc).split())[:200]}")
 
 
 def _die_with_parent() -> None:

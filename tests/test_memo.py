@@ -13,7 +13,7 @@ import pytest
 
 from fleet.budget import OverBudget, time_budget
 from fleet.interpret import interpret
-from fleet.memo import LRU, MISSING, ParseMemo, TextMemo, output_digest, typed_key
+from fleet.memo import LRU, MAX_ENTRY_CHARS, MISSING, ParseMemo, TextMemo, output_digest, typed_key
 from fleet.models import Host, ProbeOutput
 from fleet.parsers import PARSERS
 from fleet.runbook import load_runbook
@@ -86,6 +86,13 @@ def test_a_different_output_is_parsed_again() -> None:
     slower = ProbeOutput(one.name, 0, one.stdout, "", 7.5)
     assert output_digest(slower) == output_digest(one)
     assert _memo_parse(memo, "processes", slower, params) == (first, True)
+
+
+def test_a_huge_output_is_parsed_each_time_and_never_held() -> None:
+    memo = ParseMemo()
+    big = ProbeOutput("run", 0, "x" * (MAX_ENTRY_CHARS + 1), "", 0.1)
+    assert _memo_parse(memo, "text", big, {}) == (PARSERS["text"](big, {}), True)  # nothing to store
+    assert len(memo.lru) == 0
 
 
 def test_values_are_keyed_with_their_types() -> None:

@@ -114,6 +114,29 @@ def test_sigint_and_sigterm_with_workers_leave_a_partial_report_and_no_worker(tm
         assert not _alive(worker), "a worker outlived the run"
 
 
+def test_a_worker_that_dies_leaves_its_hosts_a_verdict_and_the_run_a_report(tmp_path):
+    owner = tmp_path / "owner"
+    inventory = write_inventory(tmp_path / "inv.yml", {
+        # Short: killing its worker outright leaves this command to end by itself.
+        "doomed": {"ansible_connection": "local", "cmd": f"({OWNER}) > {owner}; exec sleep 8"},
+        "fine": {"ansible_connection": "local", "cmd": "echo fine"},
+    })
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "fleet", "diagnose", "-i", str(inventory), "--runbook",
+                             str(COMMAND), "--out", str(out), "--workers", "2"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while not (owner.exists() and owner.read_text().strip()):
+        assert time.monotonic() < deadline, "host doomed never started"
+        time.sleep(0.1)
+    os.kill(int(owner.read_text()), signal.SIGKILL)
+    assert proc.wait(timeout=20) == 1
+    assert "Traceback" not in proc.stderr.read().decode()
+    verdicts = {h["name"]: (h["verdict"], h["summary"]) for h in only_report(out)["hosts"]}
+    assert verdicts["fine"][0] == "ran"
+    assert verdicts["doomed"] == ("unreachable", "internal error: worker process ended (exit code -9)")
+
+
 def test_workers_die_with_a_parent_killed_outright(tmp_path):
     owner = tmp_path / "owner"
     inventory = write_inventory(tmp_path / "inv.yml", {
