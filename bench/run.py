@@ -76,8 +76,38 @@ def _tree_rss_kb(root: int) -> int:
     return total
 
 
+def _cpu_s(pid: int) -> float | None:
+    """CPU seconds (user+sys) a process has used so far, from /proc/PID/stat."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _descendants(root: int) -> list[int]:
+    found, stack = [], [root]
+    while stack:
+        pid = stack.pop()
+        try:
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{tid}/children") as fh:
+                    kids = [int(c) for c in fh.read().split()]
+                found += kids
+                stack += kids
+        except (OSError, ValueError):
+            continue
+    return found
+
+
 def measure(argv: list[str], *, env: dict, log_path: Path, tree: bool = False, timeout: float = 900) -> dict:
-    """Spawn argv, wait for it with wait4; wall, CPU (user+sys incl. reaped descendants), peak RSS."""
+    """Spawn argv, wait for it with wait4; wall, CPU (user+sys incl. reaped descendants), peak RSS.
+
+    With `tree`, the summed RSS of the tool's process tree is sampled (peak), and so is the CPU of
+    each of its descendants (their last sample: `children_cpu_s`, a lower bound by at most one
+    0.1 s sampling interval each); the tool's own CPU is the wait4 total minus that.
+    """
     usage = log_path.with_suffix(".rusage.json")
     usage.unlink(missing_ok=True)
     launcher = [SMALL_PY, "-I", "-S", str(BENCH / "spawn.py"), str(usage)]
@@ -86,16 +116,21 @@ def measure(argv: list[str], *, env: dict, log_path: Path, tree: bool = False, t
         proc = subprocess.Popen(launcher + argv, env=env, stdin=subprocess.DEVNULL, stdout=out,
                                 stderr=subprocess.STDOUT, cwd=str(WORK))
         peak_tree = [0]
+        child_cpu: dict[int, float] = {}
         stop = threading.Event()
 
         def sample() -> None:  # the tool and its descendants, not the launcher
-            while not stop.wait(0.2):
+            while not stop.wait(0.1):
                 try:
                     with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as fh:
                         kids = [int(c) for c in fh.read().split()]
                 except OSError:
                     kids = []
                 peak_tree[0] = max(peak_tree[0], sum(_tree_rss_kb(k) for k in kids))
+                for pid in (d for k in kids for d in _descendants(k)):
+                    cpu = _cpu_s(pid)
+                    if cpu is not None:
+                        child_cpu[pid] = max(cpu, child_cpu.get(pid, 0.0))
 
         sampler = threading.Thread(target=sample, daemon=True) if tree else None
         if sampler:
@@ -115,7 +150,8 @@ def measure(argv: list[str], *, env: dict, log_path: Path, tree: bool = False, t
         u = {"user_s": ru.ru_utime, "sys_s": ru.ru_stime, "maxrss_kb": ru.ru_maxrss, "rc": proc.returncode}
     return {"wall_s": wall, "user_s": u["user_s"], "sys_s": u["sys_s"], "cpu_s": u["user_s"] + u["sys_s"],
             "maxrss_mb": u["maxrss_kb"] / 1024, "tree_mb": peak_tree[0] / 1024 if tree else None,
-            "rc": u["rc"]}
+            "children_cpu_s": sum(child_cpu.values()) if tree else None,
+            "children": len(child_cpu) if tree else None, "rc": u["rc"]}
 
 
 def base_env() -> dict:
@@ -224,27 +260,26 @@ class Fleet:
         return path
 
 
-def fleet_script(inventory: Path, known_hosts: Path, runbook: str) -> str:
-    """The exact script fleet sends to a host, from fleet's own API."""
-    from fleet.transport import SSHOptions
-    from fleet.diagnose import RunOptions, prepare
-    from fleet.inventory import load_inventory
-    from fleet.patterns import select
-    from fleet.runbook import load_runbook
+def fleet_env() -> dict:
+    """The clean environment, running the fleet of the tree this bench is in (not an installed one)."""
+    return {**base_env(), "PYTHONPATH": str(ROOT)}
 
-    hosts = select(load_inventory(inventory), None)
-    prepared = prepare(hosts[:1], load_runbook(runbook), RunOptions(ssh=SSHOptions(known_hosts=(str(known_hosts),))))
-    for transport in prepared.transports.values():
-        transport.close()
-    return prepared.scripts[hosts[0].name].decode()
+
+def fleet_script(inventory: Path, known_hosts: Path, runbook: str) -> str:
+    """The exact script fleet sends to the inventory's host: `fleet diagnose --dry-run` (its
+    `#` comment lines, parameters and their sources, are part of what the peers send)."""
+    argv = [sys.executable, "-m", "fleet", "diagnose", "-i", str(inventory), "--known-hosts", str(known_hosts),
+            "--runbook", runbook, "--ssh-config", "/dev/null", "--dry-run"]
+    return subprocess.run(argv, env=fleet_env(), capture_output=True, text=True, check=True, cwd=str(WORK)).stdout
 
 
 def fleet_argv(inventory: Path, known_hosts: Path, runbook: str, forks: int, out: Path,
-               timeout: float = 60, connect_timeout: float = 10, formats: str = "json,md,html") -> list[str]:
+               timeout: float = 60, connect_timeout: float = 10, formats: str = "json,md,html",
+               workers: int | None = None) -> list[str]:
     return [sys.executable, "-m", "fleet", "diagnose", "-i", str(inventory), "--known-hosts", str(known_hosts),
             "--runbook", runbook, "--forks", str(forks), "--timeout", str(timeout),
             "--connect-timeout", str(connect_timeout), "--ssh-config", "/dev/null", "--out", str(out),
-            "--format", formats]
+            "--format", formats, *(["--workers", str(workers)] if workers is not None else [])]
 
 
 def fleet_check(out: Path, expect_hosts: int) -> tuple[int, int, dict]:
@@ -257,7 +292,7 @@ def fleet_check(out: Path, expect_hosts: int) -> tuple[int, int, dict]:
 
 
 def run_tool(tool: str, fl: Fleet, hosts: list, runbook: str, script: Path, forks: int, tag: str,
-             timeout: float = 60) -> dict:
+             timeout: float = 60, workers: int | None = None) -> dict:
     """Run one tool once on hosts; return its measurements plus ok/failed counts."""
     tmp = WORK / "runs" / tag
     if tmp.exists():
@@ -266,11 +301,13 @@ def run_tool(tool: str, fl: Fleet, hosts: list, runbook: str, script: Path, fork
     env = base_env()
     inv = fl.inventory(tmp / "inventory.yml", hosts)
     if tool in ("fleet", "fleet-base"):
-        if tool == "fleet-base":  # another copy of fleet (e.g. before a change) for an A/B
-            env["PYTHONPATH"] = BASELINE_DIR
+        # fleet-base: another copy of fleet (e.g. before a change) for an A/B.
+        env = fleet_env() if tool == "fleet" else {**env, "PYTHONPATH": BASELINE_DIR}
         out = tmp / "reports"
-        m = measure(fleet_argv(inv, fl.tf.known_hosts_path, runbook, forks, out, timeout), env=env,
-                    log_path=tmp / "fleet.log")
+        # The tree: with worker processes, RSS and CPU are the parent's and the workers' together.
+        m = measure(fleet_argv(inv, fl.tf.known_hosts_path, runbook, forks, out, timeout, workers=workers), env=env,
+                    log_path=tmp / "fleet.log", tree=True)
+        m["parent_cpu_s"] = m["cpu_s"] - (m["children_cpu_s"] or 0.0)
         ok, total, doc = fleet_check(out, len(hosts))
         m.update(ok=ok, failed=len(hosts) - ok, run_phase_s=doc.get("duration_s"))
         if ok < len(hosts):
@@ -302,7 +339,7 @@ def run_tool(tool: str, fl: Fleet, hosts: list, runbook: str, script: Path, fork
         res = json.loads(lines[-1])
     except (IndexError, ValueError):
         res = {"ok": 0, "failed": len(hosts), "errors": {"no result": 1, "log": lines[-3:]}}
-    m.update(ok=res["ok"], failed=res["failed"])
+    m.update(ok=res["ok"], failed=res["failed"], bytes=res.get("bytes"))
     if res.get("errors"):
         m["errors"] = res["errors"]
     return m
@@ -310,7 +347,8 @@ def run_tool(tool: str, fl: Fleet, hosts: list, runbook: str, script: Path, fork
 
 def median_row(samples: list[dict]) -> dict:
     row = {"runs": len(samples)}
-    for key in ("wall_s", "cpu_s", "user_s", "sys_s", "maxrss_mb", "tree_mb", "run_phase_s"):
+    for key in ("wall_s", "cpu_s", "user_s", "sys_s", "maxrss_mb", "tree_mb", "run_phase_s", "parent_cpu_s",
+                "children_cpu_s", "bytes"):
         vals = [s[key] for s in samples if s.get(key) is not None]
         row[key] = statistics.median(vals) if vals else None
     row["ok"] = min(s["ok"] for s in samples)
@@ -342,7 +380,8 @@ def compare_suite(fl: Fleet, suite: str, runbook: str, sizes: list[int], peers: 
         for tool in tools:
             row = median_row(samples[tool])
             row.update(suite=suite, hosts=n, tool=tool, forks=forks, script_bytes=script_path.stat().st_size,
-                       cpu_ms_per_host=1000 * row["cpu_s"] / n, samples=samples[tool])
+                       cpu_ms_per_host=1000 * row["cpu_s"] / n, samples=samples[tool],
+                       bytes_per_host=row["bytes"] / row["ok"] if row.get("bytes") and row["ok"] else None)
             if base:
                 row["wall_vs_fleet"] = row["wall_s"] / base["wall_s"]
                 row["cpu_vs_fleet"] = row["cpu_s"] / base["cpu_s"]
@@ -350,23 +389,103 @@ def compare_suite(fl: Fleet, suite: str, runbook: str, sizes: list[int], peers: 
     return rows
 
 
-def forks_suite(fl: Fleet, n: int, forks_list: list[int], runs: int, runbook: str = "502") -> list[dict]:
+def sweep_suite(fl: Fleet, knob: str, n: int, values: list[int], runs: int, runbook: str) -> list[dict]:
+    """fleet alone on n hosts with each value of `knob` (`forks`, or `workers` at forks 50),
+    alternating the values run after run; rows of medians. With workers, the CPU split between
+    the parent and the worker processes is logged."""
     hosts = fl.healthy[:n]
-    script = WORK / "script-forks.sh"
+    script = WORK / f"script-{knob}.sh"
     script.write_text("unused by fleet")
-    samples: dict[int, list[dict]] = {f: [] for f in forks_list}
+    samples: dict[int, list[dict]] = {v: [] for v in values}
     for r in range(runs):
-        for f in forks_list:
-            m = run_tool("fleet", fl, hosts, runbook, script, f, f"forks-{f}-{r}")
-            samples[f].append(m)
-            log(f"forks={f:3} n={n} run {r + 1}/{runs} wall {m['wall_s']:.2f}s cpu {m['cpu_s']:.2f}s "
-                f"rss {m['maxrss_mb']:.0f}MB ok {m['ok']}/{n}")
+        for v in values:
+            forks, workers = (v, None) if knob == "forks" else (50, v)
+            m = run_tool("fleet", fl, hosts, runbook, script, forks, f"{knob}-{v}-{r}", workers=workers)
+            samples[v].append(m)
+            log(f"{knob}={v:3} n={n} run {r + 1}/{runs} wall {m['wall_s']:.2f}s cpu {m['cpu_s']:.2f}s "
+                f"(parent {m['parent_cpu_s']:.2f}s) rss {m['maxrss_mb']:.0f}MB tree {m['tree_mb']:.0f}MB ok {m['ok']}/{n}")
     rows = []
-    for f in forks_list:
-        row = median_row(samples[f])
-        row.update(suite="forks", runbook=runbook, hosts=n, forks=f, cpu_ms_per_host=1000 * row["cpu_s"] / n,
-                   samples=samples[f])
+    for v in values:
+        row = median_row(samples[v])
+        row.update(suite=knob, runbook=Path(runbook).stem, hosts=n, forks=50, cpu_ms_per_host=1000 * row["cpu_s"] / n,
+                   samples=samples[v])
+        row[knob] = v
         rows.append(row)
+    return rows
+
+
+def predict_workers(rows: list[dict], targets=(8, 16)) -> list[str]:
+    """What the CPU split of the run with the most workers predicts for more cores (Amdahl): the
+    parent's CPU (start-up, inventory, every result's journal line and report entry) is serial,
+    the workers' divides over the cores; the hosts' CPU is not counted (on a real fleet it is
+    spent on the hosts). Compared with the one-process run's CPU for the same hosts."""
+    run = max((r for r in rows if r["suite"] == "workers"), key=lambda r: r["workers"], default=None)
+    one = next((r for r in rows if r["suite"] == "workers" and r["workers"] == 1), None)
+    if run is None or run["workers"] < 2 or run.get("children_cpu_s") is None:
+        return []
+    parent, workers, n, hosts = run["parent_cpu_s"], run["children_cpu_s"], run["workers"], run["hosts"]
+    lines = [f"CPU split with {n} workers at {hosts} hosts: parent {parent:.2f} s ({1000 * parent / hosts:.2f} "
+             f"ms/host, its start-up included), workers {workers:.2f} s in all ({1000 * workers / hosts:.2f} ms/host, "
+             f"their {n} start-ups included)."]
+    if one is not None:
+        lines.append(f"One process: {one['cpu_s']:.2f} s for the same hosts, {hosts / one['cpu_s']:.0f} hosts per "
+                     f"second of controller CPU.")
+    for cores in targets:
+        bound = max(parent, workers / cores)
+        lines.append(f"{cores} workers on {cores} free cores: max(parent {parent:.2f} s, workers {workers:.2f} s / "
+                     f"{cores} = {workers / cores:.2f} s) = {bound:.2f} s, {hosts / bound:.0f} hosts/s "
+                     f"({'the parent' if parent >= workers / cores else 'the workers'} being the limit).")
+    return lines
+
+
+def host_cost(fl: Fleet, hosts: list, script: str, label: str, repeat: int = 5) -> dict:
+    """Host CPU and bytes of one diagnosis, `script` run on each host in turn (so hosts do not
+    compete). On the host the script is saved, run once with its output sent back (the bytes) and
+    `repeat - 1` more times, then `times` prints the CPU of the shell's children, i.e. of every
+    run and every process they forked and waited for; divided by `repeat`, since `times` counts
+    in clock ticks (10 ms), too coarse for one run of a short script."""
+    runs = ('t=$(mktemp) && cat > "$t" && sh "$t"; i=1; while [ $i -lt %d ]; do sh "$t" >/dev/null 2>&1 '
+            '</dev/null; i=$((i+1)); done; rm -f "$t"; echo; times') % repeat
+    cpu, sizes, sample = [], [], ""
+    for h in hosts:
+        argv = ["ssh", "-i", str(fl.tf.key_path), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
+                "-o", f"UserKnownHostsFile={fl.tf.known_hosts_path}", "-o", "GlobalKnownHostsFile=/dev/null",
+                "-F", "/dev/null", f"{h.user}@{h.ip}", runs]
+        done = subprocess.run(argv, input=script.encode(), capture_output=True, env=base_env(), timeout=300)
+        text = done.stdout.decode(errors="replace")
+        body, _, tail = text.rstrip("\n").rpartition("\n")  # `times`: the shell's own line, then its children's
+        try:
+            user, system = (_clock(t) for t in tail.split())
+        except ValueError:
+            log(f"host cost {label} on {h.name}: no `times` line (rc {done.returncode}): {tail[-200:]!r}")
+            continue
+        cpu.append((user + system) / repeat)
+        out = body.rpartition("\n")[0]  # less the shell's own `times` line and the echo before it
+        sizes.append(len(out[:-1].encode()) + len(done.stderr))
+        sample = sample or (out + done.stderr.decode(errors="replace"))[:600]
+    row = {"suite": "host", "script": label, "hosts": len(hosts), "measured": len(cpu), "repeat": repeat,
+           "script_bytes": len(script.encode()),
+           "host_cpu_ms": 1000 * statistics.median(cpu) if cpu else None,
+           "host_cpu_ms_all": [round(1000 * c, 1) for c in cpu],
+           "bytes_per_host": statistics.median(sizes) if sizes else None, "sample_output": sample}
+    log(f"host cost {label}: {row['host_cpu_ms']} ms CPU, {row['bytes_per_host']} bytes per host")
+    return row
+
+
+def _clock(text: str) -> float:
+    """A `times` figure (`0m0.120000s`, `0m0.12s`) in seconds."""
+    minutes, seconds = text.rstrip("s").split("m")
+    return 60 * float(minutes) + float(seconds)
+
+
+def host_suite(fl: Fleet, n: int) -> list[dict]:
+    """Host CPU and bytes per diagnosis: fleet's 502 script against the user's one-liner checklist."""
+    hosts = fl.healthy[:n]
+    script = fleet_script(fl.inventory(WORK / "probe-inv.yml", hosts[:1]), fl.tf.known_hosts_path, "502")
+    rows = [host_cost(fl, hosts, script, "fleet 502"),
+            host_cost(fl, hosts, (RUNBOOKS / "checklist.sh").read_text(), "one-liner checklist")]
+    if rows[0]["host_cpu_ms"] and rows[1]["host_cpu_ms"]:
+        rows[0]["vs_checklist"] = rows[0]["host_cpu_ms"] / rows[1]["host_cpu_ms"]
     return rows
 
 
@@ -435,7 +554,7 @@ def hung_suite(fl: Fleet, runs: int, deadline: float, n_ok: int = 20, n_each: in
             inv = fl.inventory(tmp / "inventory.yml", hosts, extra, hang_vars)
             out = tmp / "reports"
             m = measure(fleet_argv(inv, fl.tf.known_hosts_path, str(RUNBOOKS / "hang.yml"), 50, out,
-                                   timeout=deadline, connect_timeout=10), env=base_env(), log_path=tmp / "fleet.log")
+                                   timeout=deadline, connect_timeout=10), env=fleet_env(), log_path=tmp / "fleet.log")
             _, _, doc = fleet_check(out, total)
             m["run_phase_s"] = doc.get("duration_s")
             m["verdicts"] = doc.get("summary", {}).get("counts")
@@ -479,7 +598,7 @@ def report_suite(n_hosts: int, runs: int) -> dict:
     samples = []
     for r in range(runs):
         m = measure([sys.executable, "-m", "fleet", "report", str(src), "--format", "html,md", "--out", str(tmp)],
-                    env=base_env(), log_path=tmp / "report.log")
+                    env=fleet_env(), log_path=tmp / "report.log")
         m["html_mb"] = (tmp / "big.html").stat().st_size / 1e6 if (tmp / "big.html").exists() else None
         samples.append(dict(m, ok=int(m["rc"] == 0), failed=int(m["rc"] != 0)))
         log(f"report {n_hosts} hosts run {r + 1}/{runs}: wall {m['wall_s']:.2f}s cpu {m['cpu_s']:.2f}s rc {m['rc']}")
@@ -508,6 +627,12 @@ def fmt(v, spec=".2f") -> str:
     return "-" if v is None else format(v, spec)
 
 
+def _table(title: str, head: list[str], rows: list[list[str]], first: str = "---:") -> list[str]:
+    """A Markdown table under a heading; the first column aligned as `first`, the others right."""
+    return [f"\n### {title}\n", "| " + " | ".join(head) + " |", "|" + "|".join([first] + ["---:"] * (len(head) - 1)) + "|",
+            *("| " + " | ".join(cells) + " |" for cells in rows)]
+
+
 def markdown(results: dict) -> str:
     out = []
     for suite, title in (("502", "502 runbook, full test hosts (sshd + nginx + backend)"),
@@ -516,11 +641,12 @@ def markdown(results: dict) -> str:
         if not rows:
             continue
         out += [f"\n### {title}, forks 50, median of {rows[0]['runs']} runs\n",
-                "| hosts | tool | wall s | CPU s (user+sys) | CPU ms/host | peak RSS MB | tree RSS MB | ok | wall vs fleet | CPU vs fleet |",
-                "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                "| hosts | tool | wall s | CPU s (user+sys) | CPU ms/host | peak RSS MB | tree RSS MB | bytes/host | ok | wall vs fleet | CPU vs fleet |",
+                "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for r in rows:
             out.append(f"| {r['hosts']} | {r['tool']} | {fmt(r['wall_s'])} | {fmt(r['cpu_s'])} | "
                        f"{fmt(r['cpu_ms_per_host'], '.1f')} | {fmt(r['maxrss_mb'], '.0f')} | {fmt(r['tree_mb'], '.0f')} | "
+                       f"{fmt(r.get('bytes_per_host'), '.0f')} | "
                        f"{r['ok']}/{r['hosts']} | {fmt(r.get('wall_vs_fleet'))} | {fmt(r.get('cpu_vs_fleet'))} |")
         fastest = {}
         for r in rows:
@@ -531,13 +657,28 @@ def markdown(results: dict) -> str:
             f = next((r for r in rows if r["hosts"] == n and r["tool"] == "fleet"), None)
             if f:
                 out.append(f"\nn={n}: fleet wall / fastest of pssh,asyncssh ({tool}) = {f['wall_s'] / wall:.2f}")
+    workers = [r for r in results["rows"] if r["suite"] == "workers"]
+    if workers:
+        out += _table(f"fleet --workers, controller-bound: {workers[0]['runbook']} runbook, {workers[0]['hosts']} light "
+                      f"hosts, forks 50, median of {workers[0]['runs']} runs",
+                      ["workers", "wall s", "CPU s (all processes)", "parent CPU s", "workers CPU s", "CPU ms/host",
+                       "tree RSS MB", "ok"],
+                      [[str(r["workers"]), fmt(r["wall_s"]), fmt(r["cpu_s"]), fmt(r["parent_cpu_s"]),
+                        fmt(r["children_cpu_s"]), fmt(r["cpu_ms_per_host"], ".1f"), fmt(r["tree_mb"], ".0f"),
+                        f"{r['ok']}/{r['hosts']}"] for r in workers])
+        out += ["", *predict_workers(workers)]
+    host = [r for r in results["rows"] if r["suite"] == "host"]
+    if host:
+        out += _table(f"on the host: one diagnosis, {host[0]['hosts']} full hosts one at a time (median)",
+                      ["script", "script bytes", "host CPU ms", "bytes back per host", "vs checklist"],
+                      [[r["script"], str(r["script_bytes"]), fmt(r["host_cpu_ms"], ".0f"),
+                        fmt(r["bytes_per_host"], ".0f"), fmt(r.get("vs_checklist"))] for r in host], first="---")
     forks = [r for r in results["rows"] if r["suite"] == "forks"]
     if forks:
-        out += [f"\n### fleet --forks at {forks[0]['hosts']} hosts ({forks[0]['runbook']} runbook), median of {forks[0]['runs']} runs\n",
-                "| forks | wall s | CPU s | CPU ms/host | peak RSS MB | ok |", "|---:|---:|---:|---:|---:|---:|"]
-        for r in forks:
-            out.append(f"| {r['forks']} | {fmt(r['wall_s'])} | {fmt(r['cpu_s'])} | {fmt(r['cpu_ms_per_host'], '.1f')} | "
-                       f"{fmt(r['maxrss_mb'], '.0f')} | {r['ok']}/{r['hosts']} |")
+        out += _table(f"fleet --forks at {forks[0]['hosts']} hosts ({forks[0]['runbook']} runbook), median of "
+                      f"{forks[0]['runs']} runs", ["forks", "wall s", "CPU s", "CPU ms/host", "peak RSS MB", "ok"],
+                      [[str(r["forks"]), fmt(r["wall_s"]), fmt(r["cpu_s"]), fmt(r["cpu_ms_per_host"], ".1f"),
+                        fmt(r["maxrss_mb"], ".0f"), f"{r['ok']}/{r['hosts']}"] for r in forks])
     for r in results["rows"]:
         if r["suite"] == "hung":
             out.append(f"\n### hung hosts: {r['hosts']} hosts {r['composition']}, --timeout {r['deadline_s']:g}\n")
@@ -561,11 +702,15 @@ def main(argv=None) -> int:
     p.add_argument("--sizes", default="50,150,500", help="host counts (502 suite: those <= --full-max)")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--peers", default=",".join(ALL_PEERS[:5]), help="comma list of " + ",".join(ALL_PEERS))
-    p.add_argument("--suites", default="502,trivial,hung,report,forks",
-                   help="502 (full hosts), trivial (light hosts), hung, report, forks")
+    p.add_argument("--suites", default="502,trivial,hung,report,forks,workers,host",
+                   help="502 (full hosts), trivial (light hosts), hung, report, forks, workers (light hosts), "
+                        "host (host CPU and bytes per diagnosis, full hosts)")
     p.add_argument("--forks", type=int, default=50, help="concurrency of every tool in the comparisons")
     p.add_argument("--forks-sweep", default="10,25,50,100,150")
     p.add_argument("--forks-hosts", type=int, default=150)
+    p.add_argument("--workers-sweep", default="1,2", help="fleet --workers counts of the workers suite")
+    p.add_argument("--workers-hosts", type=int, default=500, help="light hosts of the workers suite")
+    p.add_argument("--host-hosts", type=int, default=10, help="full hosts of the host suite (one at a time)")
     p.add_argument("--full-max", type=int, default=150, help="largest fleet of full hosts (502 suite)")
     p.add_argument("--ansible-max", type=int, default=150, help="skip Ansible above this many hosts (slow)")
     p.add_argument("--hung-deadline", type=float, default=5.0)
@@ -577,6 +722,7 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     if a.quick:
         a.sizes, a.runs, a.forks_sweep, a.forks_hosts, a.report_hosts = "20", 1, "25,50", 20, 1000
+        a.workers_hosts, a.host_hosts = 20, 3
     global BASELINE_DIR
     BASELINE_DIR = os.path.abspath(a.baseline) if a.baseline else ""
     sizes = sorted({int(s) for s in a.sizes.split(",") if s})
@@ -603,18 +749,23 @@ def main(argv=None) -> int:
 
     t0 = time.monotonic()
     full_sizes = [n for n in sizes if n <= a.full_max]
-    n_full = max(full_sizes + ([a.forks_hosts] if "forks" in suites else []), default=0)
-    if ("502" in suites and full_sizes) or "forks" in suites:
+    n_full = max((full_sizes if "502" in suites else []) + ([a.forks_hosts] if "forks" in suites else [])
+                 + ([a.host_hosts] if "host" in suites else []), default=0)
+    if ("502" in suites and full_sizes) or "forks" in suites or "host" in suites:
         with Fleet("full", n_full, False, FULL_PREFIX, FULL_SUBNET) as fl:
             results["fleets"]["full"] = {"hosts": n_full, "up_s": fl.up_s}
             if "502" in suites and full_sizes:
                 results["rows"] += compare_suite(fl, "502", "502", full_sizes, peers, a.runs, a.forks, a.ansible_max)
                 save()
             if "forks" in suites:
-                results["rows"] += forks_suite(fl, a.forks_hosts, [int(f) for f in a.forks_sweep.split(",")], a.runs)
+                results["rows"] += sweep_suite(fl, "forks", a.forks_hosts, [int(f) for f in a.forks_sweep.split(",")],
+                                               a.runs, "502")
                 save()
-    if "trivial" in suites or "hung" in suites:
-        n_light = max(sizes + [25])
+            if "host" in suites:
+                results["rows"] += host_suite(fl, a.host_hosts)
+                save()
+    if "trivial" in suites or "hung" in suites or "workers" in suites:
+        n_light = max(sizes + [25] + ([a.workers_hosts] if "workers" in suites else []))
         with Fleet("light", n_light, True, LIGHT_PREFIX, LIGHT_SUBNET, extra="unreachable") as fl:
             results["fleets"]["light"] = {"hosts": n_light + 1, "up_s": fl.up_s}
             if "trivial" in suites:
@@ -623,6 +774,10 @@ def main(argv=None) -> int:
                 save()
             if "hung" in suites:
                 results["rows"].append(hung_suite(fl, max(1, a.runs), a.hung_deadline))
+                save()
+            if "workers" in suites:
+                results["rows"] += sweep_suite(fl, "workers", a.workers_hosts, [int(w) for w in a.workers_sweep.split(",")],
+                                               a.runs, str(RUNBOOKS / "trivial.yml"))
                 save()
     if "report" in suites:
         results["rows"].append(report_suite(a.report_hosts, max(1, a.runs)))

@@ -155,6 +155,9 @@ def diagnose(
     limit: Optional[str] = typer.Option(None, "--limit", "-l",
                                         help="Ansible host pattern: names, groups, globs, a,b, !x, &y, @retry-file."),
     forks: int = typer.Option(50, "--forks", "-f", min=1, max=1000, envvar="FLEET_FORKS", help="Hosts diagnosed at once."),
+    workers: int = typer.Option(0, "--workers", min=0, max=256, envvar="FLEET_WORKERS",
+                                help="Worker processes sharing the hosts (and --forks); 0 = one per 100 forks and "
+                                     "250 hosts, up to the cores (1 at the default forks)."),
     connect_timeout: float = typer.Option(10.0, "--connect-timeout", min=0.1, envvar="FLEET_CONNECT_TIMEOUT",
                                           help="Seconds for TCP connect and for the SSH handshake."),
     timeout: float = typer.Option(60.0, "--timeout", min=0.5, envvar="FLEET_TIMEOUT",
@@ -192,8 +195,9 @@ def diagnose(
     Example: fleet diagnose -i inventories/prod.yml --limit 'web*:!web07' --var port=8001
     """
     from fleet import runloop
-    from fleet.diagnose import RunOptions, prepare
+    from fleet.diagnose import RunOptions
     from fleet.transport import SSHOptions
+    from fleet.workers import prepare_run
 
     try:
         for name, seconds in (("--timeout", timeout), ("--connect-timeout", connect_timeout)):
@@ -220,7 +224,7 @@ def diagnose(
         if watch is not None or until is not None or deadline is not None:
             raise typer.Exit(_watch(output_console(stderr=True), hosts, runbook, options, str(inventory), limit, out, wanted,
                                     watch, until, deadline))
-        prepared = prepare(hosts, runbook, options, _ask_passphrase)
+        prepared = prepare_run(hosts, books, runbook, options, workers, _ask_passphrase)
         started = dt.datetime.now(dt.timezone.utc)
         journal = Journal(out, started, runbook.name)
     except FleetError as exc:

@@ -17,7 +17,7 @@ from fleet.trustpath import others_can_write, warn_once
 
 # Keys a [diagnose] table may set, and the option parameter each one feeds.
 DIAGNOSE_KEYS = {
-    "runbook": "runbook_name", "forks": "forks", "connect_timeout": "connect_timeout", "timeout": "timeout",
+    "runbook": "runbook_name", "forks": "forks", "workers": "workers", "connect_timeout": "connect_timeout", "timeout": "timeout",
     "ssh_config": "ssh_config", "known_hosts": "known_hosts", "format": "formats", "out": "out",
 }
 

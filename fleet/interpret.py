@@ -14,6 +14,7 @@ from typing import Any, Mapping, Union
 
 from fleet.budget import OverBudget, time_budget
 from fleet.limits import INTERPRET_BUDGET_S, MAX_LINE_CHARS, cap_lines
+from fleet.memo import PARSES, ParseMemo
 from fleet.models import Diagnosis, Host, ProbeOutput, Severity, TransportStatus, Unusable
 from fleet.params import Resolved, discovered_values, with_discovered
 from fleet.parsers import PARSERS
@@ -71,6 +72,8 @@ class _Work:
     notes: list[str] = field(default_factory=list)
     cpu_s: dict[str, float] = field(default_factory=dict)
     clock: float = field(default_factory=time.process_time)
+    # Facts parsed here for the first time, stored in the memo once the budget is over.
+    new_facts: list[tuple] = field(default_factory=list)
 
     def next_stage(self, stage: str) -> None:
         now = time.process_time()
@@ -98,6 +101,7 @@ def interpret(runbook: Runbook, host: Host, raw: Raw, params: Mapping[str, Any] 
             diagnosis = _interpret(work, runbook, host, raw, redactor or Redactor.build(runbook.redact))
     except OverBudget:
         return _over_budget(work, budget_s)
+    PARSES.store(work.new_facts)
     work.next_stage("")
     return Interpretation(diagnosis, work.probes, work.facts, tuple(work.notes), work.cpu_s, work.params)
 
@@ -136,7 +140,7 @@ def _interpret(work: _Work, runbook: Runbook, host: Host, raw: Raw, redactor: Re
     # Discovered values are read from redacted output: a secret the host printed stays masked.
     work.params = discover(runbook, work.params, work.probes)
     params = work.params.values
-    work.facts, failed = parse_facts(runbook, work.probes, params)
+    work.facts, failed = parse_facts(runbook, work.probes, params, work.new_facts)
     work.notes.extend(failed)
 
     work.next_stage("rules")
@@ -216,9 +220,13 @@ def redact_probes(probes: Mapping[str, ProbeOutput], redactor: Redactor) -> tupl
     return cleaned, total
 
 
-def parse_facts(runbook: Runbook, probes: Mapping[str, ProbeOutput],
-                params: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """Facts of every probe that finished, and a note per parser that raised (its probe then has no facts)."""
+def parse_facts(runbook: Runbook, probes: Mapping[str, ProbeOutput], params: Mapping[str, Any],
+                new_facts: list[tuple], memo: ParseMemo = PARSES) -> tuple[dict[str, Any], list[str]]:
+    """Facts of every probe that finished, and a note per parser that raised (its probe then has no facts).
+
+    An output parsed before with the same parameters (another host, same config) is not parsed
+    again (fleet.memo); what was parsed here is added to `new_facts` for `memo.store`.
+    """
     facts: dict[str, Any] = {}
     failed: list[str] = []
     for probe in runbook.probes:
@@ -226,7 +234,9 @@ def parse_facts(runbook: Runbook, probes: Mapping[str, ProbeOutput],
         if output is None or not output.ran or output.error:
             continue
         try:
-            facts[probe.name] = PARSERS[probe.parser](output, params)
+            facts[probe.name], new = memo.parse(probe.parser, PARSERS[probe.parser], output, params)
+            if new is not None:
+                new_facts.append(new)
         except Exception as exc:  # noqa: BLE001 - a parser bug on one host's odd output must not end the run
             failed.append(f"parser {probe.parser} failed on probe {probe.name}: {_error(exc)}")
     return facts, failed

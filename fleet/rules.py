@@ -20,6 +20,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from fleet import fixes, fixspec
 from fleet.errors import RunbookError
 from fleet.fix import remedies as remedy_spec
+from fleet.memo import RULE_TEXTS
 from fleet.models import Diagnosis, ProbeOutput, Severity
 from fleet.rule_fields import unknown_attributes
 from fleet.yamlfile import LineDict
@@ -63,17 +64,21 @@ class LazyTemplate:
     runbook) cost more CPU at start-up than evaluating every rule for 150 hosts.
     """
 
-    __slots__ = ("source", "_template")
+    __slots__ = ("source", "_template", "_names")
 
     def __init__(self, source: str):
         self.source = source
         self._template: jinja2.Template | None = None
+        self._names: tuple[str, ...] = ()
 
     def render(self, context: Mapping[str, Any]) -> str:
-        """The text for this context (compiling it the first time)."""
+        """The text for this context (compiling it the first time), rendered once per distinct
+        value of the names it reads (fleet.memo: hosts with the same facts share the text)."""
         if self._template is None:
+            self._names = tuple(sorted(jinja2.meta.find_undeclared_variables(_RULE_ENV.parse(self.source))))
             self._template = _RULE_ENV.from_string(self.source)
-        return self._template.render(context)
+        template = self._template
+        return RULE_TEXTS.render(self.source, self._names, context, lambda: template.render(context))
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Iterator, Mapping, Protocol, Sequence
 
-from fleet.diagnose import Prepared, RunOptions, run as run_hosts
+from fleet.diagnose import Prepared, RunOptions
 from fleet.models import Connection, ExitCode, Host, HostResult
 from fleet.report import document
 from fleet.report.files import write_private
@@ -24,6 +24,7 @@ from fleet.report.render import write_reports
 from fleet.runbook import Runbook, host_params
 from fleet.signals import Terminated, sigterm_raises
 from fleet.transport_fix import TransportContext, with_transport_fix
+from fleet.workers import Sharded, run_prepared
 
 
 class Observer(Protocol):
@@ -50,7 +51,7 @@ class Outcome:
     interrupted: ExitCode | None = None
 
 
-def describe(prepared: Prepared, runbook: Runbook, options: RunOptions, inventory: str, limit: str | None,
+def describe(prepared: Prepared | Sharded, runbook: Runbook, options: RunOptions, inventory: str, limit: str | None,
              started_at: str, shown_options: Mapping[str, object]) -> Report:
     """The report of a run before any host: runbook, its parameters as given for every host (redacted), inventory."""
     params = prepared.redactor.redact_params(host_params(runbook, {}, options.overrides), runbook.parameter_names())
@@ -58,7 +59,7 @@ def describe(prepared: Prepared, runbook: Runbook, options: RunOptions, inventor
                   shown_options, started_at)
 
 
-def results(prepared: Prepared, runbook: Runbook, options: RunOptions,
+def results(prepared: Prepared | Sharded, runbook: Runbook, options: RunOptions,
             observers: Sequence[Observer] = ()) -> Iterator[tuple[HostResult, HostEntry]]:
     """Each host's result and report entry as soon as the host is done (transport verdicts with
     their fixes), observers told. The run's transports are closed when the iteration ends."""
@@ -68,7 +69,7 @@ def results(prepared: Prepared, runbook: Runbook, options: RunOptions,
         for observer in observers:
             observer.host_started(name)
 
-    for result in run_hosts(prepared, runbook, options, started):
+    for result in run_prepared(prepared, runbook, options, started):
         result = with_transport_fix(result, context)
         entry = document.entry(result)
         for observer in observers:
@@ -76,7 +77,7 @@ def results(prepared: Prepared, runbook: Runbook, options: RunOptions,
         yield result, entry
 
 
-def run(prepared: Prepared, runbook: Runbook, options: RunOptions, report: Report,
+def run(prepared: Prepared | Sharded, runbook: Runbook, options: RunOptions, report: Report,
         observers: Sequence[Observer] = ()) -> Outcome:
     """Diagnose every prepared host; the whole run's report, hosts in inventory order.
 

@@ -309,7 +309,8 @@ def test_keys_from_a_real_ssh_agent_are_used(sshd, tmp_path):
 
 
 @needs_root
-def test_an_encrypted_key_asks_for_its_passphrase_once(sshd, tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])  # with 2, the parent asks for both worker processes
+def test_an_encrypted_key_asks_for_its_passphrase_once(sshd, tmp_path, workers):
     key = tmp_path / "locked"
     subprocess.run(["cp", str(sshd.user_key), str(key)], check=True)
     subprocess.run(["ssh-keygen", "-q", "-p", "-N", "correct horse", "-f", str(key)], check=True, capture_output=True)
@@ -318,7 +319,7 @@ def test_an_encrypted_key_asks_for_its_passphrase_once(sshd, tmp_path):
     known = known_hosts(sshd, tmp_path / "known")
     out, log = tmp_path / "reports", tmp_path / "tty.log"
     command = (f"{sys.executable} -m fleet diagnose -i {inventory} --runbook {COMMAND} --known-hosts {known} "
-               f"--ssh-config /dev/null --out {out}")
+               f"--ssh-config /dev/null --out {out} --workers {workers}")
     # `script` gives fleet a terminal, so getpass prompts on it; the passphrase is typed once the
     # prompt shows (getpass discards what was typed before it).
     proc = subprocess.Popen(["script", "-qefc", command, str(log)], stdin=subprocess.PIPE,
