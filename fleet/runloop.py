@@ -72,9 +72,11 @@ def results(prepared: Prepared | Sharded, runbook: Runbook, options: RunOptions,
     for result in run_prepared(prepared, runbook, options, started):
         result = with_transport_fix(result, context)
         entry = document.entry(result)
+        # The caller keeps the entry before any observer sees it: a SIGTERM landing in an observer
+        # (the journal's write) must not lose a host the journal may already hold.
+        yield result, entry
         for observer in observers:
             observer.host_done(entry)
-        yield result, entry
 
 
 def run(prepared: Prepared | Sharded, runbook: Runbook, options: RunOptions, report: Report,
