@@ -17,7 +17,7 @@ from fleet.limits import INTERPRET_BUDGET_S, MAX_LINE_CHARS, cap_lines
 from fleet.models import Diagnosis, Host, ProbeOutput, Severity, TransportStatus, Unusable
 from fleet.params import Resolved, discovered_values, with_discovered
 from fleet.parsers import PARSERS
-from fleet.parsers.platform import windows_shell
+from fleet.probes.platform import windows_shell
 from fleet.redact import Redactor
 from fleet.runbook import INCONCLUSIVE, Rule, Runbook, evaluate
 from fleet.script import split

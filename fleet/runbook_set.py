@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence
 
 from fleet.errors import RunbookError
 from fleet.models import Diagnosis, HostResult, Severity, TRANSPORT_VERDICTS
-from fleet.runbook import Runbook, command_template, evaluate, load_runbook
+from fleet.runbook import Runbook, evaluate, load_runbook
 
 # Worst first: the verdict a host with several runbooks is listed under.
 _RANK = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.UNKNOWN: 2, Severity.OK: 3}
@@ -38,9 +38,7 @@ def combine(books: Sequence[Runbook]) -> Runbook:
                 raise RunbookError(f"runbooks {owner[probe.name]!r} and {book.name!r} both have a probe named "
                                    f"{probe.name!r}; they cannot run in one script")
             owner[probe.name] = book.name
-            # The prelude is per runbook, so it goes into each of its probes' commands.
-            source = f"{book.prelude}\n{probe.command}" if book.prelude else probe.command
-            probes.append(replace(probe, command=source, template=command_template(source, book.path)))
+            probes.append(probe)  # a runbook's prelude travels with each of its own probes
         for param in book.parameters:
             if param.name in params and params[param.name].default != param.default:
                 raise RunbookError(f"runbooks disagree on parameter {param.name!r}'s default "

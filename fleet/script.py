@@ -35,6 +35,8 @@ class ProbeCommand:
     # Environment variables the command reads (secret parameters): set by the script, exported
     # to the probes, never written on a command line.
     env: tuple[tuple[str, str], ...] = ()
+    # Shared shell (functions) run before the command: each text is sent once per script.
+    libraries: tuple[str, ...] = ()
 
 
 def new_marker() -> str:
@@ -67,7 +69,7 @@ fleet_mark '' "meta priv=$FLEET_PRIV timeout=${fleet_to:-none}"
 """
 
 
-def _exporting(probe: ProbeCommand, seconds: int) -> list[str]:
+def _exporting(probe: ProbeCommand, seconds: int, command: str) -> list[str]:
     """Run a discovering probe with its output held, print it, and read its `param NAME=VALUE`
     lines into `FLEET_D_NAME` for the probes after it.
 
@@ -77,7 +79,7 @@ def _exporting(probe: ProbeCommand, seconds: int) -> list[str]:
     lines = []
     for name, fallback in probe.exports:
         lines.append(f"{ENV_PREFIX}{name}={shlex.quote(fallback)}; export {ENV_PREFIX}{name}")
-    lines.append(f"fleet_out=$(fleet_probe {probe.name} {seconds} {shlex.quote(probe.command)})")
+    lines.append(f"fleet_out=$(fleet_probe {probe.name} {seconds} {command})")
     lines.append("printf '%s\\n' \"$fleet_out\"")
     lines.append("while IFS= read -r fleet_l; do case $fleet_l in")
     for name, _ in probe.exports:
@@ -92,13 +94,24 @@ def compose(probes: list[ProbeCommand], marker: str, cap: int = DEFAULT_PROBE_CA
     lines = [f"fleet_m={marker}", f"fleet_capn={cap + 1}"]
     for name, value in dict(pair for probe in probes for pair in probe.env).items():
         lines.append(f"{name}={shlex.quote(value)}; export {name}")
+    # Shared shell is held once in a variable of the script and put before each probe using it
+    # (`sh -c` inherits no functions): one copy on the wire however many probes use it.
+    library_vars: dict[str, str] = {}
+    for text in (text for probe in probes for text in probe.libraries):
+        if text not in library_vars:
+            library_vars[text] = f"fleet_lib{len(library_vars) + 1}"
+            body = text if text.endswith("\n") else text + "\n"
+            lines.append(f"{library_vars[text]}={shlex.quote(body)}")
     lines.append(_PREAMBLE.strip())
     for probe in probes:
         seconds = max(1, int(round(probe.timeout_s)))
+        # One word: the libraries' variables, expanded by the script, then the quoted command.
+        prefix = "".join(f"${library_vars[text]}" for text in probe.libraries)
+        command = (f'"{prefix}"' if prefix else "") + shlex.quote(probe.command)
         if probe.exports:
-            lines += _exporting(probe, seconds)
+            lines += _exporting(probe, seconds, command)
         else:
-            lines.append(f"fleet_probe {probe.name} {seconds} {shlex.quote(probe.command)}")
+            lines.append(f"fleet_probe {probe.name} {seconds} {command}")
     lines.append("exit 0")
     return "\n".join(lines) + "\n"
 

@@ -397,7 +397,8 @@ def test_a_journal_line_holding_u2028_reads_back_as_one_host(tmp_path):
 
 
 def test_probe_output_is_split_on_newlines_only():
-    from fleet.parsers._common import lines_of, sections
+    from fleet.probes._common import lines_of
+    from fleet.probes.sections import sections
 
     text = "== logs source=file ==\na\u2028b\x85c\x1cd\x0be\x0cf\r\ng\n"
     [_, section] = sections(text)

@@ -80,7 +80,8 @@ def test_runbook_loads_with_its_parameters(book):
 def test_probe_commands_quote_paths(book):
     params = host_params(book, {"paths": ["/srv/my data", "/var"]}, {})
     [disk] = [p for p in render_probes(book, params) if p.name == "disk"]
-    assert "printf '%s' '/srv/my data /var'" in disk.command
+    # the one place inputs are quoted: the line setting them before the probe's shell
+    assert "paths='/srv/my data /var';" in disk.command
     params = host_params(book, {}, {"paths": "/; touch /tmp/x"})
     [disk] = [p for p in render_probes(book, params) if p.name == "disk"]
     assert "'/; touch /tmp/x'" in disk.command

@@ -1,0 +1,121 @@
+"""Built-in probes as units: runbooks name them (`use:`) and bind their inputs; inputs reach the
+probe's shell as variables quoted in one place; shared shell goes once per script; the section
+headers the shell prints are the ones the parsers read."""
+
+from __future__ import annotations
+
+import subprocess
+import textwrap
+
+import pytest
+
+from fleet.errors import RunbookError
+from fleet.probes.catalog import BUILTIN
+from fleet.probes.sections import SHELL_FUNCTION, sections
+from fleet.runbook import host_params, load_runbook, render_probes, resolve_params
+from fleet.script import compose, new_marker
+
+REUSE = """\
+name: reuse
+parameters:
+  backend_port: {default: 9100}
+  process_pattern: {default: "gunicorn"}
+probes:
+  - use: listen
+  - use: process
+  - use: http
+    timeout: 20
+    with: {port: "{{ backend_port }}", http_timeout: 2, login_path: /login, health_path: /up,
+           proxy_url: "http://localhost:8080", nginx_conf_dir: /etc/nginx}
+rules:
+  - verdict: up
+    severity: ok
+    when: http.backend_answers and listen.on_port(params.backend_port)
+    summary: "answers on {{ params.backend_port }}"
+"""
+
+
+def write(tmp_path, text: str) -> str:
+    path = tmp_path / "rb.yml"
+    path.write_text(textwrap.dedent(text))
+    return str(path)
+
+
+def test_every_builtin_probe_has_its_shell_and_a_registered_parser():
+    from fleet.parsers import PARSERS
+
+    for name, spec in BUILTIN.items():
+        assert spec.shell.strip() and "{{ " not in spec.shell and "{%" not in spec.shell, name
+        assert PARSERS[spec.parser] is spec.parse
+
+
+def test_a_runbook_reuses_a_probe_binding_its_inputs(tmp_path):
+    book = load_runbook(write(tmp_path, REUSE))
+    assert [p.name for p in book.probes] == ["listen", "process", "http"]
+    http = {p.name: p for p in book.probes}["http"]
+    assert http.parser == "http_checks" and http.timeout_s == 20
+    params = host_params(book, {"backend_port": 9200}, {})
+    rendered = {p.name: p for p in render_probes(book, params)}
+    first, _, shell = rendered["http"].command.partition("\n")
+    assert first == ("http_timeout=2; port=9200; login_path=/login; health_path=/up; "
+                     "proxy_url=http://localhost:8080; nginx_conf_dir=/etc/nginx;")
+    assert shell == BUILTIN["http"].shell
+    assert rendered["process"].command.startswith("process_pattern=gunicorn;\n")
+    assert rendered["listen"].command == BUILTIN["listen"].shell  # no inputs: its shell as it is
+
+
+def test_inputs_are_quoted_once_and_secrets_stay_in_the_environment(tmp_path):
+    book = load_runbook(write(tmp_path, REUSE))
+    hostile = "gunicorn'; touch /tmp/x; echo '$(id)"
+    params = host_params(book, {"process_pattern": hostile}, {})
+    [process] = [p for p in render_probes(book, params) if p.name == "process"]
+    assignment = process.command.split("\n", 1)[0]
+    out = subprocess.run(["sh", "-c", f'{assignment}\nprintf "%s" "$process_pattern"'], capture_output=True,
+                         text=True, check=True)
+    assert out.stdout == hostile
+    secret = load_runbook("502")
+    params = host_params(secret, {"proxy_url": "http://user:s3cret@localhost"}, {})
+    [http] = [p for p in render_probes(secret, params) if p.name == "http"]
+    assert "s3cret" not in http.command and 'proxy_url="$FLEET_P_proxy_url";' in http.command
+    assert dict(http.env)["FLEET_P_proxy_url"] == "http://user:s3cret@localhost"
+
+
+@pytest.mark.parametrize("change, message", [
+    (("- use: listen", "- use: listener"), "unknown probe 'listener' (built-in probes: discover, "),
+    (("with: {port:", "with: {prot:"), "probe 'http' has no input 'prot' (inputs: http_timeout, port,"),
+    (("with: {port: \"{{ backend_port }}\", ", "with: {"), "probe 'http' needs input 'port': declare a "
+     "parameter 'port' or bind it"),
+    (("{{ backend_port }}", "{{ nope }}"), "input 'port' of probe 'http' names 'nope', which is not a parameter"),
+    (("{{ backend_port }}", "{{ backend_port + 1 }}"), "input 'port' of probe 'http': give a parameter"),
+    (("    timeout: 20\n", "    timeout: 20\n    parser: text\n"), "unknown key 'parser' in a probe"),
+    (("  - use: process\n", "  - use: process\n  - use: listen\n"), "duplicate probe name 'listen'"),
+])
+def test_bad_probe_uses_are_one_line_errors_with_file_and_line(tmp_path, change, message):
+    path = write(tmp_path, REUSE.replace(*change))
+    with pytest.raises(RunbookError) as err:
+        load_runbook(path)
+    text = str(err.value)
+    assert message in text and text.startswith(f"{path}:") and "\n" not in text
+
+
+def test_shared_shell_is_sent_once_per_script():
+    book = load_runbook("502")
+    script = compose(render_probes(book, resolve_params(book, {}, {})), new_marker())
+    assert script.count("fleet_nginx_config() {") == 1 and script.count("fleet_section() {") == 1
+    # and each of the nine probes runs with it
+    assert script.count('"$fleet_lib1$fleet_lib2"') == 9
+
+
+@pytest.mark.parametrize("words, name, attrs", [
+    (["ps", "source=ps-etimes"], "ps", {"source": "ps-etimes"}),
+    (["nginx-T"], "nginx-T", {}),
+    (["access_log", "path=/var/log/a.log", "state=read", "lines=3"], "access_log",
+     {"path": "/var/log/a.log", "state": "read", "lines": "3"}),
+    (["pidns", "self="], "pidns", {"self": ""}),
+])
+def test_the_shell_prints_the_headers_the_parsers_read(words, name, attrs):
+    argv = " ".join("'" + w + "'" for w in words)
+    out = subprocess.run(["sh", "-c", f"{SHELL_FUNCTION}fleet_section {argv}\necho body"], capture_output=True,
+                         text=True, check=True).stdout
+    [_, section] = sections(out)
+    assert (section.name, section.attrs, section.lines) == (name, attrs, ["body"])
