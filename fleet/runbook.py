@@ -26,9 +26,10 @@ from fleet.models import Diagnosis, ProbeOutput, Severity
 from fleet.params import HostValue, Resolved, resolve
 from fleet.parsers import PARSERS
 from fleet.probes.catalog import BUILTIN
+from fleet.probes.spec import SHARED
 from fleet.redact import holds_secret
 from fleet.rule_fields import unknown_attributes
-from fleet.script import ProbeCommand
+from fleet.script import ProbeCommand, SharedStep
 from fleet.trustpath import others_can_write, warn_once
 from fleet.yamlfile import LineDict, load_yaml
 
@@ -122,6 +123,8 @@ class Probe:
     libraries: tuple[str, ...] = field(default=(), repr=False)
     # The runbook's `prelude:`, compiled: a runbook's own commands get it, rendered, as their library.
     prelude_template: jinja2.Template | None = field(compare=False, repr=False, default=None)
+    # The output of an expensive command run once per script that this probe reads (on fd 6).
+    reads: SharedStep | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -373,9 +376,11 @@ def _use_probe(node: LineDict, path: str, param_names: set[str]) -> Probe:
         else:
             raise RunbookError(f"input {name!r} of probe {spec.name!r}: give a parameter (\"{{{{ name }}}}\") or a "
                                "plain text or number", path, at)
+    shared = SHARED[spec.reads] if spec.reads else None
+    reads = SharedStep(shared.name, shared.function, shared.timeout_s, shared.library_texts()) if shared else None
     return Probe(spec.name, spec.parser, spec.shell, spec.description, _timeout(node, spec.timeout_s, path),
                  discovers=tuple(n for n in spec.discovers if n in param_names), inputs=tuple(bound),
-                 libraries=spec.library_texts())
+                 libraries=spec.library_texts(), reads=reads)
 
 
 def _discovers(node: LineDict, param_names: set[str], taken: set[str], path: str) -> tuple[str, ...]:
@@ -523,7 +528,7 @@ def render_probes(runbook: Runbook, params: Mapping[str, Any] | Resolved) -> lis
                 libraries = (probe.prelude_template.render(params, params=params),) if probe.prelude_template else ()
             exports = tuple((n, defaults[n]) for n in probe.discovers if n in defaults)
             rendered.append(ProbeCommand(probe.name, command, probe.timeout_s, exports=exports, env=env,
-                                         libraries=libraries))
+                                         libraries=libraries, reads=probe.reads))
     except jinja2.UndefinedError as exc:
         raise RunbookError(f"a probe or the prelude uses an undefined parameter: {exc.message}",
                            runbook.path) from None

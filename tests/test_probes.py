@@ -103,7 +103,7 @@ def test_shared_shell_is_sent_once_per_script():
     script = compose(render_probes(book, resolve_params(book, {}, {})), new_marker())
     assert script.count("fleet_nginx_config() {") == 1 and script.count("fleet_section() {") == 1
     # and each of the nine probes runs with it
-    assert script.count('"$fleet_lib1$fleet_lib2"') == 9
+    assert script.count('"$fleet_lib1$fleet_lib2"\'') == 9
 
 
 @pytest.mark.parametrize("words, name, attrs", [
@@ -119,3 +119,14 @@ def test_the_shell_prints_the_headers_the_parsers_read(words, name, attrs):
                          text=True, check=True).stdout
     [_, section] = sections(out)
     assert (section.name, section.attrs, section.lines) == (name, attrs, ["body"])
+
+
+def test_nginx_T_runs_once_and_feeds_the_three_probes_that_read_it():
+    book = load_runbook("502")
+    script = compose(render_probes(book, resolve_params(book, {}, {})), new_marker())
+    assert script.count("fleet_s_nginx_config=$(") == 1
+    fed = [line.split("fleet_probe ")[1].split()[0] for line in script.split("\n")
+           if line.startswith(("printf '%s\\n' \"$fleet_s_nginx_config\" |", "fleet_out=$(printf '%s\\n' \"$fleet_s_"))]
+    assert fed == ["discover", "http", "nginx"]
+    # the step comes before the first probe that reads it
+    assert script.index("fleet_s_nginx_config=$(") < script.index("fleet_probe discover")

@@ -9,16 +9,17 @@ fleet_ps_all() {
   esac
 }
 fleet_nginx_master() { fleet_ps_all | grep '[n]ginx: master'; }
-# The effective nginx config under a section header. `nginx -T` only while nginx runs: on a
-# stopped nginx, -t and -T create the pid and log files its config names, which would change
-# the host. Otherwise (or without privilege) the usual files are read, includes not followed.
-# (A probe that already listed the processes sets fleet_master and saves a ps.)
+# nginx's effective config, `nginx -T`, only while nginx runs: on a stopped nginx, -t and -T
+# create the pid and log files its config names, which would change the host. The script runs
+# this once (the shared `nginx_config`, fleet/probes/spec.py) and hands its output to each probe
+# that reads it on fd 6.
+fleet_nginx_dump() {
+  command -v nginx >/dev/null 2>&1 && [ -n "$(fleet_nginx_master)" ] && $FLEET_SUDO nginx -T 2>/dev/null | head -n 20000
+}
+# The effective nginx config under a section header: the shared `nginx -T` (fd 6); without it
+# (nginx stopped, or no privilege) the usual files under $nginx_conf_dir, includes not followed.
 fleet_nginx_config() {
-  fleet_conf=
-  [ -n "${fleet_master+1}" ] || fleet_master=$(fleet_nginx_master)
-  if command -v nginx >/dev/null 2>&1 && [ -n "$fleet_master" ]; then
-    fleet_conf=$($FLEET_SUDO nginx -T 2>/dev/null | head -n 20000)
-  fi
+  fleet_conf=$(cat <&6 2>/dev/null)
   if [ -n "$fleet_conf" ]; then
     fleet_section nginx-T
     printf '%s\n' "$fleet_conf"

@@ -143,4 +143,5 @@ PROBE = ProbeSpec(
     discovers=("port", "process_pattern", "app_log", "service",
                "nginx_conf_dir", "nginx_error_log", "nginx_access_log", "proxy_url"),
     libraries=("common",),
+    reads="nginx_config",
 )

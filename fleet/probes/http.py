@@ -224,4 +224,5 @@ PROBE = ProbeSpec(
     ),
     timeout_s=45,
     libraries=("common",),
+    reads="nginx_config",
 )

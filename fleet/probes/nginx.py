@@ -603,4 +603,5 @@ PROBE = ProbeSpec(
     ),
     timeout_s=15,
     libraries=("common",),
+    reads="nginx_config",
 )

@@ -3,8 +3,9 @@
 A probe module (`fleet/probes/<name>.py`) holds the parser and facts of its output and ends
 with `PROBE = ProbeSpec(...)`; its shell is `fleet/probes/<name>.sh`, plain POSIX sh with no
 template: its inputs arrive as shell variables of the same names, set (and quoted) by
-`fleet.runbook.render_probes`. Shared shell functions live in library files (`LIBRARIES`), sent
-once per script and put before each probe that uses them (fleet/script.py).
+`fleet.runbook.render_probes`. Shared shell functions live in library files (`common.sh`), sent
+once per script and put before each probe that uses them, and an expensive command several
+probes need runs once per script (`SHARED`); see fleet/script.py.
 """
 
 from __future__ import annotations
@@ -20,9 +21,22 @@ from fleet.probes.sections import SHELL_FUNCTION
 
 Parser = Callable[[ProbeOutput, Mapping[str, Any]], Any]
 
-#: Shared shell files a probe may use, by name: `common` (PATH for nginx's usual homes, ps of
-#: every process, nginx's master and effective config) is what the web-stack probes share.
-LIBRARIES = ("common",)
+@dataclass(frozen=True)
+class Shared:
+    """An expensive command run once per script, its output handed to each probe that reads it
+    (on fd 6): `function`, defined in `library`, prints it within `timeout_s`."""
+
+    name: str
+    library: str
+    function: str
+    timeout_s: float
+
+    def library_texts(self) -> tuple[str, ...]:
+        return (SHELL_FUNCTION, shell_file(self.library))
+
+
+#: What probes may share: nginx's `nginx -T` (the discover, http and nginx probes read it).
+SHARED = {"nginx_config": Shared("nginx_config", "common", "fleet_nginx_dump", 15.0)}
 
 
 @functools.lru_cache(maxsize=None)
@@ -52,6 +66,8 @@ class ProbeSpec:
     timeout_s: float = 10.0
     discovers: tuple[str, ...] = ()
     libraries: tuple[str, ...] = ()
+    # The shared output (SHARED) the shell reads on fd 6, if any.
+    reads: str | None = None
     # The part of the raw output a report keeps, by what the facts used: (output, facts) -> stdout.
     report_view: Callable[[ProbeOutput, Any], str] | None = None
 
