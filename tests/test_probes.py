@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import subprocess
 import textwrap
+from pathlib import Path
 
 import pytest
 
 from fleet.errors import RunbookError
+from fleet.models import ProbeOutput
 from fleet.probes.catalog import BUILTIN
 from fleet.probes.sections import SHELL_FUNCTION, sections
 from fleet.runbook import host_params, load_runbook, render_probes, resolve_params
@@ -130,3 +132,32 @@ def test_nginx_T_runs_once_and_feeds_the_three_probes_that_read_it():
     assert fed == ["discover", "http", "nginx"]
     # the step comes before the first probe that reads it
     assert script.index("fleet_s_nginx_config=$(") < script.index("fleet_probe discover")
+
+
+NGINX_CASES = sorted((Path(__file__).parent / "fixtures" / "parsers" / "nginx_state").glob("*.txt"))
+
+
+@pytest.mark.parametrize("case", NGINX_CASES, ids=[p.stem for p in NGINX_CASES])
+def test_the_slimmed_nginx_config_gives_the_same_facts(case):
+    """What the nginx probe leaves out of the config (fleet_nginx_slim) changes no fact, and the
+    lines it keeps keep their file:line."""
+    from fleet.parsers import PARSERS
+
+    text = case.read_text()
+    at = max(text.find("== nginx-T =="), text.find("== nginx-files =="))
+    if at < 0:
+        pytest.skip("no config in this case")
+    slim = subprocess.run(["sh", "-c", BUILTIN["nginx"].library_texts()[1] + "fleet_nginx_slim"],
+                          input=text[at:], capture_output=True, text=True, check=True).stdout
+    params = {"login_path": "/api/v1/demo-login", "proxy_url": "http://localhost"}
+    full = PARSERS["nginx_state"](ProbeOutput("nginx", 0, text, "", None), params)
+    cut = PARSERS["nginx_state"](ProbeOutput("nginx", 0, text[:at] + slim, "", None), params)
+    assert cut == full
+    assert len(slim) < len(text[at:]) or "#fleet-skip" not in slim
+
+
+def test_the_nginx_slim_keeps_every_directive_the_parser_reads():
+    from fleet.probes.nginx import _STATEMENTS
+
+    keep = BUILTIN["nginx"].library_texts()[1].split('keep="', 1)[1].split('"', 1)[0].split()
+    assert set(_STATEMENTS) | {"include"} <= set(keep)

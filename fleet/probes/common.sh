@@ -33,3 +33,21 @@ fleet_nginx_config() {
     head -n 5000 "$f"
   done
 }
+# The config without what no reader of it needs: blank lines, comments and one-line statements
+# of directives other than these (mime types, tuning...). Each run of N lines left out is one
+# `#fleet-skip N` line, so the parser numbers the lines after it as nginx does (nginx_state's
+# _SKIP). Statements are dropped only where one ended on the line before, and nothing after a
+# statement holding a quote or a backslash (a quoted word may span lines).
+fleet_nginx_slim() {
+  awk -v keep=" server listen server_name proxy_pass include error_log access_log " '
+    function flush() { if (skip) print "#fleet-skip " skip; skip = 0 }
+    /^== / || /^# configuration file .*:$/ { skip = 0; quoted = 0; prev = ";"; print; next }
+    quoted { print; next }
+    /^[ \t]*(#|$)/ { skip++; next }
+    /["\047\\]/ { quoted = 1; flush(); print; next }
+    prev ~ /[;{}]$/ && /^[ \t]*[^ \t{};#]+([ \t][^{};#]*)?;[ \t]*$/ {
+      d = $1; sub(/;$/, "", d)
+      if (index(keep, " " d " ") == 0) { skip++; next }
+    }
+    { flush(); print; prev = $0; sub(/[ \t]+$/, "", prev) }'
+}

@@ -10,6 +10,8 @@ Input (probe `nginx`), in sections:
                                  would create missing pid and log files)
   `== nginx-files ==`            the same format, read from nginx_conf_dir when nginx -T gave
                                  nothing (no binary, or no privilege)
+The probe leaves out of the config the lines no reader needs, a `#fleet-skip N` line standing
+for each run of N of them, so that file:line stays right (`_SKIP`).
 
 An `include` is read where it stands when the files it names are in the dump (nginx -T prints
 them after the file that includes them); words are split as nginx's own reader splits them.
@@ -29,6 +31,10 @@ from fleet.probes.sections import sections
 from fleet.probes.spec import Input, ProbeSpec
 
 _FILE_HEADER = re.compile(r"^# configuration file (.+):$")
+# `#fleet-skip N`: the probe left out N lines here that no reader needs (blank lines, comments,
+# statements no handler reads: fleet_nginx_slim in fleet/probes/common.sh); the next line is
+# numbered N further on. Full `nginx -T` output (no marker) reads the same.
+_SKIP = re.compile(r"^#fleet-skip ([0-9]{1,9})$")
 _ERROR = re.compile(r"\[(emerg|alert|crit|error)\]")
 _ERROR_TEXT = re.compile(r"\[(?:emerg|alert|crit|error)\](?: \d+#\d+:)? (.*)$")
 # The file may hold spaces: from the first " in /" to the last ":LINE" (the line is clipped first).
@@ -220,13 +226,13 @@ def _lex(text: str, first_line: int, strict: bool) -> list[_Token] | None:
     return result
 
 
-def _file_tokens(lines: list[str]) -> list[_Token]:
+def _file_tokens(lines: list[tuple[int, str]]) -> list[_Token]:
     """The tokens of one config file. Simple statements of directives that no handler reads
     (`_STATEMENTS`, and `include`) are left out untokenized: mime types, log formats and most of
     what nginx -T prints."""
     result: list[_Token] = []
     pending, pending_start, pending_lines = "", 0, 0
-    for number, raw in enumerate(lines, 1):
+    for index, (number, raw) in enumerate(lines):
         if pending_lines:
             text, first, pending_lines = pending + "\n" + raw, pending_start, pending_lines + 1
         else:
@@ -235,7 +241,7 @@ def _file_tokens(lines: list[str]) -> list[_Token]:
             if simple and simple.group(1) not in _STATEMENTS and simple.group(1) != "include":
                 continue
             text, first, pending_lines = raw, number, 1
-        strict = pending_lines < _MAX_QUOTED_LINES and len(text) < _MAX_QUOTED_CHARS and number < len(lines)
+        strict = pending_lines < _MAX_QUOTED_LINES and len(text) < _MAX_QUOTED_CHARS and index < len(lines) - 1
         tokens = _lex(text, first, strict)
         if tokens is None:
             pending, pending_start = text, first
@@ -247,18 +253,24 @@ def _file_tokens(lines: list[str]) -> list[_Token]:
     return result
 
 
-def _config_files(lines: list[str]) -> dict[str | None, list[str]]:
-    """The files of a config dump, in order, split at nginx -T's `# configuration file X:`
-    lines (lines before the first one belong to file None)."""
-    files: dict[str | None, list[str]] = {None: []}
+def _config_files(lines: list[str]) -> dict[str | None, list[tuple[int, str]]]:
+    """The numbered lines of each file of a config dump, in order, split at nginx -T's
+    `# configuration file X:` lines (lines before the first one belong to file None)."""
+    files: dict[str | None, list[tuple[int, str]]] = {None: []}
     current: str | None = None
+    number = {None: 0}
     for raw in lines:
         header = _FILE_HEADER.match(raw)
+        skip = _SKIP.match(raw) if raw.startswith("#fleet-skip ") else None
         if header:
             current = header.group(1)
             files.setdefault(current, [])
+            number.setdefault(current, 0)
+        elif skip:
+            number[current] += int(skip.group(1))
         else:
-            files[current].append(raw)
+            number[current] += 1
+            files[current].append((number[current], raw))
     return files
 
 

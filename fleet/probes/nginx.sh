@@ -10,5 +10,5 @@ else
   fleet_section nginx-t "exit=$?" "priv=${FLEET_PRIV:-unknown}"
   printf '%s\n' "$out" | head -n 50
 fi
-fleet_nginx_config
+fleet_nginx_config | fleet_nginx_slim
 exit 0
