@@ -161,3 +161,30 @@ def test_the_nginx_slim_keeps_every_directive_the_parser_reads():
 
     keep = BUILTIN["nginx"].library_texts()[1].split('keep="', 1)[1].split('"', 1)[0].split()
     assert set(_STATEMENTS) | {"include"} <= set(keep)
+
+
+PS_CASES = sorted((Path(__file__).parent / "fixtures" / "parsers" / "processes").glob("*.txt"))
+
+
+@pytest.mark.parametrize("case", PS_CASES, ids=[p.stem for p in PS_CASES])
+def test_the_process_probe_sends_the_matching_lines_and_a_count_for_the_same_facts(case):
+    from fleet.parsers import PARSERS
+
+    params = {"process_pattern": "python main.py"}
+    text = case.read_text()
+    start = text.find("== ps ")
+    if start < 0:
+        pytest.skip("no ps section")
+    body_at = text.index("\n", start) + 1
+    end = text.find("\n== ", body_at)
+    end = len(text) if end < 0 else end + 1
+    listing = text[body_at:end]
+    cut = subprocess.run(["sh", "-c", BUILTIN["process"].library_texts()[1] + 'fleet_ps_matching "$1"', "sh",
+                          params["process_pattern"]], input=listing, capture_output=True, text=True,
+                         check=True).stdout
+    full = PARSERS["processes"](ProbeOutput("process", 0, text, "", None), params)
+    sent = PARSERS["processes"](ProbeOutput("process", 0, text[:body_at] + cut + text[end:], "", None), params)
+    assert sent == full
+    *sent_lines, count = cut.rstrip("\n").split("\n")
+    assert all(params["process_pattern"] in line for line in sent_lines[2:])
+    assert count == f"== ps-lines n={sum(1 for line in listing.split(chr(10)) if line.strip())} =="

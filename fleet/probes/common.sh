@@ -8,6 +8,14 @@ fleet_ps_all() {
     *) ps -ax -o pid=,command= 2>/dev/null ;;
   esac
 }
+# A ps listing on stdin cut to its first two lines (a header and a row: what a note on a format
+# not understood quotes) and the lines naming $1, then
+# `== ps-lines n=N ==`, how many lines ps printed: the rules use the matching processes and the
+# count, not every program's command line (processes parser).
+fleet_ps_matching() {
+  fleet_pat=$1 awk 'NF { n++; if (n <= 2 || index($0, ENVIRON["fleet_pat"])) print }
+    END { print "== ps-lines n=" n + 0 " ==" }'
+}
 fleet_nginx_master() { fleet_ps_all | grep '[n]ginx: master'; }
 # nginx's effective config, `nginx -T`, only while nginx runs: on a stopped nginx, -t and -T
 # create the pid and log files its config names, which would change the host. The script runs

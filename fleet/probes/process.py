@@ -4,7 +4,9 @@ Input (probe `process`): a `== ps source=... ==` section with `ps` output, eithe
 `pid user etimes args` (procps `ps -eo pid=,user=,etimes=,args=`, source `ps-etimes`) or a table
 whose header names its columns (BusyBox `ps -o ...`, plain `ps`, and `ps -ef`, `ps aux`, `ps alx`
 of procps, macOS and the BSDs), then a `== cwd ==` section of `pid=N cwd=DIR exe=PATH`
-lines for the processes the probe itself saw matching.
+lines for the processes the probe itself saw matching. The probe sends only the first two
+lines of the listing and those naming the pattern, then `== ps-lines n=N ==` (how many non-empty lines
+ps printed): the rest count as rows. A whole listing (no such section) reads the same.
 """
 
 from __future__ import annotations
@@ -172,9 +174,12 @@ def parse(output: ProbeOutput, params: Mapping[str, Any]) -> ProcessFacts:
     pattern = str(param(params, "process_pattern", "python main.py"))
     source, ps_lines, cwd_lines, notes = "unknown", [], [], []
     has_cwd = False
+    printed: int | None = None
     for section in sections(output.stdout):
         if section.name == "ps":
             source, ps_lines = section.attrs.get("source", "unknown"), section.lines
+        elif section.name == "ps-lines":
+            printed = to_int(section.attrs.get("n"))
         elif section.name == "cwd":
             cwd_lines, has_cwd = section.lines, True
     if source == "unknown":
@@ -188,6 +193,10 @@ def parse(output: ProbeOutput, params: Mapping[str, Any]) -> ProcessFacts:
     rows, unread = _rows(source, ps_lines, pattern)
     if unread:
         notes.append(unread)
+    seen = len(rows)
+    if printed is not None and (rows or not unread):
+        # The probe sent the first two lines and those naming the pattern; the rest were rows too.
+        seen += max(0, printed - sum(1 for line in ps_lines if line.strip()))
     matching = []
     for row in rows:
         args = row["args"].strip()
@@ -209,7 +218,7 @@ def parse(output: ProbeOutput, params: Mapping[str, Any]) -> ProcessFacts:
     if matching and not any(p.cwd for p in matching):
         notes.append("working directory not readable (no privilege)" if has_cwd
                      else "working directory not shown (no cwd output)")
-    return ProcessFacts(source, pattern, tuple(matching[:MAX_ITEMS]), len(rows), tuple(notes))
+    return ProcessFacts(source, pattern, tuple(matching[:MAX_ITEMS]), seen, tuple(notes))
 
 
 def report_stdout(output: ProbeOutput, facts: ProcessFacts) -> str:

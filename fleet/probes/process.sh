@@ -9,7 +9,7 @@ elif out=$(ps -o pid,user,args 2>/dev/null); then src=ps-user
 else out=$(ps 2>&1); src=ps
 fi
 fleet_section ps "source=$src"
-printf '%s\n' "$out"
+printf '%s\n' "$out" | fleet_ps_matching "$pat"
 # Where each matching process runs from, so a fix can restart it the same way;
 # another user's /proc/PID/cwd needs root.
 fleet_section cwd
