@@ -26,6 +26,7 @@ from fleet.models import Diagnosis, ProbeOutput, Severity
 from fleet.params import HostValue, Resolved, resolve
 from fleet.parsers import PARSERS
 from fleet.probes.catalog import BUILTIN
+from fleet.probes.comments import without_comments
 from fleet.probes.spec import SHARED
 from fleet.redact import holds_secret
 from fleet.rule_fields import unknown_attributes
@@ -377,7 +378,8 @@ def _use_probe(node: LineDict, path: str, param_names: set[str]) -> Probe:
             raise RunbookError(f"input {name!r} of probe {spec.name!r}: give a parameter (\"{{{{ name }}}}\") or a "
                                "plain text or number", path, at)
     shared = SHARED[spec.reads] if spec.reads else None
-    reads = SharedStep(shared.name, shared.function, shared.timeout_s, shared.library_texts()) if shared else None
+    reads = SharedStep(shared.name, shared.function, shared.timeout_s,
+                       tuple(map(without_comments, shared.library_texts()))) if shared else None
     return Probe(spec.name, spec.parser, spec.shell, spec.description, _timeout(node, spec.timeout_s, path),
                  discovers=tuple(n for n in spec.discovers if n in param_names), inputs=tuple(bound),
                  libraries=spec.library_texts(), reads=reads)
@@ -522,7 +524,7 @@ def render_probes(runbook: Runbook, params: Mapping[str, Any] | Resolved) -> lis
     try:
         for probe in runbook.probes:
             if probe.template is None:
-                command, libraries = _with_inputs(probe, params), probe.libraries
+                command, libraries = _with_inputs(probe, params), tuple(map(without_comments, probe.libraries))
             else:
                 command = probe.template.render(params, params=params)
                 libraries = (probe.prelude_template.render(params, params=params),) if probe.prelude_template else ()
@@ -544,7 +546,8 @@ def _with_inputs(probe: Probe, params: Mapping[str, Any]) -> str:
         if isinstance(value, (list, tuple)):
             value = " ".join(str(v) for v in value)
         words.append(f"{name}={_shell_quote(value)};")
-    return f"{' '.join(words)}\n{probe.command}" if words else probe.command
+    shell = without_comments(probe.command)
+    return f"{' '.join(words)}\n{shell}" if words else shell
 
 
 def evaluate(runbook: Runbook, facts: Mapping[str, Any], probes: Mapping[str, ProbeOutput],

@@ -4,6 +4,7 @@ headers the shell prints are the ones the parsers read."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import textwrap
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from fleet.errors import RunbookError
 from fleet.models import ProbeOutput
 from fleet.probes.catalog import BUILTIN
+from fleet.probes.comments import without_comments
 from fleet.probes.sections import SHELL_FUNCTION, sections
 from fleet.runbook import host_params, load_runbook, render_probes, resolve_params
 from fleet.script import compose, new_marker
@@ -61,9 +63,9 @@ def test_a_runbook_reuses_a_probe_binding_its_inputs(tmp_path):
     first, _, shell = rendered["http"].command.partition("\n")
     assert first == ("http_timeout=2; port=9200; login_path=/login; health_path=/up; "
                      "proxy_url=http://localhost:8080; nginx_conf_dir=/etc/nginx;")
-    assert shell == BUILTIN["http"].shell
+    assert shell == without_comments(BUILTIN["http"].shell)
     assert rendered["process"].command.startswith("process_pattern=gunicorn;\n")
-    assert rendered["listen"].command == BUILTIN["listen"].shell  # no inputs: its shell as it is
+    assert rendered["listen"].command == without_comments(BUILTIN["listen"].shell)  # no inputs: its shell
 
 
 def test_inputs_are_quoted_once_and_secrets_stay_in_the_environment(tmp_path):
@@ -188,3 +190,26 @@ def test_the_process_probe_sends_the_matching_lines_and_a_count_for_the_same_fac
     *sent_lines, count = cut.rstrip("\n").split("\n")
     assert all(params["process_pattern"] in line for line in sent_lines[2:])
     assert count == f"== ps-lines n={sum(1 for line in listing.split(chr(10)) if line.strip())} =="
+
+
+SHELL_FILES = sorted((Path(__file__).parent.parent / "fleet" / "probes").glob("*.sh"))
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="bash is the oracle")
+@pytest.mark.parametrize("path", SHELL_FILES, ids=[p.name for p in SHELL_FILES])
+def test_the_shell_sent_means_what_the_file_says(path):
+    """Dropping comment lines (fleet.probes.comments) leaves what bash's own parser reads the
+    same: `declare -f` of the file as a function body prints comments nowhere and strings whole."""
+    def declared(text: str) -> str:
+        return subprocess.run(["bash", "-c", 'eval "f() {\n$1\n}" && declare -f f', "bash", text],
+                              capture_output=True, text=True, check=True).stdout
+
+    text = path.read_text()
+    sent = without_comments(text)
+    assert declared(sent) == declared(text)
+    assert len(sent) < len(text) or "#" not in text
+
+
+def test_comment_like_lines_in_strings_and_here_documents_are_kept():
+    text = "a='\n# in a string\n'\nb=\"$(echo '\n# in a substitution\n')\"\ncat <<EOF\n# in a here-document\nEOF\n# a comment\necho ok # too\n"
+    assert without_comments(text) == text.replace("# a comment\n", "")
