@@ -7,10 +7,20 @@ hex() { od -An -v -tx1 | tr -d ' \n'; }
 rl() { l=$($FLEET_SUDO readlink "$1" 2>/dev/null; echo x); l=${l%x}; l=${l%?}; }
 rl /proc/$$/ns/pid
 fleet_section procs "ns=$(printf '%s' "$l" | tr -c 'a-z0-9:[]\n' _)"
+# Candidates from one ps (reading every /proc/PID/cmdline costs two processes each: on a busy
+# host, more than the rest of the script); each is then checked on its cmdline as before. No
+# ps listing, an empty pattern or one ps would print otherwise (not printable): every process.
+cands=
+case $pat in
+  ''|*[![:print:]]*) ;;
+  *) cands=$(ps -eo pid=,args= 2>/dev/null | fleet_pat=$pat awk '
+       index($0, ENVIRON["fleet_pat"]) || index($0, "nginx: master") { printf " %s", $1 } END { if (NR) print " " }') ;;
+esac
 n=0
 for d in /proc/[0-9]*; do
   pid=${d#/proc/}
   if [ "$pid" = "$$" ] || [ "$pid" = "$PPID" ]; then continue; fi
+  if [ -n "$cands" ]; then case $cands in *" $pid "*) ;; *) continue ;; esac; fi
   args=$(tr '\0' ' ' 2>/dev/null <"$d/cmdline") || continue
   case $args in
     "nginx: master"*) role=nginx ;;
