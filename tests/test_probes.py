@@ -139,8 +139,9 @@ def test_nginx_T_runs_once_and_feeds_the_three_probes_that_read_it():
 NGINX_CASES = sorted((Path(__file__).parent / "fixtures" / "parsers" / "nginx_state").glob("*.txt"))
 
 
+@pytest.mark.parametrize("awk", [True, False], ids=["awk", "no-awk"])
 @pytest.mark.parametrize("case", NGINX_CASES, ids=[p.stem for p in NGINX_CASES])
-def test_the_slimmed_nginx_config_gives_the_same_facts(case):
+def test_the_slimmed_nginx_config_gives_the_same_facts(case, awk, tmp_path):
     """What the nginx probe leaves out of the config (fleet_nginx_slim) changes no fact, and the
     lines it keeps keep their file:line."""
     from fleet.parsers import PARSERS
@@ -149,8 +150,10 @@ def test_the_slimmed_nginx_config_gives_the_same_facts(case):
     at = max(text.find("== nginx-T =="), text.find("== nginx-files =="))
     if at < 0:
         pytest.skip("no config in this case")
-    slim = subprocess.run(["sh", "-c", BUILTIN["nginx"].library_texts()[1] + "fleet_nginx_slim"],
-                          input=text[at:], capture_output=True, text=True, check=True).stdout
+    slim = subprocess.run([shutil.which("sh"), "-c", BUILTIN["nginx"].library_texts()[1] + "fleet_nginx_slim"],
+                          input=text[at:], capture_output=True, text=True, check=True,
+                          env=None if awk else without_awk(tmp_path)).stdout
+    assert awk or slim == text[at:]
     params = {"login_path": "/api/v1/demo-login", "proxy_url": "http://localhost"}
     full = PARSERS["nginx_state"](ProbeOutput("nginx", 0, text, "", None), params)
     cut = PARSERS["nginx_state"](ProbeOutput("nginx", 0, text[:at] + slim, "", None), params)
@@ -168,8 +171,17 @@ def test_the_nginx_slim_keeps_every_directive_the_parser_reads():
 PS_CASES = sorted((Path(__file__).parent / "fixtures" / "parsers" / "processes").glob("*.txt"))
 
 
+def without_awk(tmp_path: Path) -> dict[str, str]:
+    """An environment whose PATH has the few tools these shell functions call, but no awk (the
+    real test host's image has none)."""
+    for tool in ("cat", "tr"):
+        (tmp_path / tool).symlink_to(shutil.which(tool))
+    return {"PATH": str(tmp_path)}
+
+
+@pytest.mark.parametrize("awk", [True, False], ids=["awk", "no-awk"])
 @pytest.mark.parametrize("case", PS_CASES, ids=[p.stem for p in PS_CASES])
-def test_the_process_probe_sends_the_matching_lines_and_a_count_for_the_same_facts(case):
+def test_the_process_probe_sends_the_matching_lines_and_a_count_for_the_same_facts(case, awk, tmp_path):
     from fleet.parsers import PARSERS
 
     params = {"process_pattern": "python main.py"}
@@ -181,12 +193,15 @@ def test_the_process_probe_sends_the_matching_lines_and_a_count_for_the_same_fac
     end = text.find("\n== ", body_at)
     end = len(text) if end < 0 else end + 1
     listing = text[body_at:end]
-    cut = subprocess.run(["sh", "-c", BUILTIN["process"].library_texts()[1] + 'fleet_ps_matching "$1"', "sh",
-                          params["process_pattern"]], input=listing, capture_output=True, text=True,
-                         check=True).stdout
+    cut = subprocess.run([shutil.which("sh"), "-c", BUILTIN["process"].library_texts()[1] + 'fleet_ps_matching "$1"',
+                          "sh", params["process_pattern"]], input=listing, capture_output=True, text=True,
+                         check=True, env=None if awk else without_awk(tmp_path)).stdout
     full = PARSERS["processes"](ProbeOutput("process", 0, text, "", None), params)
     sent = PARSERS["processes"](ProbeOutput("process", 0, text[:body_at] + cut + text[end:], "", None), params)
     assert sent == full
+    if not awk:
+        assert cut == listing
+        return
     *sent_lines, count = cut.rstrip("\n").split("\n")
     assert all(params["process_pattern"] in line for line in sent_lines[2:])
     assert count == f"== ps-lines n={sum(1 for line in listing.split(chr(10)) if line.strip())} =="

@@ -13,6 +13,7 @@ fleet_ps_all() {
 # `== ps-lines n=N ==`, how many lines ps printed: the rules use the matching processes and the
 # count, not every program's command line (processes parser).
 fleet_ps_matching() {
+  command -v awk >/dev/null 2>&1 || { cat; return; }  # some hosts have no awk: the whole listing
   fleet_pat=$1 awk 'NF { n++; if (n <= 2 || index($0, ENVIRON["fleet_pat"])) print }
     END { print "== ps-lines n=" n + 0 " ==" }'
 }
@@ -47,6 +48,7 @@ fleet_nginx_config() {
 # _SKIP). Statements are dropped only where one ended on the line before, and nothing after a
 # statement holding a quote or a backslash (a quoted word may span lines).
 fleet_nginx_slim() {
+  command -v awk >/dev/null 2>&1 || { cat; return; }  # no awk: the whole config
   awk -v keep=" server listen server_name proxy_pass include error_log access_log " '
     function flush() { if (skip) print "#fleet-skip " skip; skip = 0 }
     /^== / || /^# configuration file .*:$/ { skip = 0; quoted = 0; prev = ";"; print; next }

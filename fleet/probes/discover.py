@@ -1,7 +1,7 @@
 """Parser `discovery`: the host's platform and what it says about the parameters nobody gave.
 
 Input (probe `discover`), in sections:
-  `== platform ==`     see fleet/parsers/platform.py
+  `== platform ==`     see fleet/probes/platform.py
   `== nginx ==`        `master=...`, `conf=... prefix=...`, then from the config: `log kind=error_log|access_log
                        where=FILE:LINE path=P`, `server where=... listen=N ssl=0|1` (the block serving the
                        proxy's port), `location where=... path=P proxy_pass=X` (the one serving login_path)

@@ -41,7 +41,7 @@ class LogFacts:
 
     Log lines are the application's and may hold whatever its users sent: no path or name in a
     fix is taken from them (where the app and its venv live comes from /proc, see
-    fleet/parsers/process_info.py).
+    fleet/probes/procs.py).
     """
 
     source: str

@@ -9,7 +9,7 @@ rl /proc/$$/ns/pid
 fleet_section procs "ns=$(printf '%s' "$l" | tr -c 'a-z0-9:[]\n' _)"
 # Candidates from one ps (reading every /proc/PID/cmdline costs two processes each: on a busy
 # host, more than the rest of the script); each is then checked on its cmdline as before. No
-# ps listing, an empty pattern or one ps would print otherwise (not printable): every process.
+# ps listing or awk, an empty pattern or one ps would print otherwise (not printable): every process.
 cands=
 case $pat in
   ''|*[![:print:]]*) ;;
