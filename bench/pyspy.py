@@ -31,7 +31,7 @@ CATEGORIES = [
     ("start-up: imports", r"_find_and_load|_call_with_frames_removed|exec_module|<module>"),
     ("report rendering (json/md/html)", r"fleet/report/|render_|write_reports|json/encoder"),
     ("terminal (rich)", r"rich/|fleet/terminal"),
-    ("parse + verdict (split, parsers, rules)", r"fleet/script\.py|fleet/parsers/|fleet/runbook\.py|interpret|redact|parse_facts|jinja2/"),
+    ("parse + verdict (split, parsers, rules)", r"fleet/script\.py|fleet/parsers/|fleet/probes/|fleet/runbook\.py|fleet/rules\.py|fleet/memo\.py|interpret|redact|parse_facts|jinja2/"),
     ("key exchange (curve25519/dh, host key sig)", r"kex_|_parse_kexdh|_compute_key|_activate_outbound|_activate_inbound|_send_kex_init|_parse_kex_init|_negotiate_keys|\(.*kex.*\.py"),
     ("auth (publickey sign)", r"auth_handler|auth_publickey|_parse_service_accept|sign_ssh_data|ed25519key"),
     ("host key check", r"hostkeys|known_hosts|KnownHosts"),

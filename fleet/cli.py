@@ -30,8 +30,6 @@ from fleet.report.render import FORMATS, RENDERERS, render_diff_markdown, write_
 from fleet.runbook import available_runbooks, load_runbook
 from fleet.runbook_set import combine, load_runbooks
 from fleet.sanitize import strip_control
-# Terminated and its handler are read from here by callers that predate fleet.signals.
-from fleet.signals import Terminated, _on_sigterm  # noqa: F401
 from fleet.terminal import (Progress, RunFiles, host_row, output_console, print_case_results, print_diff, print_hosts,
                             print_runbook, print_runbooks, print_summary)
 from fleet.varcheck import check_overrides

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from fleet.fixes import Command, EditFile, Manager, Note, Service, Step, Verb, flatten
-from fleet.parsers._common import to_int
+from fleet.probes._common import to_int
 
 _KEYS = {"when", "for_each", "explain", "run", "pipe", "cwd", "service", "edit", "steps"}
 _ACTIONS = ("run", "service", "edit", "steps")

@@ -18,7 +18,7 @@ from fleet.memo import PARSES, ParseMemo
 from fleet.models import Diagnosis, Host, ProbeOutput, Severity, TransportStatus, Unusable
 from fleet.params import Resolved, discovered_values, with_discovered
 from fleet.parsers import PARSERS
-from fleet.parsers.platform import windows_shell
+from fleet.probes.platform import windows_shell
 from fleet.redact import Redactor
 from fleet.rules import INCONCLUSIVE, Rule, evaluate
 from fleet.runbook import Runbook

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import Any, Mapping
 
@@ -21,11 +21,12 @@ from fleet.errors import RunbookError
 from fleet.hostregex import Unsupported, compile_linear
 from fleet.params import HostValue, Resolved, resolve
 from fleet.parsers import PARSERS
+from fleet.probes.catalog import BUILTIN
+from fleet.probes.comments import without_comments
+from fleet.probes.spec import SHARED
 from fleet.redact import holds_secret
 from fleet.rules import CONTEXT_NAMES as _CONTEXT_NAMES, REQUIRED_KEYS, RULE_KEYS, Rule, parse as parse_rule
-# Re-exported: callers (the tests among them) that predate fleet.rules read these from here.
-from fleet.rules import INCONCLUSIVE, evaluate  # noqa: F401
-from fleet.script import ProbeCommand
+from fleet.script import ProbeCommand, SharedStep
 from fleet.trustpath import others_can_write, warn_once
 from fleet.yamlfile import LineDict, load_yaml
 
@@ -62,12 +63,6 @@ _COMMAND_ENV = ImmutableSandboxedEnvironment(finalize=_shell_quote, undefined=ji
                                              keep_trailing_newline=True)
 
 
-def command_template(source: str, path: str) -> jinja2.Template:
-    """A probe command compiled as probes are: every value shell-quoted. RunbookError if it is broken."""
-    try:
-        return _COMMAND_ENV.from_string(source)
-    except jinja2.TemplateSyntaxError as exc:
-        raise RunbookError(f"broken command template: {exc.message}", path, exc.lineno) from None
 
 
 @dataclass(frozen=True)
@@ -78,15 +73,36 @@ class Parameter:
 
 
 @dataclass(frozen=True)
+class Binding:
+    """What a built-in probe's input is set to: a runbook parameter (`{{ name }}`) or a literal."""
+
+    param: str | None = None
+    value: Any = None
+
+
+@dataclass(frozen=True)
 class Probe:
+    """A probe of a runbook: a built-in one (`use:`, its shell in fleet/probes/, inputs bound
+    to parameters) or the runbook's own (`command:`, a template, plus `parser:`)."""
+
     name: str
     parser: str
+    # The shell as written: a built-in probe's `.sh`, or the runbook's command template.
     command: str
     description: str = ""
     timeout_s: float = _DEFAULT_PROBE_TIMEOUT_S
-    template: jinja2.Template = field(compare=False, repr=False, default=None)
+    # The runbook's own command, compiled; None for a built-in probe (no template in its shell).
+    template: jinja2.Template | None = field(compare=False, repr=False, default=None)
     # Parameters this probe may discover on the host (`param NAME=VALUE` lines), for later probes.
     discovers: tuple[str, ...] = ()
+    # A built-in probe's inputs, each bound to a parameter or a literal (set as shell variables).
+    inputs: tuple[tuple[str, Binding], ...] = ()
+    # Shared shell put before the probe's own when it runs, sent once per script (fleet/script.py).
+    libraries: tuple[str, ...] = field(default=(), repr=False)
+    # The runbook's `prelude:`, compiled: a runbook's own commands get it, rendered, as their library.
+    prelude_template: jinja2.Template | None = field(compare=False, repr=False, default=None)
+    # The output of an expensive command run once per script that this probe reads (on fd 6).
+    reads: SharedStep | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -98,9 +114,8 @@ class Runbook:
     probes: tuple[Probe, ...]
     rules: tuple[Rule, ...]
     redact: tuple[str, ...] = ()
-    # Shell text put before every probe's command (shared functions), rendered like a command.
+    # Shell text put before each of the runbook's own probe commands (shared functions), rendered like a command.
     prelude: str = ""
-    prelude_template: jinja2.Template | None = field(compare=False, repr=False, default=None)
     # Several runbooks run as one (fleet/runbook_set.py): each judges its own probes' facts.
     parts: tuple["Runbook", ...] = field(compare=False, repr=False, default=())
 
@@ -181,8 +196,14 @@ def _parse(doc: Any, path: str) -> Runbook:
     _keys(doc, {"name", "description", "parameters", "prelude", "probes", "rules", "redact"},
           {"name", "probes", "rules"}, "the runbook", path)
     params = _parse_parameters(doc.get("parameters") or LineDict(), path)
+    prelude = str(doc.get("prelude") or "")
+    try:
+        prelude_template = _COMMAND_ENV.from_string(prelude) if prelude else None
+    except jinja2.TemplateSyntaxError as exc:
+        raise RunbookError(f"broken prelude template: {exc.message}", path,
+                           doc.line_of("prelude") + (exc.lineno or 1)) from None
     probes = _parse_probes(_expect(doc["probes"], list, "probes", path, doc.line_of("probes")), path,
-                           {p.name for p in params})
+                           {p.name for p in params}, prelude_template)
     parsers = {p.name: p.parser for p in probes}
     rules = tuple(_parse_rule(node, parsers, path) for node in _expect(doc["rules"], list, "rules", path,
                                                                         doc.line_of("rules")))
@@ -194,14 +215,8 @@ def _parse(doc: Any, path: str) -> Runbook:
             compile_linear(pattern)
         except Unsupported as exc:
             raise RunbookError(f"bad redact pattern: {exc}", path, doc.line_of("redact")) from None
-    prelude = str(doc.get("prelude") or "")
-    try:
-        prelude_template = _COMMAND_ENV.from_string(prelude)
-    except jinja2.TemplateSyntaxError as exc:
-        raise RunbookError(f"broken prelude template: {exc.message}", path,
-                           doc.line_of("prelude") + (exc.lineno or 1)) from None
     return Runbook(str(doc["name"]), str(doc.get("description", "")), path, params, probes, rules, tuple(redact),
-                   prelude, prelude_template)
+                   prelude)
 
 
 def _parse_parameters(node: Any, path: str) -> tuple[Parameter, ...]:
@@ -218,34 +233,100 @@ def _parse_parameters(node: Any, path: str) -> tuple[Parameter, ...]:
     return tuple(params)
 
 
-def _parse_probes(nodes: list, path: str, param_names: set[str]) -> tuple[Probe, ...]:
+def _parse_probes(nodes: list, path: str, param_names: set[str],
+                  prelude: jinja2.Template | None) -> tuple[Probe, ...]:
     probes: list[Probe] = []
     for node in nodes:
         node = _expect(node, LineDict, "a probe", path, getattr(nodes, "line", 1))
-        _keys(node, {"name", "description", "parser", "timeout", "command", "discovers"},
-              {"name", "parser", "command"}, "a probe", path)
-        name = node["name"]
-        if not isinstance(name, str) or not _NAME.match(name) or name in _CONTEXT_NAMES:
-            raise RunbookError(f"bad probe name {name!r} (lower-case letters, digits, _; not params/host/probes/sources)",
-                               path, node.line_of("name"))
-        if name in {p.name for p in probes}:
-            raise RunbookError(f"duplicate probe name {name!r}", path, node.line_of("name"))
-        if not isinstance(node["parser"], str) or node["parser"] not in PARSERS:
-            raise RunbookError(f"unknown parser {node['parser']!r} (known: {', '.join(sorted(PARSERS))})",
-                               path, node.line_of("parser"))
-        timeout = node.get("timeout", _DEFAULT_PROBE_TIMEOUT_S)
-        if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0:
-            raise RunbookError("timeout must be a positive number of seconds", path, node.line_of("timeout"))
-        command = str(node["command"])
-        try:
-            template = _COMMAND_ENV.from_string(command)
-        except jinja2.TemplateSyntaxError as exc:
-            raise RunbookError(f"probe {name!r}: broken command template: {exc.message}", path,
-                               node.line_of("command") + (exc.lineno or 1)) from None
-        discovers = _discovers(node, param_names, {n for p in probes for n in p.discovers}, path)
-        probes.append(Probe(name, node["parser"], command, str(node.get("description", "")), float(timeout),
-                            template, discovers))
+        probe = _use_probe(node, path, param_names) if "use" in node else _own_probe(node, path, prelude)
+        if probe.name in {p.name for p in probes}:
+            raise RunbookError(f"duplicate probe name {probe.name!r}", path, node.line_of("use" if "use" in node else "name"))
+        taken = {n for p in probes for n in p.discovers}
+        if "use" in node:
+            again = sorted(set(probe.discovers) & taken)
+            if again:
+                raise RunbookError(f"parameter {again[0]!r} is discovered by two probes", path, node.line_of("use"))
+            probes.append(probe)
+        else:
+            probes.append(replace(probe, discovers=_discovers(node, param_names, taken, path)))
     return tuple(probes)
+
+
+def _timeout(node: LineDict, default: float, path: str) -> float:
+    timeout = node.get("timeout", default)
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0:
+        raise RunbookError("timeout must be a positive number of seconds", path, node.line_of("timeout"))
+    return float(timeout)
+
+
+def _own_probe(node: LineDict, path: str, prelude: jinja2.Template | None) -> Probe:
+    """A probe the runbook declares itself: `name`, `command` (a template) and `parser`."""
+    _keys(node, {"name", "description", "parser", "timeout", "command", "discovers"},
+          {"name", "parser", "command"}, "a probe", path)
+    name = node["name"]
+    if not isinstance(name, str) or not _NAME.match(name) or name in _CONTEXT_NAMES:
+        raise RunbookError(f"bad probe name {name!r} (lower-case letters, digits, _; not params/host/probes/sources)",
+                           path, node.line_of("name"))
+    if not isinstance(node["parser"], str) or node["parser"] not in PARSERS:
+        raise RunbookError(f"unknown parser {node['parser']!r} (known: {', '.join(sorted(PARSERS))})",
+                           path, node.line_of("parser"))
+    command = str(node["command"])
+    try:
+        template = _COMMAND_ENV.from_string(command)
+    except jinja2.TemplateSyntaxError as exc:
+        raise RunbookError(f"probe {name!r}: broken command template: {exc.message}", path,
+                           node.line_of("command") + (exc.lineno or 1)) from None
+    return Probe(name, node["parser"], command, str(node.get("description", "")),
+                 _timeout(node, _DEFAULT_PROBE_TIMEOUT_S, path), template, prelude_template=prelude)
+
+
+# `with:` binds an input to a parameter by naming it alone in a template: `port: "{{ port }}"`.
+_PARAM_REF = re.compile(r"^\{\{\s*([a-z_][a-z0-9_]*)\s*\}\}$")
+
+
+def _use_probe(node: LineDict, path: str, param_names: set[str]) -> Probe:
+    """A built-in probe (`use: NAME`), its inputs bound by `with:` or to the parameters of their names."""
+    _keys(node, {"use", "with", "timeout"}, {"use"}, "a probe", path)
+    spec = BUILTIN.get(node["use"]) if isinstance(node["use"], str) else None
+    if spec is None:
+        raise RunbookError(f"unknown probe {node['use']!r} (built-in probes: {', '.join(BUILTIN)})",
+                           path, node.line_of("use"))
+    given = node.get("with") or LineDict()
+    if not isinstance(given, dict):
+        raise RunbookError("with must be a mapping of the probe's inputs", path, node.line_of("with"))
+    inputs = spec.input_names()
+    for key in given:
+        if key not in inputs:
+            raise RunbookError(f"probe {spec.name!r} has no input {key!r} (inputs: {', '.join(inputs) or 'none'})",
+                               path, given.line_of(key) if isinstance(given, LineDict) else node.line_of("with"))
+    bound = []
+    for name in inputs:
+        at = given.line_of(name) if isinstance(given, LineDict) and name in given else node.line_of("use")
+        if name not in given:
+            if name not in param_names:
+                raise RunbookError(f"probe {spec.name!r} needs input {name!r}: declare a parameter {name!r} or "
+                                   f"bind it with `with: {{{name}: ...}}`", path, at)
+            bound.append((name, Binding(param=name)))
+            continue
+        value = given[name]
+        ref = _PARAM_REF.match(value) if isinstance(value, str) else None
+        if ref:
+            if ref.group(1) not in param_names:
+                raise RunbookError(f"input {name!r} of probe {spec.name!r} names {ref.group(1)!r}, which is not "
+                                   "a parameter", path, at)
+            bound.append((name, Binding(param=ref.group(1))))
+        elif isinstance(value, (str, int, float)) and not isinstance(value, bool) and "{" + "{" not in str(value) \
+                and "{%" not in str(value):
+            bound.append((name, Binding(value=value)))
+        else:
+            raise RunbookError(f"input {name!r} of probe {spec.name!r}: give a parameter (\"{{{{ name }}}}\") or a "
+                               "plain text or number", path, at)
+    shared = SHARED[spec.reads] if spec.reads else None
+    reads = SharedStep(shared.name, shared.function, shared.timeout_s,
+                       tuple(map(without_comments, shared.library_texts()))) if shared else None
+    return Probe(spec.name, spec.parser, spec.shell, spec.description, _timeout(node, spec.timeout_s, path),
+                 discovers=tuple(n for n in spec.discovers if n in param_names), inputs=tuple(bound),
+                 libraries=spec.library_texts(), reads=reads)
 
 
 def _discovers(node: LineDict, param_names: set[str], taken: set[str], path: str) -> tuple[str, ...]:
@@ -281,7 +362,8 @@ def host_params(runbook: Runbook, host_vars: Mapping[str, Any], overrides: Mappi
 
 
 def render_probes(runbook: Runbook, params: Mapping[str, Any] | Resolved) -> list[ProbeCommand]:
-    """The runbook's probes with this host's parameters filled in, shell-quoted.
+    """The runbook's probes with this host's parameters filled in, shell-quoted: a built-in probe's
+    inputs as shell variables set before its shell, a runbook's own command by its template.
 
     With `Resolved` parameters, the open ones are left to the host: the discovering probe
     exports them, later probes read them from the script's variables.
@@ -301,14 +383,29 @@ def render_probes(runbook: Runbook, params: Mapping[str, Any] | Resolved) -> lis
     env = tuple((value.variable, str(value)) for value in hidden.values())
     params = {**params, **hidden}
     try:
-        prelude = runbook.prelude_template.render(params, params=params) if runbook.prelude else ""
         for probe in runbook.probes:
-            command = probe.template.render(params, params=params)
+            if probe.template is None:
+                command, libraries = _with_inputs(probe, params), tuple(map(without_comments, probe.libraries))
+            else:
+                command = probe.template.render(params, params=params)
+                libraries = (probe.prelude_template.render(params, params=params),) if probe.prelude_template else ()
             exports = tuple((n, defaults[n]) for n in probe.discovers if n in defaults)
-            rendered.append(ProbeCommand(probe.name, f"{prelude}\n{command}" if prelude else command, probe.timeout_s,
-                                         exports=exports, env=env))
+            rendered.append(ProbeCommand(probe.name, command, probe.timeout_s, exports=exports, env=env,
+                                         libraries=libraries, reads=probe.reads))
     except jinja2.UndefinedError as exc:
         raise RunbookError(f"a probe or the prelude uses an undefined parameter: {exc.message}",
                            runbook.path) from None
     return rendered
 
+
+def _with_inputs(probe: Probe, params: Mapping[str, Any]) -> str:
+    """A built-in probe's shell after one line setting its inputs, each value shell-quoted here
+    and only here (a list, such as `paths`, is one word of its items separated by blanks)."""
+    words = []
+    for name, binding in probe.inputs:
+        value = params[binding.param] if binding.param is not None else binding.value
+        if isinstance(value, (list, tuple)):
+            value = " ".join(str(v) for v in value)
+        words.append(f"{name}={_shell_quote(value)};")
+    shell = without_comments(probe.command)
+    return f"{' '.join(words)}\n{shell}" if words else shell

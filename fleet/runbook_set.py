@@ -8,11 +8,10 @@ verdict is the worst of them (a full disk or an OOM kill is often the real cause
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Sequence
 
 from fleet.errors import RunbookError
-from fleet.runbook import Runbook, command_template, load_runbook
+from fleet.runbook import Runbook, load_runbook
 
 def load_runbooks(spec: str) -> tuple[Runbook, ...]:
     """The runbooks a comma list names (`502,host`), each once, in the order given."""
@@ -33,9 +32,7 @@ def combine(books: Sequence[Runbook]) -> Runbook:
                 raise RunbookError(f"runbooks {owner[probe.name]!r} and {book.name!r} both have a probe named "
                                    f"{probe.name!r}; they cannot run in one script")
             owner[probe.name] = book.name
-            # The prelude is per runbook, so it goes into each of its probes' commands.
-            source = f"{book.prelude}\n{probe.command}" if book.prelude else probe.command
-            probes.append(replace(probe, command=source, template=command_template(source, book.path)))
+            probes.append(probe)  # a runbook's prelude travels with each of its own probes
         for param in book.parameters:
             if param.name in params and params[param.name].default != param.default:
                 raise RunbookError(f"runbooks disagree on parameter {param.name!r}'s default "

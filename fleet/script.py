@@ -24,6 +24,17 @@ _TIMEOUT_EXIT = 124
 
 
 @dataclass(frozen=True)
+class SharedStep:
+    """A command whose output several probes read: run once per script, before the first of them,
+    and handed to each on fd 6 (through a pipe: nothing is written on the host)."""
+
+    name: str
+    command: str
+    timeout_s: float
+    libraries: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class ProbeCommand:
     """A rendered probe, ready to be put into a script."""
 
@@ -35,6 +46,10 @@ class ProbeCommand:
     # Environment variables the command reads (secret parameters): set by the script, exported
     # to the probes, never written on a command line.
     env: tuple[tuple[str, str], ...] = ()
+    # Shared shell (functions) run before the command: each text is sent once per script.
+    libraries: tuple[str, ...] = ()
+    # The shared output this probe reads on fd 6, if any.
+    reads: SharedStep | None = None
 
 
 def new_marker() -> str:
@@ -67,7 +82,7 @@ fleet_mark '' "meta priv=$FLEET_PRIV timeout=${fleet_to:-none}"
 """
 
 
-def _exporting(probe: ProbeCommand, seconds: int) -> list[str]:
+def _exporting(probe: ProbeCommand, seconds: int, command: str, feed: str = "", redirect: str = "") -> list[str]:
     """Run a discovering probe with its output held, print it, and read its `param NAME=VALUE`
     lines into `FLEET_D_NAME` for the probes after it.
 
@@ -77,7 +92,7 @@ def _exporting(probe: ProbeCommand, seconds: int) -> list[str]:
     lines = []
     for name, fallback in probe.exports:
         lines.append(f"{ENV_PREFIX}{name}={shlex.quote(fallback)}; export {ENV_PREFIX}{name}")
-    lines.append(f"fleet_out=$(fleet_probe {probe.name} {seconds} {shlex.quote(probe.command)})")
+    lines.append(f"fleet_out=$({feed}fleet_probe {probe.name} {seconds} {command}{redirect})")
     lines.append("printf '%s\\n' \"$fleet_out\"")
     lines.append("while IFS= read -r fleet_l; do case $fleet_l in")
     for name, _ in probe.exports:
@@ -92,13 +107,39 @@ def compose(probes: list[ProbeCommand], marker: str, cap: int = DEFAULT_PROBE_CA
     lines = [f"fleet_m={marker}", f"fleet_capn={cap + 1}"]
     for name, value in dict(pair for probe in probes for pair in probe.env).items():
         lines.append(f"{name}={shlex.quote(value)}; export {name}")
+    # Shared shell is held once in a variable of the script and put before each probe using it
+    # (`sh -c` inherits no functions): one copy on the wire however many probes use it.
+    library_vars: dict[str, str] = {}
+    steps = [probe.reads for probe in probes if probe.reads is not None]
+    for text in (text for unit in (*probes, *steps) for text in unit.libraries):
+        if text not in library_vars:
+            library_vars[text] = f"fleet_lib{len(library_vars) + 1}"
+            body = text if text.endswith("\n") else text + "\n"
+            lines.append(f"{library_vars[text]}={shlex.quote(body)}")
+
+    def word(libraries: tuple[str, ...], command: str) -> str:
+        # One word: the libraries' variables, expanded by the script, then the quoted command.
+        prefix = "".join(f"${library_vars[text]}" for text in libraries)
+        return (f'"{prefix}"' if prefix else "") + shlex.quote(command)
+
     lines.append(_PREAMBLE.strip())
+    shared: set[str] = set()
     for probe in probes:
         seconds = max(1, int(round(probe.timeout_s)))
+        command = word(probe.libraries, probe.command)
+        feed = redirect = ""
+        if probe.reads is not None:
+            step = probe.reads
+            if step.name not in shared:
+                shared.add(step.name)
+                limit = max(1, int(round(step.timeout_s)))
+                lines.append(f"fleet_s_{step.name}=$($fleet_to ${{fleet_to:+{limit}}} sh -c "
+                             f"{word(step.libraries, step.command)} </dev/null 2>/dev/null)")
+            feed, redirect = f"printf '%s\\n' \"$fleet_s_{step.name}\" | ", " 6<&0 </dev/null"
         if probe.exports:
-            lines += _exporting(probe, seconds)
+            lines += _exporting(probe, seconds, command, feed, redirect)
         else:
-            lines.append(f"fleet_probe {probe.name} {seconds} {shlex.quote(probe.command)}")
+            lines.append(f"{feed}fleet_probe {probe.name} {seconds} {command}{redirect}")
     lines.append("exit 0")
     return "\n".join(lines) + "\n"
 

@@ -267,13 +267,21 @@ def print_runbook(console: Console, runbook: Runbook) -> None:
         params.add_row(p.name, Text(safe(repr(p.default))), Text(safe(p.description)))
     console.print(params)
     if runbook.prelude.strip():
-        console.print(Text("prelude (shell functions before every probe's command):", style="bold"))
+        console.print(Text("prelude (shell functions before each of the runbook's own probe commands):", style="bold"))
         _print_shell(console, runbook.prelude)
+    shared = list(dict.fromkeys(text for p in runbook.probes for text in p.libraries))
+    if shared:
+        console.print(Text("shared shell (sent once, run before each built-in probe that uses it):", style="bold"))
+        for text in shared:
+            _print_shell(console, text)
     console.print(Text("probes (one script, in this order):", style="bold"))
     for p in runbook.probes:
         console.print(Text(f"\n{safe(p.name)}", style="bold cyan").append(
             safe(f"  parser {p.parser}, timeout {p.timeout_s:g}s{': ' + p.description if p.description else ''}"),
             style="default"), soft_wrap=True)
+        if p.inputs:
+            bound = ", ".join(f"{name}={'{{ ' + b.param + ' }}' if b.param else repr(b.value)}" for name, b in p.inputs)
+            console.print(Text(safe(f"  inputs: {bound}"), style="dim"), soft_wrap=True)
         _print_shell(console, p.command)
     rules = Table(title="decision table (first match wins)", header_style="bold", title_justify="left")
     for column in ("#", "verdict", "severity", "when"):

@@ -3,8 +3,8 @@
     python -m testfleet realhost capture --dir /tmp/rh --fixtures tests/fixtures/parsers
 
 brings the real host up, runs `fleet diagnose` on it over SSH, and writes for each case below
-the probe's stdout (`.txt`), its parameters (`.params.json`), the probe command as rendered for
-them (`.cmd`) and the facts the parser makes of it now (`.json`): check those by hand
+the probe's stdout (`.txt`), its parameters (`.params.json`), the probe and the sha256 of its
+shell (`.probe.json`, checked by tests/test_parsers.py) and the facts the parser makes of it now (`.json`): check those by hand
 (`git diff`) before committing, as tests/fixtures/parsers/README.md asks.
 """
 
@@ -37,6 +37,7 @@ def capture(fixtures: Path, host: RealHost, log: Callable[[str], None] = lambda 
     # the project's own modules: imported here, so `python -m testfleet` works without them
     from fleet.models import ProbeOutput
     from fleet.parsers import PARSERS
+    from fleet.probes.catalog import BUILTIN
     from fleet.runbook import host_params, load_runbook
 
     runbook = load_runbook("502")
@@ -67,7 +68,8 @@ def capture(fixtures: Path, host: RealHost, log: Callable[[str], None] = lambda 
                 else:
                     base.with_suffix(suffix).unlink(missing_ok=True)
             base.with_suffix(".params.json").write_text(json.dumps(given, indent=1) + "\n")
-            base.with_suffix(".cmd").write_text(probe.template.render(params, params=params) + "\n")
+            record = {"probe": probe.name, "sh_sha256": BUILTIN[probe.name].digest}
+            base.with_suffix(".probe.json").write_text(json.dumps(record, indent=1) + "\n")
             facts = PARSERS[parser](ProbeOutput(case, raw["exit_code"], raw["stdout"], raw["stderr"], None), params)
             base.with_suffix(".json").write_text(json.dumps(dataclasses.asdict(facts), indent=2) + "\n")
             log(f"wrote {base}.*")

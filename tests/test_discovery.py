@@ -17,9 +17,10 @@ from fleet.errors import RunbookError
 from fleet.models import Execution, Host, ProbeOutput, TransportStatus
 from fleet.params import HostValue, Resolved, Source, discovered_values, resolve, with_discovered
 from fleet.parsers import PARSERS
-from fleet.parsers.platform import Family, parse_platform, windows_shell
+from fleet.probes.platform import Family, parse_platform, windows_shell
 from fleet.redact import Redactor
-from fleet.runbook import evaluate, load_runbook, render_probes, resolve_params
+from fleet.rules import evaluate
+from fleet.runbook import load_runbook, render_probes, resolve_params
 from fleet.script import ProbeCommand, compose, new_marker, split
 
 FIXTURES = Path(__file__).parent / "fixtures" / "parsers"

@@ -303,7 +303,7 @@ def test_plain_text_fix_entries_stay_prose(tmp_path):
                     "    fix:\n      - sudo systemctl restart {{ params.svc }}\n"
                     "      - {explain: restart it, run: [sudo, systemctl, restart, '{{ params.svc }}']}\n"
                     "      - {for_each: '[1, 2]', run: [echo, {args: '[item, params.svc]'}]}\n")
-    from fleet.runbook import evaluate
+    from fleet.rules import evaluate
     rb = load_runbook(str(book))
     out = ProbeOutput("p", 0, "", "", 0.1)
     d = evaluate(rb, {"p": PARSERS["text"](out, {})}, {"p": out}, {"svc": "a; id"}, {})
@@ -347,7 +347,7 @@ def test_steps_in_the_json_report_match_the_schema(tmp_path):
 
 
 def test_a_container_s_process_is_not_this_host_s_backend(tmp_path):
-    from fleet.runbook import evaluate
+    from fleet.rules import evaluate
 
     outputs = hostile_outputs(tmp_path, "none")
     outputs["process"] = "== ps source=ps-etimes ==\n  202 root 70 python main.py --worker\n== cwd ==\n"
@@ -397,7 +397,8 @@ def test_a_journal_line_holding_u2028_reads_back_as_one_host(tmp_path):
 
 
 def test_probe_output_is_split_on_newlines_only():
-    from fleet.parsers._common import lines_of, sections
+    from fleet.probes._common import lines_of
+    from fleet.probes.sections import sections
 
     text = "== logs source=file ==\na\u2028b\x85c\x1cd\x0be\x0cf\r\ng\n"
     [_, section] = sections(text)

@@ -3,7 +3,7 @@
 Two halves:
 
 * rules against facts parsed from REAL captured probe output (tests/fixtures/parsers/filesystems,
-  kernel_log, memory), through `fleet.runbook.evaluate`. This is where `oom_killed` and
+  kernel_log, memory), through `fleet.rules.evaluate`. This is where `oom_killed` and
   `memory_pressure` are covered: the kernel log and /proc/meminfo are global, not namespaced, so
   a test host cannot have an OOM kill or a memory shortage of its own;
 * the CLI over SSH against real test hosts (testfleet, prefix `flth`, 198.18.230.0/24) whose
@@ -28,7 +28,8 @@ from hypothesis import strategies as st
 
 from fleet.models import ProbeOutput
 from fleet.parsers import PARSERS
-from fleet.runbook import INCONCLUSIVE, evaluate, host_params, load_runbook, render_probes
+from fleet.rules import INCONCLUSIVE, evaluate
+from fleet.runbook import host_params, load_runbook, render_probes
 
 FIXTURES = Path(__file__).parent / "fixtures" / "parsers"
 PREFIX = os.environ.get("FLEET_HOST_E2E_PREFIX", "flth")
@@ -80,7 +81,8 @@ def test_runbook_loads_with_its_parameters(book):
 def test_probe_commands_quote_paths(book):
     params = host_params(book, {"paths": ["/srv/my data", "/var"]}, {})
     [disk] = [p for p in render_probes(book, params) if p.name == "disk"]
-    assert "printf '%s' '/srv/my data /var'" in disk.command
+    # the one place inputs are quoted: the line setting them before the probe's shell
+    assert "paths='/srv/my data /var';" in disk.command
     params = host_params(book, {}, {"paths": "/; touch /tmp/x"})
     [disk] = [p for p in render_probes(book, params) if p.name == "disk"]
     assert "'/; touch /tmp/x'" in disk.command

@@ -1,8 +1,9 @@
 """Parsers against real captured probe output, and against arbitrary text.
 
 Each case under tests/fixtures/parsers/<parser>/ is `<case>.txt` (the probe's stdout as
-captured), optional `<case>.stderr` / `<case>.exit` / `<case>.params.json`, and `<case>.json`
-(the expected facts, `dataclasses.asdict`). See tests/fixtures/parsers/README.md.
+captured), optional `<case>.stderr` / `<case>.exit` / `<case>.params.json` / `<case>.probe.json`
+(the probe and the sha256 of its shell when captured), and `<case>.json` (the expected facts,
+`dataclasses.asdict`). See tests/fixtures/parsers/README.md.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from hypothesis import strategies as st
 
 from fleet.models import ProbeOutput
 from fleet.parsers import PARSERS
-from fleet.runbook import INCONCLUSIVE, evaluate, load_runbook
+from fleet.probes.catalog import BUILTIN
+from fleet.rules import INCONCLUSIVE, evaluate
+from fleet.runbook import load_runbook
 
 FIXTURES = Path(__file__).parent / "fixtures" / "parsers"
 RUNBOOK = Path(__file__).parent.parent / "fleet" / "runbooks" / "502.yml"
@@ -44,6 +47,15 @@ def test_parser_matches_captured_fixture(stdout_file: Path) -> None:
     params = {**DEFAULTS, **json.loads(_optional(base.with_suffix(".params.json"), "{}"))}
     facts = PARSERS[stdout_file.parent.name](output, params)
     assert json.loads(json.dumps(dataclasses.asdict(facts))) == json.loads(base.with_suffix(".json").read_text())
+    # A fixture captured from a built-in probe records its shell's digest: an edit of the shell
+    # (which may change what it prints) fails here until the fixture is captured again.
+    recorded = json.loads(_optional(base.with_suffix(".probe.json"), "null"))
+    if recorded is not None:
+        probe = BUILTIN[recorded["probe"]]
+        assert probe.parser == stdout_file.parent.name
+        assert probe.digest == recorded["sh_sha256"], (
+            f"fleet/probes/{probe.name}.sh changed since {base.name} was captured: re-capture it with the "
+            "capture tool (testfleet/capture.py: python -m testfleet realhost capture) and check the facts by hand")
 
 
 # Real output in formats a parser does not read (`ps -eo pid,lstart,args`, `lsof`, `df -h`).
@@ -95,7 +107,7 @@ def test_hostile_lines_are_parsed_in_bounded_time(name: str) -> None:
 
 
 def test_every_502_parser_has_fixtures() -> None:
-    used = {probe["parser"] for probe in yaml.safe_load(RUNBOOK.read_text())["probes"]}
+    used = {probe.parser for probe in load_runbook("502").probes}
     fixture_dirs = {p.parent.name for p in CASES}
     assert used <= fixture_dirs <= set(PARSERS)
 

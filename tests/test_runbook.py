@@ -9,7 +9,8 @@ import pytest
 from fleet.errors import RunbookError
 from fleet.models import ProbeOutput, Severity
 from fleet.parsers.generic import parse_text
-from fleet.runbook import builtin_runbooks, evaluate, host_params, load_runbook, render_probes
+from fleet.rules import evaluate
+from fleet.runbook import builtin_runbooks, host_params, load_runbook, render_probes
 
 GOOD = """\
 name: t

@@ -18,7 +18,7 @@ from fleet.diagnose import RunOptions, prepare, run
 from fleet.interpret import interpret, sources_of
 from fleet.limits import MAX_LINE_CHARS
 from fleet.models import Connection, Host, ProbeOutput, Unusable
-from fleet.parsers import nginx_state
+from fleet.probes import nginx as nginx_state
 from fleet.runbook import Probe, Runbook, load_runbook, resolve_params
 from fleet.runbook_cases import Case, run_case
 

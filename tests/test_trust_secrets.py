@@ -46,7 +46,7 @@ def test_sigterm_landing_in_a_parser_or_rule_ends_the_run():
     # rules caught, so a terminated run could end "healthy" with exit 0).
     script = textwrap.dedent(f"""
         import os, signal, threading
-        from fleet.cli import Terminated, _on_sigterm
+        from fleet.signals import Terminated, _on_sigterm
         from fleet.interpret import interpret
         from fleet.models import Host, ProbeOutput
         from fleet.runbook import load_runbook

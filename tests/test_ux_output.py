@@ -18,6 +18,7 @@ from pathlib import Path
 
 import yaml
 
+from fleet.runbook import load_runbook
 from tests.test_cli import fleet
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -173,10 +174,9 @@ def test_help_lists_every_command_untruncated():
 def test_runbook_show_prints_shell_as_written():
     proc = fleet("runbook", "show", "502", cwd=ROOT, env={"COLUMNS": "80"})
     assert proc.returncode == 0
-    source = yaml.safe_load((ROOT / "fleet/runbooks/502.yml").read_text())
     shown = proc.stdout.splitlines()
-    # Every line of every command and of the prelude is there whole, indented, on a line of its own.
-    for text in [source["prelude"], *(p["command"] for p in source["probes"])]:
+    # Every line of every command and of the shared shell is there whole, indented, on a line of its own.
+    for text in [(ROOT / "fleet/probes/common.sh").read_text(), *(p.command for p in load_runbook("502").probes)]:
         for line in text.strip("\n").splitlines():
             assert f"    {line}" in shown, line
     assert "│" not in "\n".join(s for s in shown if "fleet_nginx_master()" in s)  # not in a folded table cell

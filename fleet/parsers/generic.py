@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from fleet.models import ProbeOutput
-from fleet.parsers._common import lines_of
+from fleet.probes._common import lines_of
 
 _MAX_LINES = 1000
 

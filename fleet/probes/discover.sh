@@ -1,0 +1,308 @@
+set -f
+read -r os release machine <<EOF
+$(uname -srm 2>/dev/null)
+EOF
+fleet_section platform
+printf 'uname=%s release=%s machine=%s\n' "${os:-unknown}" "$release" "$machine"
+[ -r /etc/os-release ] && grep -E '^(ID|ID_LIKE|VERSION_ID|PRETTY_NAME)=' /etc/os-release | head -n 4
+command -v sw_vers >/dev/null 2>&1 && echo "macos_version=$(sw_vers -productVersion 2>/dev/null)"
+command -v freebsd-version >/dev/null 2>&1 && echo "freebsd_version=$(freebsd-version 2>/dev/null)"
+# Inputs: port process_pattern login_path proxy_url nginx_conf_dir. An open parameter (nobody gave
+# it) holds its FLEET_D_ variable's value; this probe updates that variable when it finds one.
+pat=$process_pattern; path=$login_path; proxy=$proxy_url
+# found NAME VALUE WHY: a discovered value for the later probes, with where it came from.
+found() { printf 'param %s=%s\nwhy %s=%s\n' "$1" "$2" "$1" "$3"; }
+oneline() { tr '\n\r\t' '   ' | cut -c 1-300; }
+
+fleet_section nginx
+# One ps for the whole probe: nginx's master here, the backend's candidates below.
+psall=$(fleet_ps_all)
+fleet_master=$(printf '%s\n' "$psall" | grep '[n]ginx: master')
+master=$(printf '%s\n' "$fleet_master" | head -n 1)
+# nginx -V's paths, read once: prefix, conf-path, error-log-path, http-log-path.
+prefix=; conf_path=; error_log_path=; http_log_path=
+if command -v nginx >/dev/null 2>&1; then
+  while IFS='=' read -r key value; do
+    case $key in
+      --prefix) prefix=$value ;; --conf-path) conf_path=$value ;;
+      --error-log-path) error_log_path=$value ;; --http-log-path) http_log_path=$value ;;
+    esac
+  done <<EOF
+$(nginx -V 2>&1 | tr ' ' '\n' | grep -e '^--prefix=' -e '^--conf-path=' -e '^--error-log-path=' -e '^--http-log-path=')
+EOF
+fi
+conf=$(printf '%s\n' "$master" | sed -n 's/.* -c \([^ ]*\).*/\1/p')
+[ -n "$conf" ] || conf=$conf_path
+case $conf in ''|/*) ;; *) conf=$prefix/$conf ;; esac
+echo "master=$(printf '%s' "$master" | oneline)"
+echo "conf=$conf prefix=$prefix"
+if [ -n "${FLEET_D_nginx_conf_dir+1}" ] && [ -n "$conf" ] && [ -f "$conf" ]; then
+  FLEET_D_nginx_conf_dir=${conf%/*}
+  nginx_conf_dir=$FLEET_D_nginx_conf_dir
+  found nginx_conf_dir "$FLEET_D_nginx_conf_dir" "the config file nginx runs with: $conf"
+fi
+pport=${proxy#*://}; pport=${pport%%/*}
+case $pport in *:*) pport=${pport##*:} ;; *) case $proxy in https:*) pport=443 ;; *) pport=80 ;; esac ;; esac
+# The location nginx picks for the path (exact, longest prefix unless ^~, regexes in order),
+# in the server block that listens on the proxy's port, and its proxy_pass targets; and
+# every error_log/access_log the config names.
+nginx_info=$(fleet_nginx_config | awk -v want="$path" -v pport="$pport" '
+  function where() { return file ":" sline }
+  function stmt(w, n,    i, a, d) {
+    d = w[1]
+    if (d == "error_log" || d == "access_log") {
+      if (w[2] != "off" && w[2] !~ /^(syslog:|memory:|stderr)/) print "log kind=" d " where=" where() " path=" w[2]
+      return
+    }
+    if (depth == 0) return
+    if (type[depth] == "upstream" && d == "server") { ups[upname] = ups[upname] "target where=" where() " addr=" w[2] "\n"; return }
+    if (type[depth] == "server" && d == "listen") {
+      a = w[2]; if (a ~ /^unix:/) return
+      if (a !~ /^[0-9]+$/) { if (a ~ /:[0-9]+$/) sub(/.*:/, "", a); else a = 80 }
+      sports[sid] = sports[sid] " " a " "
+      for (i = 3; i <= n; i++) { if (w[i] == "default_server" || w[i] == "default") sdef[sid] = 1; if (w[i] == "ssl") sssl[sid] = 1 }
+      return
+    }
+    if (d == "proxy_pass" && lid[depth]) { lpp[lid[depth]] = w[2]; lppw[lid[depth]] = where() }
+  }
+  function open_block(w, n,    t) {
+    t = "other"
+    if (w[1] == "upstream") { t = "upstream"; upname = w[2] }
+    else if (w[1] == "server" && type[depth] != "upstream") { t = "server"; sid = ++nserv; sfirst[sid] = where() }
+    else if (w[1] == "location") {
+      t = "location"; nloc++; lsrv[nloc] = sid; lwhere[nloc] = where()
+      if (n >= 3) { lmod[nloc] = w[2]; lpath[nloc] = w[3] } else { lmod[nloc] = ""; lpath[nloc] = w[2] }
+    }
+    depth++; type[depth] = t; lid[depth] = (t == "location") ? nloc : lid[depth - 1]
+  }
+  /^== / { next }
+  /^# configuration file .*:$/ { file = substr($0, 22, length($0) - 22); line = 0; next }
+  {
+    line++; s = $0; sub(/#.*/, "", s); gsub(/[{};]/, " & ", s); m = split(s, parts, /[ \t]+/)
+    for (k = 1; k <= m; k++) {
+      t = parts[k]; if (t == "") continue
+      gsub(/^["\047]|["\047]$/, "", t)
+      if (t == ";") { if (nw) stmt(words, nw); nw = 0 }
+      else if (t == "{") { open_block(words, nw); nw = 0 }
+      else if (t == "}") { if (depth > 0) depth--; nw = 0 }
+      else { if (nw == 0) sline = line; words[++nw] = t }
+    }
+  }
+  END {
+    chosen = 0
+    # The default server of the proxy port (else its first); with no server on that port, the
+    # default server (else the first) of them all.
+    for (i = 1; i <= nserv; i++) { p = (sports[i] == "") ? " 80 " : sports[i]; if (index(p, " " pport " ")) { if (!chosen || (sdef[i] && !sdef[chosen])) chosen = i } }
+    for (i = 1; !chosen && i <= nserv; i++) if (sdef[i]) chosen = i
+    if (!chosen && nserv) chosen = 1
+    best = 0
+    for (i = 1; i <= nloc; i++) {
+      if (lsrv[i] != chosen) continue
+      if (lmod[i] == "=" && lpath[i] == want) { best = i; exact = 1; break }
+      if ((lmod[i] == "" || lmod[i] == "^~") && index(want, lpath[i]) == 1 && (!best || length(lpath[i]) > length(lpath[best]))) best = i
+    }
+    if (!exact && !(best && lmod[best] == "^~")) {
+      for (i = 1; i <= nloc; i++) {
+        if (lsrv[i] != chosen) continue
+        if (lmod[i] == "~" && want ~ lpath[i]) { best = i; break }
+        if (lmod[i] == "~*" && tolower(want) ~ tolower(lpath[i])) { best = i; break }
+      }
+    }
+    if (chosen) { split(sports[chosen], lp, " "); print "server where=" sfirst[chosen] " listen=" (lp[1] == "" ? 80 : lp[1]) " ssl=" (sssl[chosen] ? 1 : 0) }
+    if (!best) exit
+    print "location where=" lwhere[best] " path=" lpath[best] " proxy_pass=" lpp[best]
+    a = lpp[best]; if (a == "") exit
+    scheme = a; sub(/:\/\/.*/, "", scheme); sub(/^[a-z]+:\/\//, "", a); sub(/\/.*/, "", a)
+    if (a ~ /^unix:/ || a ~ /\$/) { print "target where=" lppw[best] " addr=" a; exit }
+    if (a in ups) { printf "%s", ups[a]; exit }
+    if (a !~ /:[0-9]+$/ || a ~ /^\[[^]]*\]$/) a = a ":" (scheme == "https" ? 443 : 80)
+    print "target where=" lppw[best] " addr=" a
+  }' | head -n 60)
+printf '%s\n' "$nginx_info"
+# nginx listening elsewhere than the proxy URL's port (plain HTTP only: no certificate to check).
+listen=$(printf '%s\n' "$nginx_info" | sed -n 's/^server .* listen=\([0-9]*\) ssl=0$/\1/p')
+if [ -n "${FLEET_D_proxy_url+1}" ] && [ -n "$listen" ] && [ "$listen" != "$pport" ]; then
+  found proxy_url "http://localhost:$listen" "the server block serving $path listens on port $listen"
+fi
+
+
+fleet_section listeners
+# port pid program address, one line per listening TCP socket, whatever the platform has.
+listeners=$(
+  case $os in
+    Darwin)
+      command -v lsof >/dev/null 2>&1 && $FLEET_SUDO lsof -nP -iTCP -sTCP:LISTEN -Fpcn 2>/dev/null | awk '
+        /^p/ { pid = substr($0, 2) } /^c/ { prog = substr($0, 2) }
+        /^n/ { a = substr($0, 2); p = a; sub(/.*:/, "", p); sub(/:[^:]*$/, "", a); print p, pid, prog, a }' ;;
+    FreeBSD|DragonFly)
+      sockstat -46 -l -P tcp 2>/dev/null | awk 'NR > 1 { p = $6; sub(/.*[:.]/, "", p); a = $6; sub(/[:.][0-9*]+$/, "", a); print p, $3, $2, a }' ;;
+    Linux)
+      if command -v ss >/dev/null 2>&1 && out=$($FLEET_SUDO ss -tlnp 2>/dev/null); then
+        printf '%s\n' "$out" | awk '$1 == "LISTEN" { a = $4; p = a; sub(/.*:/, "", p); sub(/:[^:]*$/, "", a)
+          pid = "-"; prog = "-"
+          if (match($0, /pid=[0-9]+/)) pid = substr($0, RSTART + 4, RLENGTH - 4)
+          if (match($0, /\("[^"]*"/)) prog = substr($0, RSTART + 2, RLENGTH - 3)
+          print p, pid, prog, a }'
+      elif command -v netstat >/dev/null 2>&1 && out=$($FLEET_SUDO netstat -tlnp 2>/dev/null); then
+        printf '%s\n' "$out" | awk '$6 == "LISTEN" { a = $4; p = a; sub(/.*:/, "", p); sub(/:[^:]*$/, "", a)
+          pid = $7; prog = $7; sub(/\/.*/, "", pid); sub(/^[^\/]*\//, "", prog); if (pid !~ /^[0-9]+$/) pid = "-"
+          print p, pid, (prog == "" ? "-" : prog), a }'
+      else
+        # /proc/net/tcp only: the owner is the process holding the inode of the socket (root sees all).
+        cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk 'function hex(s,  i, n) { for (i = 1; i <= length(s); i++) n = n * 16 + index("0123456789ABCDEF", toupper(substr(s, i, 1))) - 1; return n }
+          $4 == "0A" { split($2, x, ":"); print hex(x[2]), $10 }' |
+        while read -r p inode; do
+          owner=$(set +f; ls -l /proc/[0-9]*/fd 2>/dev/null | awk -v s="socket:[$inode]" '/^\/proc\// { d = $0 } index($0, s) { sub(/^\/proc\//, "", d); sub(/\/.*/, "", d); print d; exit }')
+          echo "$p ${owner:--} - -"
+        done
+      fi ;;
+  esac | head -n 200)
+printf '%s\n' "$listeners"
+
+# The backend's port: the nginx target on this host that something listens on; else, when
+# nginx's port has no listener, the one application listener there is (nginx may point at
+# the wrong port); else nginx's port. Without an nginx route, nothing is guessed.
+targets=$(printf '%s\n' "$nginx_info" | sed -n 's/^target .* addr=//p')
+listens_on() { printf '%s\n' "$listeners" | awk -v p="$1" '$1 == p { f = 1 } END { exit !f }'; }
+if [ -n "${FLEET_D_port+1}" ]; then
+  first=; chosen=; me=$(hostname 2>/dev/null)
+  for t in $targets; do
+    tp=${t##*:}; th=${t%:*}; th=${th#[}; th=${th%]}
+    case $tp in ''|*[!0-9]*) continue ;; esac
+    case $th in 127.*|localhost|::1|0.0.0.0|::|"$me") local=1 ;; *) local= ;; esac
+    [ -z "$first" ] && [ -n "$local" ] && first=$tp
+    if listens_on "$tp"; then
+      tw=$(printf '%s\n' "$nginx_info" | grep -F " addr=$t" | head -n 1 | sed 's/^target where=\([^ ]*\).*/\1/')
+      chosen=$tp; why="nginx sends $path to $t ($tw), where a process listens"; break
+    fi
+  done
+  if [ -z "$chosen" ]; then
+    # Application listeners: unprivileged ports, not nginx, sshd or a well-known server.
+    apps=$(printf '%s\n' "$listeners" | awk '$1 >= 1024 && $3 !~ /^(nginx|sshd|systemd.*|dockerd|docker-proxy|containerd.*|postgres|mysqld|mariadbd|redis-server|memcached|mongod|dnsmasq|chronyd|rpcbind|cupsd|master|exim4|named|unbound|avahi-daemon)$/ && $1 !~ /^(5432|3306|6379|11211|27017)$/ { print $1 }' | sort -u)
+    if [ -n "$first" ] && [ "$(printf '%s\n' "$apps" | grep -c .)" = 1 ]; then
+      chosen=$apps; why="nginx sends $path to port $first, where nothing listens; the only application listener is on $apps"
+    elif [ -n "$first" ]; then
+      chosen=$first; why="nginx sends $path to port $first (nothing listens there)"
+    fi
+  fi
+  [ -n "$chosen" ] && port=$chosen && found port "$chosen" "$why"
+fi
+
+fleet_section backend
+# Its process: the one listening on the port; else one whose command line or environment
+# names the port (it may not listen yet); else one matching process_pattern.
+psout=$(printf '%s\n' "$psall" | grep -v -e fleet_ -e FLEET_ -e 'nginx: ' | head -n 2000)
+# Processes of other PID namespaces are not this host's backend (other sandboxes on the
+# machine), unless they run in one of its containers (docker, containerd, podman, kubernetes):
+# the first candidate in our namespace (or whose namespace cannot be read) or a container is taken.
+own_ns=$(readlink /proc/$$/ns/pid 2>/dev/null)
+first_here() {
+  while read -r c; do
+    n=$($FLEET_SUDO readlink /proc/"$c"/ns/pid 2>/dev/null)
+    if [ -z "$own_ns" ] || [ -z "$n" ] || [ "$n" = "$own_ns" ]; then echo "$c"; return; fi
+    case $(head -n 20 /proc/"$c"/cgroup 2>/dev/null) in
+      *docker*|*containerd*|*libpod*|*kubepods*) echo "$c"; return ;;
+    esac
+  done
+}
+pid=$(printf '%s\n' "$listeners" | awk -v p="$port" '$1 == p && $2 ~ /^[0-9]+$/ { print $2 }' | first_here)
+how="listens on port $port"
+if [ -z "$pid" ]; then
+  pid=$(printf '%s\n' "$psout" | awk -v p="$port" '{ a = $0; sub(/^ *[0-9]+ +/, "", a) } $1 ~ /^[0-9]+$/ && a ~ ("(^|[^0-9.])" p "([^0-9.]|$)") && a !~ /^(\[|sh |ps |awk |grep )/ { print $1 }' | first_here)
+  how="its command line names port $port"
+fi
+if [ -z "$pid" ] && [ "$os" = Linux ] && [ "$FLEET_PRIV" = root ]; then
+  set +f; procs=$(echo /proc/[0-9]*); set -f
+  pid=$(for d in $procs; do
+    tr '\0' '\n' 2>/dev/null <"$d/environ" | grep -qx "PORT=$port" && echo "${d#/proc/}"
+  done | first_here)
+  how="its environment has PORT=$port"
+fi
+if [ -z "$pid" ] && [ -n "$pat" ]; then
+  pid=$(printf '%s\n' "$psout" | awk -v p="$pat" '{ a = $0; sub(/^ *[0-9]+ +/, "", a) } $1 ~ /^[0-9]+$/ && index(a, p) && a !~ /^(sh|ps|awk|grep) / { print $1 }' | first_here)
+  how="its command line contains \"$pat\""
+fi
+if [ -n "$pid" ]; then
+  echo "pid=$pid how=$how"
+  if [ -r /proc/$pid/cmdline ]; then args=$(tr '\0' ' ' < /proc/$pid/cmdline | oneline)
+  else args=$(ps -o command= -p "$pid" 2>/dev/null | oneline); fi
+  args=${args% }
+  echo "args=$args"
+  if [ "$os" = Linux ]; then
+    cwd=$($FLEET_SUDO readlink /proc/$pid/cwd 2>/dev/null); exe=$($FLEET_SUDO readlink /proc/$pid/exe 2>/dev/null)
+    venv=$($FLEET_SUDO cat /proc/$pid/environ 2>/dev/null | tr '\0' '\n' | sed -n 's/^VIRTUAL_ENV=//p' | head -n 1)
+    files=$($FLEET_SUDO ls -l /proc/$pid/fd 2>/dev/null | awk '{ print $(NF - 2), $NF }' | sed -n 's/^\([0-9]*\) \(\/.*\)/\1 \2/p')
+    cgroup=$(head -n 5 /proc/$pid/cgroup 2>/dev/null | oneline)
+  else
+    lsofs=$(command -v lsof >/dev/null 2>&1 && $FLEET_SUDO lsof -a -p "$pid" -Ffn 2>/dev/null)
+    cwd=$(printf '%s\n' "$lsofs" | awk '/^fcwd/ { getline; sub(/^n/, ""); print; exit }')
+    exe=; venv=; cgroup=
+    files=$(printf '%s\n' "$lsofs" | awk '/^f/ { fd = substr($0, 2) } /^n\// && fd ~ /^[0-9]+/ { sub(/[^0-9].*/, "", fd); print fd, substr($0, 2) }')
+  fi
+  case $exe$args in */bin/python*) [ -z "$venv" ] && for v in "${exe%/bin/*}" "${args%%/bin/python*}"; do [ -f "$v/pyvenv.cfg" ] && venv=$v && break; done ;; esac
+  echo "cwd=$cwd"; echo "exe=$exe"; echo "venv=$venv"; echo "cgroup=$cgroup"
+  printf '%s\n' "$files" | head -n 50 | sed 's/^/fd /'
+  if [ -n "${FLEET_D_process_pattern+1}" ] && [ -n "$args" ]; then
+    found process_pattern "$args" "command line of pid $pid, which $how"
+  fi
+  if [ -n "${FLEET_D_app_log+1}" ]; then
+    log=$(printf '%s\n' "$files" | awk '$2 ~ /\.log$/ { print $2; exit }')
+    [ -z "$log" ] && log=$(printf '%s\n' "$files" | awk '$2 ~ /^\/var\/log\// { print $2; exit }')
+    [ -z "$log" ] && log=$(printf '%s\n' "$files" | awk '($1 == 1 || $1 == 2) && $2 !~ /^\/dev\// { print $2; exit }')
+    [ -n "$log" ] && [ -f "$log" ] || $FLEET_SUDO test -f "$log" 2>/dev/null || log=
+    [ -n "$log" ] && found app_log "$log" "file open by pid $pid"
+  fi
+fi
+# The service manager running it: its container (docker's cgroup names the container id)
+# or systemd unit; with no process, a failed or restarting unit or a stopped container whose
+# command line names the port. The unit and logs probes then read that one.
+if [ -n "${FLEET_D_service+1}" ]; then
+  to=; command -v timeout >/dev/null 2>&1 && to='timeout 5'
+  has_docker=; command -v docker >/dev/null 2>&1 && has_docker=1
+  has_systemd=; [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1 && has_systemd=1
+  names_port() { awk -v p="$port" '$0 ~ ("(^|[^0-9.])" p "([^0-9.]|$)") { f = 1 } END { exit !f }'; }
+  names_port_line() { awk -v p="$port" '$0 ~ ("(^|[^0-9.])" p "([^0-9.]|$)") { print $1; exit }'; }
+  svc=; why=
+  cid=$(printf '%s\n' "${cgroup:-}" | tr ' ' '\n' | sed -n 's/.*docker[-\/]\([0-9a-f]\{64\}\).*/\1/p' | head -n 1)
+  if [ -n "$cid" ] && [ -n "$has_docker" ]; then
+    svc=$($to $FLEET_SUDO docker inspect --type container --format '{{.Name}}' "$cid" 2>/dev/null)
+    svc=${svc#/}; why="pid $pid runs in docker container $svc"
+  elif [ -n "${cgroup:-}" ] && [ -n "$has_systemd" ]; then
+    svc=$(printf '%s\n' "$cgroup" | tr ' ' '\n' | sed -n 's/.*\/system\.slice\/\(.*\)\.service$/\1/p' | head -n 1)
+    why="pid $pid runs in systemd unit $svc.service (/proc/$pid/cgroup)"
+  fi
+  if [ -z "$svc" ] && [ -z "$pid" ] && [ -n "$has_systemd" ]; then
+    for u in $(systemctl list-units --type=service --all --no-legend --plain --state=failed,activating 2>/dev/null | awk '{ print $1 }' | head -n 20); do
+      if systemctl show -p ExecStart -- "$u" 2>/dev/null | names_port; then
+        svc=${u%.service}; why="systemd unit $u is down or restarting and its ExecStart names port $port"; break
+      fi
+    done
+  fi
+  if [ -z "$svc" ] && [ -z "$pid" ] && [ -n "$has_docker" ]; then
+    svc=$($to $FLEET_SUDO docker ps -a --no-trunc --filter status=exited --filter status=restarting --filter status=created \
+          --format '{{.Names}} {{.Command}}' 2>/dev/null | head -n 50 | names_port_line)
+    why="docker container $svc is stopped or restarting and its command names port $port"
+  fi
+  [ -n "$svc" ] && found service "$svc" "$why"
+fi
+
+fleet_section nginx-logs
+# The logs the config names; else the compiled-in defaults (nginx -V), relative to the prefix.
+for kind in error_log access_log; do
+  logs=$(printf '%s\n' "$nginx_info" | sed -n "s/^log kind=$kind where=[^ ]* path=//p" | awk '!s[$0]++' | head -n 4)
+  if [ -z "$logs" ]; then
+    case $kind in error_log) logs=$error_log_path ;; *) logs=$http_log_path ;; esac
+    case $logs in stderr|syslog:*) logs= ;; esac
+    from="nginx -V (compiled-in default)"
+  else from="the config's $kind"; fi
+  logs=$(for l in $logs; do case $l in /*) echo "$l" ;; *) echo "${prefix:-/usr/share/nginx}/$l" ;; esac; done | tr '\n' ' ')
+  logs=${logs% }
+  echo "$kind=$logs"
+  if [ -n "$logs" ]; then
+    case $kind in
+      error_log) [ -n "${FLEET_D_nginx_error_log+1}" ] && found nginx_error_log "$logs" "$from" ;;
+      *) [ -n "${FLEET_D_nginx_access_log+1}" ] && found nginx_access_log "$logs" "$from" ;;
+    esac
+  fi
+done
+exit 0

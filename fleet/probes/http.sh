@@ -1,0 +1,87 @@
+set -f
+t=$http_timeout; login=$login_path; health=$health_path; proxy=${proxy_url%/}
+# Credentials in proxy_url (user:password@) go to curl on its stdin (-K -), never on a
+# command line, which every user of the host can read; wget is sent none.
+auth=; where=${proxy#*://}; where=${where%%/*}
+case $where in *@*) auth=${where%@*}; proxy=${proxy%%://*}://${where##*@}${proxy#*://"$where"} ;; esac
+auth=$(printf '%s' "$auth" | sed 's/[\\"]/\\&/g')
+body='{"username":"fleet-probe","password":"x"}'
+if command -v curl >/dev/null 2>&1; then client=curl
+elif command -v wget >/dev/null 2>&1; then client=wget
+else client=none
+fi
+fleet_section http "client=$client"
+[ "$client" = none ] && exit 0
+to=; command -v timeout >/dev/null 2>&1 && to="timeout $((t + 2))"
+wt=
+if [ "$client" = wget ]; then
+  # GNU wget retries 20 times by default; Debian's BusyBox wget has no -T at all.
+  if wget --version 2>/dev/null | grep -q 'GNU Wget'; then wt="-T $t -t 1"
+  elif wget --help 2>&1 | grep -q -- '-T '; then wt="-T $t"
+  fi
+fi
+# attempt LABEL BASE_URL PATH METHOD: prints one line per attempt.
+attempt() {
+  if [ "$client" = curl ]; then
+    cfg=; [ "$1" = proxy ] && [ -n "$auth" ] && cfg="user = \"$auth\""
+    if [ "$4" = POST ]; then
+      r=$(printf '%s\n' "$cfg" | curl -K - -g -s -o /dev/null --max-time "$t" -w 'code=%{http_code} connect=%{time_connect} total=%{time_total}' -H 'Content-Type: application/json' --data "$body" "$2$3")
+    else
+      r=$(printf '%s\n' "$cfg" | curl -K - -g -s -o /dev/null --max-time "$t" -w 'code=%{http_code} connect=%{time_connect} total=%{time_total}' "$2$3")
+    fi
+    echo "target=$1 path=$3 method=$4 $r exit=$?"
+  else
+    if [ "$4" = POST ]; then
+      r=$($to wget -S -O /dev/null $wt --header 'Content-Type: application/json' --post-data "$body" "$2$3" 2>&1)
+    else
+      r=$($to wget -S -O /dev/null $wt "$2$3" 2>&1)
+    fi
+    rc=$?
+    # wget -S prints the status line indented; its own messages are not.
+    code=$(printf '%s\n' "$r" | sed -n 's/^ *HTTP\/[0-9.]* \([0-9][0-9]*\).*/\1/p' | tail -n 1)
+    case $r in *' connected.'*) conn=1 ;; *) conn=0 ;; esac
+    err=$(printf '%s\n' "$r" | grep -i -e refused -e 'timed out' -e error -e 'failed' -e "can't" | tail -n 1)
+    echo "target=$1 path=$3 method=$4 code=${code:-000} connected=$conn exit=$rc error=$err"
+  fi
+}
+# nginx's upstream targets: `server` lines in `upstream` blocks and proxy_pass
+# http://host:port literals (names of upstream blocks are not hosts).
+extra=$(fleet_nginx_config | awk '
+    function add(a) {
+      if (a ~ /^unix:/ || a ~ /\$/ || a == "") return
+      if (a !~ /:[0-9]+$/) a = a ":80"
+      if (!(a in seen)) { seen[a] = 1; print a }
+    }
+    {
+      sub(/#.*/, ""); gsub(/[{};]/, "\n&\n"); n = split($0, parts, "\n")
+      for (i = 1; i <= n; i++) {
+        s = parts[i]; gsub(/^[ \t]+|[ \t]+$/, "", s)
+        if (s == "{") { depth++; if (pending != "") { updepth = depth; ups[pending] = 1; pending = "" } }
+        else if (s == "}") { if (depth == updepth) updepth = 0; depth-- }
+        else if (s != "" && s != ";") {
+          split(s, w, /[ \t]+/)
+          if (w[1] == "upstream") pending = w[2]
+          else if (w[1] == "server" && updepth) add(w[2])
+          else if (w[1] == "proxy_pass" && w[2] ~ /^http:\/\//) pp[++npp] = substr(w[2], 8)
+        }
+      }
+    }
+    END {
+      for (i = 1; i <= npp; i++) {
+        a = pp[i]; sub(/\/.*/, "", a); h = a; sub(/:[0-9]+$/, "", h)
+        if (!(h in ups)) add(a)
+      }
+    }' | head -n 6)
+seen=
+for tg in "127.0.0.1:$port" "[::1]:$port" $extra; do
+  case " $seen " in *" $tg "*) continue ;; esac
+  seen="$seen $tg"
+  case $tg in "127.0.0.1:$port"|"[::1]:$port") attempt "$tg" "http://$tg" "$health" GET & ;; esac
+  attempt "$tg" "http://$tg" "$login" POST &
+done
+# All at once, so a hanging backend costs one time limit, not one per attempt. Each
+# attempt prints a single short line, which a pipe writes whole.
+attempt proxy "$proxy" "$login" POST &
+attempt proxy "$proxy" "$health" GET &
+wait
+exit 0

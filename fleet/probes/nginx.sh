@@ -1,0 +1,14 @@
+fleet_section nginx-ps
+master=$(fleet_nginx_master)
+[ -n "$master" ] && printf '%s\n' "$master"
+if ! command -v nginx >/dev/null 2>&1; then
+  fleet_section nginx-absent
+elif [ -z "$master" ]; then
+  fleet_section nginx-t-skipped
+else
+  out=$($FLEET_SUDO nginx -t 2>&1)
+  fleet_section nginx-t "exit=$?" "priv=${FLEET_PRIV:-unknown}"
+  printf '%s\n' "$out" | head -n 50
+fi
+fleet_nginx_config | fleet_nginx_slim
+exit 0

@@ -1,0 +1,230 @@
+"""Built-in probes as units: runbooks name them (`use:`) and bind their inputs; inputs reach the
+probe's shell as variables quoted in one place; shared shell goes once per script; the section
+headers the shell prints are the ones the parsers read."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from fleet.errors import RunbookError
+from fleet.models import ProbeOutput
+from fleet.probes.catalog import BUILTIN
+from fleet.probes.comments import without_comments
+from fleet.probes.sections import SHELL_FUNCTION, sections
+from fleet.runbook import host_params, load_runbook, render_probes, resolve_params
+from fleet.script import compose, new_marker
+
+REUSE = """\
+name: reuse
+parameters:
+  backend_port: {default: 9100}
+  process_pattern: {default: "gunicorn"}
+probes:
+  - use: listen
+  - use: process
+  - use: http
+    timeout: 20
+    with: {port: "{{ backend_port }}", http_timeout: 2, login_path: /login, health_path: /up,
+           proxy_url: "http://localhost:8080", nginx_conf_dir: /etc/nginx}
+rules:
+  - verdict: up
+    severity: ok
+    when: http.backend_answers and listen.on_port(params.backend_port)
+    summary: "answers on {{ params.backend_port }}"
+"""
+
+
+def write(tmp_path, text: str) -> str:
+    path = tmp_path / "rb.yml"
+    path.write_text(textwrap.dedent(text))
+    return str(path)
+
+
+def test_every_builtin_probe_has_its_shell_and_a_registered_parser():
+    from fleet.parsers import PARSERS
+
+    for name, spec in BUILTIN.items():
+        assert spec.shell.strip() and "{{ " not in spec.shell and "{%" not in spec.shell, name
+        assert PARSERS[spec.parser] is spec.parse
+
+
+def test_a_runbook_reuses_a_probe_binding_its_inputs(tmp_path):
+    book = load_runbook(write(tmp_path, REUSE))
+    assert [p.name for p in book.probes] == ["listen", "process", "http"]
+    http = {p.name: p for p in book.probes}["http"]
+    assert http.parser == "http_checks" and http.timeout_s == 20
+    params = host_params(book, {"backend_port": 9200}, {})
+    rendered = {p.name: p for p in render_probes(book, params)}
+    first, _, shell = rendered["http"].command.partition("\n")
+    assert first == ("http_timeout=2; port=9200; login_path=/login; health_path=/up; "
+                     "proxy_url=http://localhost:8080; nginx_conf_dir=/etc/nginx;")
+    assert shell == without_comments(BUILTIN["http"].shell)
+    assert rendered["process"].command.startswith("process_pattern=gunicorn;\n")
+    assert rendered["listen"].command == without_comments(BUILTIN["listen"].shell)  # no inputs: its shell
+
+
+def test_inputs_are_quoted_once_and_secrets_stay_in_the_environment(tmp_path):
+    book = load_runbook(write(tmp_path, REUSE))
+    hostile = "gunicorn'; touch /tmp/x; echo '$(id)"
+    params = host_params(book, {"process_pattern": hostile}, {})
+    [process] = [p for p in render_probes(book, params) if p.name == "process"]
+    assignment = process.command.split("\n", 1)[0]
+    out = subprocess.run(["sh", "-c", f'{assignment}\nprintf "%s" "$process_pattern"'], capture_output=True,
+                         text=True, check=True)
+    assert out.stdout == hostile
+    secret = load_runbook("502")
+    params = host_params(secret, {"proxy_url": "http://user:s3cret@localhost"}, {})
+    [http] = [p for p in render_probes(secret, params) if p.name == "http"]
+    assert "s3cret" not in http.command and 'proxy_url="$FLEET_P_proxy_url";' in http.command
+    assert dict(http.env)["FLEET_P_proxy_url"] == "http://user:s3cret@localhost"
+
+
+@pytest.mark.parametrize("change, message", [
+    (("- use: listen", "- use: listener"), "unknown probe 'listener' (built-in probes: discover, "),
+    (("with: {port:", "with: {prot:"), "probe 'http' has no input 'prot' (inputs: http_timeout, port,"),
+    (("with: {port: \"{{ backend_port }}\", ", "with: {"), "probe 'http' needs input 'port': declare a "
+     "parameter 'port' or bind it"),
+    (("{{ backend_port }}", "{{ nope }}"), "input 'port' of probe 'http' names 'nope', which is not a parameter"),
+    (("{{ backend_port }}", "{{ backend_port + 1 }}"), "input 'port' of probe 'http': give a parameter"),
+    (("    timeout: 20\n", "    timeout: 20\n    parser: text\n"), "unknown key 'parser' in a probe"),
+    (("  - use: process\n", "  - use: process\n  - use: listen\n"), "duplicate probe name 'listen'"),
+])
+def test_bad_probe_uses_are_one_line_errors_with_file_and_line(tmp_path, change, message):
+    path = write(tmp_path, REUSE.replace(*change))
+    with pytest.raises(RunbookError) as err:
+        load_runbook(path)
+    text = str(err.value)
+    assert message in text and text.startswith(f"{path}:") and "\n" not in text
+
+
+def test_shared_shell_is_sent_once_per_script():
+    book = load_runbook("502")
+    script = compose(render_probes(book, resolve_params(book, {}, {})), new_marker())
+    assert script.count("fleet_nginx_config() {") == 1 and script.count("fleet_section() {") == 1
+    # and each of the nine probes runs with it
+    assert script.count('"$fleet_lib1$fleet_lib2"\'') == 9
+
+
+@pytest.mark.parametrize("words, name, attrs", [
+    (["ps", "source=ps-etimes"], "ps", {"source": "ps-etimes"}),
+    (["nginx-T"], "nginx-T", {}),
+    (["access_log", "path=/var/log/a.log", "state=read", "lines=3"], "access_log",
+     {"path": "/var/log/a.log", "state": "read", "lines": "3"}),
+    (["pidns", "self="], "pidns", {"self": ""}),
+])
+def test_the_shell_prints_the_headers_the_parsers_read(words, name, attrs):
+    argv = " ".join("'" + w + "'" for w in words)
+    out = subprocess.run(["sh", "-c", f"{SHELL_FUNCTION}fleet_section {argv}\necho body"], capture_output=True,
+                         text=True, check=True).stdout
+    [_, section] = sections(out)
+    assert (section.name, section.attrs, section.lines) == (name, attrs, ["body"])
+
+
+def test_nginx_T_runs_once_and_feeds_the_three_probes_that_read_it():
+    book = load_runbook("502")
+    script = compose(render_probes(book, resolve_params(book, {}, {})), new_marker())
+    assert script.count("fleet_s_nginx_config=$(") == 1
+    fed = [line.split("fleet_probe ")[1].split()[0] for line in script.split("\n")
+           if line.startswith(("printf '%s\\n' \"$fleet_s_nginx_config\" |", "fleet_out=$(printf '%s\\n' \"$fleet_s_"))]
+    assert fed == ["discover", "http", "nginx"]
+    # the step comes before the first probe that reads it
+    assert script.index("fleet_s_nginx_config=$(") < script.index("fleet_probe discover")
+
+
+NGINX_CASES = sorted((Path(__file__).parent / "fixtures" / "parsers" / "nginx_state").glob("*.txt"))
+
+
+@pytest.mark.parametrize("awk", [True, False], ids=["awk", "no-awk"])
+@pytest.mark.parametrize("case", NGINX_CASES, ids=[p.stem for p in NGINX_CASES])
+def test_the_slimmed_nginx_config_gives_the_same_facts(case, awk, tmp_path):
+    """What the nginx probe leaves out of the config (fleet_nginx_slim) changes no fact, and the
+    lines it keeps keep their file:line."""
+    from fleet.parsers import PARSERS
+
+    text = case.read_text()
+    at = max(text.find("== nginx-T =="), text.find("== nginx-files =="))
+    if at < 0:
+        pytest.skip("no config in this case")
+    slim = subprocess.run([shutil.which("sh"), "-c", BUILTIN["nginx"].library_texts()[1] + "fleet_nginx_slim"],
+                          input=text[at:], capture_output=True, text=True, check=True,
+                          env=None if awk else without_awk(tmp_path)).stdout
+    assert awk or slim == text[at:]
+    params = {"login_path": "/api/v1/demo-login", "proxy_url": "http://localhost"}
+    full = PARSERS["nginx_state"](ProbeOutput("nginx", 0, text, "", None), params)
+    cut = PARSERS["nginx_state"](ProbeOutput("nginx", 0, text[:at] + slim, "", None), params)
+    assert cut == full
+    assert len(slim) < len(text[at:]) or "#fleet-skip" not in slim
+
+
+def test_the_nginx_slim_keeps_every_directive_the_parser_reads():
+    from fleet.probes.nginx import _STATEMENTS
+
+    keep = BUILTIN["nginx"].library_texts()[1].split('keep="', 1)[1].split('"', 1)[0].split()
+    assert set(_STATEMENTS) | {"include"} <= set(keep)
+
+
+PS_CASES = sorted((Path(__file__).parent / "fixtures" / "parsers" / "processes").glob("*.txt"))
+
+
+def without_awk(tmp_path: Path) -> dict[str, str]:
+    """An environment whose PATH has the few tools these shell functions call, but no awk (the
+    real test host's image has none)."""
+    for tool in ("cat", "tr"):
+        (tmp_path / tool).symlink_to(shutil.which(tool))
+    return {"PATH": str(tmp_path)}
+
+
+@pytest.mark.parametrize("awk", [True, False], ids=["awk", "no-awk"])
+@pytest.mark.parametrize("case", PS_CASES, ids=[p.stem for p in PS_CASES])
+def test_the_process_probe_sends_the_matching_lines_and_a_count_for_the_same_facts(case, awk, tmp_path):
+    from fleet.parsers import PARSERS
+
+    params = {"process_pattern": "python main.py"}
+    text = case.read_text()
+    start = text.find("== ps ")
+    if start < 0:
+        pytest.skip("no ps section")
+    body_at = text.index("\n", start) + 1
+    end = text.find("\n== ", body_at)
+    end = len(text) if end < 0 else end + 1
+    listing = text[body_at:end]
+    cut = subprocess.run([shutil.which("sh"), "-c", BUILTIN["process"].library_texts()[1] + 'fleet_ps_matching "$1"',
+                          "sh", params["process_pattern"]], input=listing, capture_output=True, text=True,
+                         check=True, env=None if awk else without_awk(tmp_path)).stdout
+    full = PARSERS["processes"](ProbeOutput("process", 0, text, "", None), params)
+    sent = PARSERS["processes"](ProbeOutput("process", 0, text[:body_at] + cut + text[end:], "", None), params)
+    assert sent == full
+    if not awk:
+        assert cut == listing
+        return
+    *sent_lines, count = cut.rstrip("\n").split("\n")
+    assert all(params["process_pattern"] in line for line in sent_lines[2:])
+    assert count == f"== ps-lines n={sum(1 for line in listing.split(chr(10)) if line.strip())} =="
+
+
+SHELL_FILES = sorted((Path(__file__).parent.parent / "fleet" / "probes").glob("*.sh"))
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="bash is the oracle")
+@pytest.mark.parametrize("path", SHELL_FILES, ids=[p.name for p in SHELL_FILES])
+def test_the_shell_sent_means_what_the_file_says(path):
+    """Dropping comment lines (fleet.probes.comments) leaves what bash's own parser reads the
+    same: `declare -f` of the file as a function body prints comments nowhere and strings whole."""
+    def declared(text: str) -> str:
+        return subprocess.run(["bash", "-c", 'eval "f() {\n$1\n}" && declare -f f', "bash", text],
+                              capture_output=True, text=True, check=True).stdout
+
+    text = path.read_text()
+    sent = without_comments(text)
+    assert declared(sent) == declared(text)
+    assert len(sent) < len(text) or "#" not in text
+
+
+def test_comment_like_lines_in_strings_and_here_documents_are_kept():
+    text = "a='\n# in a string\n'\nb=\"$(echo '\n# in a substitution\n')\"\ncat <<EOF\n# in a here-document\nEOF\n# a comment\necho ok # too\n"
+    assert without_comments(text) == text.replace("# a comment\n", "")
