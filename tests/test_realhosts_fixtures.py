@@ -70,6 +70,15 @@ def test_restarting_container_is_not_up_though_docker_says_running() -> None:
     assert docker.container_running and docker.container_restarting and not docker.container_up
 
 
+def test_restarting_container_owns_no_process_caught_between_its_crashes() -> None:
+    # Found on the real host: ps sometimes catches the crash-looping container's process alive for
+    # a moment (an owner this probe never saw), which made the host "runs but does not listen".
+    docker = facts("docker_restarting")
+    caught = SimpleNamespace(pid=max(o.pid for o in docker.owners) + 1)
+    assert docker.owner(caught.pid) is None and docker.own([caught]) == ()
+    assert not facts("docker_exited_with_neighbours").container_restarting
+
+
 def test_compose_labels_are_read_and_the_missing_cli_noted() -> None:
     docker = facts("docker_compose_labels_no_cli")
     assert (docker.compose_project, docker.compose_service, docker.compose_cli) == ("shop", "web", False)

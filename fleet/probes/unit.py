@@ -157,7 +157,13 @@ class ServiceFacts:
         For a container: only its own processes. Otherwise not a process of some container, of
         another PID namespace (a neighbour machine sharing the kernel), or, for a loaded unit, of
         another systemd service. Unknown owners (no ps line seen by this probe) count.
+
+        A container docker reports restarting owns none: a process caught between two of its
+        crashes lives for moments, and taking it for a running backend would turn a crash loop
+        into "runs but does not listen" by the luck of when ps ran.
         """
+        if self.manager == "docker" and self.container_restarting:
+            return False
         owner = self.owner(pid)
         if owner is None:
             return True
