@@ -423,7 +423,7 @@ def _with_inputs(probe: Probe, params: Mapping[str, Any]) -> str:
     for name, binding in probe.inputs:
         if name in probe.parse_only:
             continue
-        value = params[binding.param] if binding.param is not None else binding.value
+        value = binding.value_in(params)
         if isinstance(value, (list, tuple)):
             value = " ".join(str(v) for v in value)
         words.append(f"{name}={_shell_quote(value)};")
