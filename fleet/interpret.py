@@ -21,7 +21,7 @@ from fleet.parsers import PARSERS
 from fleet.probes.platform import windows_shell
 from fleet.redact import Redactor
 from fleet.rules import INCONCLUSIVE, Rule, evaluate
-from fleet.runbook import Runbook
+from fleet.runbook import Runbook, parser_inputs
 from fleet.script import split
 
 #: The verdict of a host whose shell cannot run the probe script at all (Windows without sh).
@@ -224,7 +224,9 @@ def parse_facts(runbook: Runbook, probes: Mapping[str, ProbeOutput], params: Map
                 new_facts: list[tuple], memo: ParseMemo = PARSES) -> tuple[dict[str, Any], list[str]]:
     """Facts of every probe that finished, and a note per parser that raised (its probe then has no facts).
 
-    An output parsed before with the same parameters (another host, same config) is not parsed
+    A built-in probe's parser reads its own inputs, bound to `params` by the runbook's `with:`
+    (fleet.runbook.parser_inputs); a runbook's own command's parser reads the parameters. An
+    output parsed before with the same values read (another host, same config) is not parsed
     again (fleet.memo); what was parsed here is added to `new_facts` for `memo.store`.
     """
     facts: dict[str, Any] = {}
@@ -234,7 +236,8 @@ def parse_facts(runbook: Runbook, probes: Mapping[str, ProbeOutput], params: Map
         if output is None or not output.ran or output.error:
             continue
         try:
-            facts[probe.name], new = memo.parse(probe.parser, PARSERS[probe.parser], output, params)
+            inputs = parser_inputs(probe, params)
+            facts[probe.name], new = memo.parse(probe.parser, PARSERS[probe.parser], output, inputs)
             if new is not None:
                 new_facts.append(new)
         except Exception as exc:  # noqa: BLE001 - a parser bug on one host's odd output must not end the run

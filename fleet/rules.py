@@ -22,6 +22,7 @@ from fleet.errors import RunbookError
 from fleet.fix import remedies as remedy_spec
 from fleet.memo import RULE_TEXTS
 from fleet.models import Diagnosis, ProbeOutput, Severity
+from fleet.probes.derived import DERIVED, derived_facts
 from fleet.rule_fields import unknown_attributes
 from fleet.yamlfile import LineDict
 
@@ -182,7 +183,8 @@ def _compile(build: Callable[[], Any], ast: Callable[[], jinja2.nodes.Template],
         parsed, compiled = ast(), build()
     except jinja2.TemplateSyntaxError as exc:
         raise RunbookError(f"broken {what}: {exc.message}", path, line) from None
-    unknown = jinja2.meta.find_undeclared_variables(parsed) - set(probe_parsers) - CONTEXT_NAMES - extra
+    derived = {name for name, d in DERIVED.items() if d.available(probe_parsers)}
+    unknown = jinja2.meta.find_undeclared_variables(parsed) - set(probe_parsers) - CONTEXT_NAMES - extra - derived
     if unknown:
         raise RunbookError(f"{what} uses {', '.join(sorted(unknown))}, which is neither a probe nor "
                            f"params/host/probes", path, line)
@@ -209,7 +211,9 @@ def evaluate(runbook: Runbook, facts: Mapping[str, Any], probes: Mapping[str, Pr
     if runbook.parts:
         return _worst_of(runbook.parts, facts, probes, params, host, sources, on_error)
     usable = {name: value for name, value in facts.items() if not getattr(value, "unread", None)}
-    context = {**usable, "params": params, "host": host, "probes": probes,
+    # Facts several probes make together (fleet/probes/derived.py), computed once for all rules.
+    derived = derived_facts(usable, {p.name: p.parser for p in runbook.probes})
+    context = {**usable, **derived, "params": params, "host": host, "probes": probes,
                "sources": {name: (sources or {}).get(name, "given") for name in params}}
     for rule in runbook.rules:
         try:

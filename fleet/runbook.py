@@ -79,6 +79,10 @@ class Binding:
     param: str | None = None
     value: Any = None
 
+    def value_in(self, params: Mapping[str, Any]) -> Any:
+        """The input's value for a host with these parameters (None for a parameter it lacks)."""
+        return params.get(self.param) if self.param is not None else self.value
+
 
 @dataclass(frozen=True)
 class Probe:
@@ -95,8 +99,10 @@ class Probe:
     template: jinja2.Template | None = field(compare=False, repr=False, default=None)
     # Parameters this probe may discover on the host (`param NAME=VALUE` lines), for later probes.
     discovers: tuple[str, ...] = ()
-    # A built-in probe's inputs, each bound to a parameter or a literal (set as shell variables).
+    # A built-in probe's inputs, each bound to a parameter or a literal: set as shell variables
+    # (but those in `parse_only`) and handed to its parser by name (`parser_inputs`).
     inputs: tuple[tuple[str, Binding], ...] = ()
+    parse_only: frozenset[str] = frozenset()
     # Shared shell put before the probe's own when it runs, sent once per script (fleet/script.py).
     libraries: tuple[str, ...] = field(default=(), repr=False)
     # The runbook's `prelude:`, compiled: a runbook's own commands get it, rendered, as their library.
@@ -300,9 +306,12 @@ def _use_probe(node: LineDict, path: str, param_names: set[str]) -> Probe:
             raise RunbookError(f"probe {spec.name!r} has no input {key!r} (inputs: {', '.join(inputs) or 'none'})",
                                path, given.line_of(key) if isinstance(given, LineDict) else node.line_of("with"))
     bound = []
+    parse_only = spec.parse_only_inputs()
     for name in inputs:
         at = given.line_of(name) if isinstance(given, LineDict) and name in given else node.line_of("use")
         if name not in given:
+            if name in parse_only and name not in param_names:
+                continue  # the parser's default
             if name not in param_names:
                 raise RunbookError(f"probe {spec.name!r} needs input {name!r}: declare a parameter {name!r} or "
                                    f"bind it with `with: {{{name}: ...}}`", path, at)
@@ -326,7 +335,7 @@ def _use_probe(node: LineDict, path: str, param_names: set[str]) -> Probe:
                        tuple(map(without_comments, shared.library_texts()))) if shared else None
     return Probe(spec.name, spec.parser, spec.shell, spec.description, _timeout(node, spec.timeout_s, path),
                  discovers=tuple(n for n in spec.discovers if n in param_names), inputs=tuple(bound),
-                 libraries=spec.library_texts(), reads=reads)
+                 parse_only=parse_only, libraries=spec.library_texts(), reads=reads)
 
 
 def _discovers(node: LineDict, param_names: set[str], taken: set[str], path: str) -> tuple[str, ...]:
@@ -398,12 +407,23 @@ def render_probes(runbook: Runbook, params: Mapping[str, Any] | Resolved) -> lis
     return rendered
 
 
+def parser_inputs(probe: Probe, params: Mapping[str, Any]) -> Mapping[str, Any]:
+    """What a probe's parser reads for a host with these parameters (discovered values applied):
+    a built-in probe's parser, the values of its bound inputs by input name; a runbook's own
+    command's parser, all the parameters."""
+    if probe.template is not None:
+        return params
+    return {name: binding.value_in(params) for name, binding in probe.inputs}
+
+
 def _with_inputs(probe: Probe, params: Mapping[str, Any]) -> str:
     """A built-in probe's shell after one line setting its inputs, each value shell-quoted here
     and only here (a list, such as `paths`, is one word of its items separated by blanks)."""
     words = []
     for name, binding in probe.inputs:
-        value = params[binding.param] if binding.param is not None else binding.value
+        if name in probe.parse_only:
+            continue
+        value = binding.value_in(params)
         if isinstance(value, (list, tuple)):
             value = " ".join(str(v) for v in value)
         words.append(f"{name}={_shell_quote(value)};")

@@ -280,7 +280,8 @@ def print_runbook(console: Console, runbook: Runbook) -> None:
             safe(f"  parser {p.parser}, timeout {p.timeout_s:g}s{': ' + p.description if p.description else ''}"),
             style="default"), soft_wrap=True)
         if p.inputs:
-            bound = ", ".join(f"{name}={'{{ ' + b.param + ' }}' if b.param else repr(b.value)}" for name, b in p.inputs)
+            bound = ", ".join(f"{name}={'{{ ' + b.param + ' }}' if b.param else repr(b.value)}"
+                              f"{' (parser only)' if name in p.parse_only else ''}" for name, b in p.inputs)
             console.print(Text(safe(f"  inputs: {bound}"), style="dim"), soft_wrap=True)
         _print_shell(console, p.command)
     rules = Table(title="decision table (first match wins)", header_style="bold", title_justify="left")

@@ -102,17 +102,19 @@ def to_float(value: Any) -> float | None:
         return None
 
 
-def param(params: Mapping[str, Any] | None, name: str, default: Any) -> Any:
-    """A runbook parameter, or its default when params are missing or odd."""
+def param(inputs: Mapping[str, Any] | None, name: str, default: Any) -> Any:
+    """A probe's input by its name (as its ProbeSpec declares it), or `default` when the inputs
+    are missing or odd or do not hold it."""
     try:
-        value = (params or {}).get(name)
+        value = (inputs or {}).get(name)
     except AttributeError:
         return default
     return default if value is None else value
 
 
-def port_param(params: Mapping[str, Any] | None) -> int:
-    port = to_int(param(params, "port", 8000))
+def port_param(inputs: Mapping[str, Any] | None) -> int:
+    """The `port` input, 8000 when it is not a TCP port."""
+    port = to_int(param(inputs, "port", 8000))
     return port if port is not None and 0 < port < 65536 else 8000
 
 

@@ -97,7 +97,7 @@ def _backend(section_lines: list[str]) -> Backend | None:
                    values.get("cgroup") or None, tuple(files))
 
 
-def parse(output: ProbeOutput, params: Mapping[str, Any]) -> DiscoveryFacts:
+def parse(output: ProbeOutput, inputs: Mapping[str, Any]) -> DiscoveryFacts:
     """Platform, nginx's route for the login path, the backend process, and the values found."""
     platform = parse_platform([])
     location, targets, logs, backend, listeners = None, [], [], None, 0

@@ -329,9 +329,9 @@ def _du(lines: list[str]) -> tuple[str, list[DirUsage]]:
     return mount, sorted(found, key=lambda d: -d.amount)[:8]
 
 
-def parse(output: ProbeOutput, params: Mapping[str, Any]) -> FilesystemFacts:
+def parse(output: ProbeOutput, inputs: Mapping[str, Any]) -> FilesystemFacts:
     """Join df, df -i (or statfs) and du by mount point."""
-    ignore = _words(param(params, "ignore_fstypes", DEFAULT_IGNORE))
+    ignore = _words(param(inputs, "ignore_fstypes", DEFAULT_IGNORE))
     fstypes: dict[str, str] = {}
     df_rows: list[dict[str, str]] = []
     inode_rows: dict[str, tuple] = {}

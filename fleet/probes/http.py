@@ -168,7 +168,7 @@ class HttpFacts:
         return self.lines(self.proxy)
 
 
-def parse(output: ProbeOutput, params: Mapping[str, Any]) -> HttpFacts:
+def parse(output: ProbeOutput, inputs: Mapping[str, Any]) -> HttpFacts:
     """Read each attempt line and classify it."""
     client: str | None = None
     attempts: list[Attempt] = []
@@ -202,8 +202,8 @@ def parse(output: ProbeOutput, params: Mapping[str, Any]) -> HttpFacts:
         client = None
     return HttpFacts(
         client=client,
-        port=port_param(params),
-        login_path=str(param(params, "login_path", "/api/v1/demo-login")),
+        port=port_param(inputs),
+        login_path=str(param(inputs, "login_path", "/api/v1/demo-login")),
         attempts=tuple(attempts[:MAX_ITEMS]),
         notes=tuple(notes),
     )

@@ -289,7 +289,7 @@ def _kills(lines: list[str], source: str, now: int | None, uptime: float | None,
     return kills
 
 
-def parse(output: ProbeOutput, params: Mapping[str, Any]) -> KernelLogFacts:
+def parse(output: ProbeOutput, inputs: Mapping[str, Any]) -> KernelLogFacts:
     """Find the OOM kills in whichever kernel log the probe could read."""
     now, uptime, tz = None, None, timezone.utc
     source, file, priv = "unknown", None, None

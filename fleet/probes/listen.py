@@ -237,7 +237,7 @@ def _listener(address: str, port: str, pid: str, program: str, family: str, line
     )
 
 
-def parse(output: ProbeOutput, params: Mapping[str, Any]) -> ListenFacts:
+def parse(output: ProbeOutput, inputs: Mapping[str, Any]) -> ListenFacts:
     """Collect every listener from whichever source the probe used.
 
     ss, netstat and sockstat tables are read by their header's column names, whatever the

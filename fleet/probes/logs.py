@@ -164,17 +164,17 @@ def _classify(line: str) -> tuple[str, Callable[[str, _Context], tuple[str, tupl
     return None
 
 
-def _context(params: Mapping[str, Any]) -> _Context:
-    return _Context(port_param(params), str(param(params, "service", "")))
+def _context(inputs: Mapping[str, Any]) -> _Context:
+    return _Context(port_param(inputs), str(param(inputs, "service", "")))
 
 
-def parse(output: ProbeOutput, params: Mapping[str, Any]) -> LogFacts:
+def parse(output: ProbeOutput, inputs: Mapping[str, Any]) -> LogFacts:
     """Find the signatures and the last traceback's exception line."""
     source, lines = "unknown", []
     for section in sections(output.stdout):
         if section.name == "logs":
             source, lines = section.attrs.get("source", "unknown"), section.lines
-    ctx = _context(params)
+    ctx = _context(inputs)
     found: dict[str, list[Any]] = {}  # kind -> [last line, explain, count, last index]
     last_exception = None
     in_traceback = False
@@ -213,6 +213,8 @@ PROBE = ProbeSpec(
     inputs=(
         Input("app_log", "the backend's log file"),
         Input("service", "systemd unit or docker container whose log is read when the file is not there"),
+        # The advice for some log signatures (port in use, privileged port) names the port.
+        Input("port", "TCP port the backend listens on", parse_only=True),
     ),
     timeout_s=15,
     libraries=("common",),

@@ -81,7 +81,7 @@ def _finite(text: Any) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
-def parse(output: ProbeOutput, params: Mapping[str, Any]) -> MemoryFacts:
+def parse(output: ProbeOutput, inputs: Mapping[str, Any]) -> MemoryFacts:
     """Read /proc/meminfo, /proc/loadavg and /proc/pressure/memory as the probe printed them."""
     info: dict[str, int] = {}
     load: tuple[float, ...] = ()

@@ -542,10 +542,10 @@ def _test(attrs: dict[str, str], lines: list[str]) -> dict[str, Any]:
     }
 
 
-def parse(output: ProbeOutput, params: Mapping[str, Any]) -> NginxFacts:
+def parse(output: ProbeOutput, inputs: Mapping[str, Any]) -> NginxFacts:
     """Read nginx's state and resolve the backend targets of the location serving login_path."""
-    login_path = str(param(params, "login_path", "/api/v1/demo-login"))
-    proxy_url = str(param(params, "proxy_url", "http://localhost"))
+    login_path = str(param(inputs, "login_path", "/api/v1/demo-login"))
+    proxy_url = str(param(inputs, "proxy_url", "http://localhost"))
     facts: dict[str, Any] = {
         "installed": None, "running": False, "master": None, "test_exit": None, "test_ok": None,
         "test_error": None, "test_error_file": None, "test_error_line": None, "config_source": None,
@@ -612,6 +612,9 @@ PROBE = ProbeSpec(
     description='Is nginx running, is its config valid, and where does it send the login path?',
     inputs=(
         Input("nginx_conf_dir", "where nginx's config lives; read when nginx -T gives nothing"),
+        # Which location serves the login path, and nginx's address as the host sees it.
+        Input("login_path", "path users hit", parse_only=True),
+        Input("proxy_url", "base URL of nginx as seen from the host", parse_only=True),
     ),
     timeout_s=15,
     libraries=("common",),

@@ -173,11 +173,11 @@ def _minutes(value: Any, default: int) -> int:
     return minutes if minutes is not None and minutes >= 0 else default
 
 
-def parse(output: ProbeOutput, params: Mapping[str, Any]) -> NginxLogFacts:
+def parse(output: ProbeOutput, inputs: Mapping[str, Any]) -> NginxLogFacts:
     """Classify the upstream errors nginx logged in the window and count the 502s it served."""
-    minutes = _minutes(param(params, "nginx_log_minutes", 15), 15)
+    minutes = _minutes(param(inputs, "nginx_log_minutes", 15), 15)
     # What was logged before `since` (when fleet fix fixed the host) is history, not a finding.
-    since = to_int(param(params, "since", 0)) or 0
+    since = to_int(param(inputs, "since", 0)) or 0
     now_local, now_epoch = None, None
     error_logs: list[LogFile] = []
     access_logs: list[LogFile] = []
@@ -234,6 +234,7 @@ PROBE = ProbeSpec(
         Input("nginx_error_log", "nginx's error log(s), space-separated"),
         Input("nginx_access_log", "nginx's access log(s), space-separated"),
         Input("nginx_log_minutes", "entries older than this many minutes are ignored"),
+        Input("since", "epoch seconds: entries from before are ignored (0: none)", parse_only=True),
     ),
     timeout_s=15,
     libraries=("common",),

@@ -169,9 +169,9 @@ def _rows(source: str, lines: list[str], pattern: str) -> tuple[list[dict[str, s
     return rows, f"{len(misfits)} ps line(s) not understood" if misfits else None
 
 
-def parse(output: ProbeOutput, params: Mapping[str, Any]) -> ProcessFacts:
+def parse(output: ProbeOutput, inputs: Mapping[str, Any]) -> ProcessFacts:
     """Keep the processes whose args contain `process_pattern`, with their cwd and executable."""
-    pattern = str(param(params, "process_pattern", "python main.py"))
+    pattern = str(param(inputs, "process_pattern", "python main.py"))
     source, ps_lines, cwd_lines, notes = "unknown", [], [], []
     has_cwd = False
     printed: int | None = None

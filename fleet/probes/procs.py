@@ -214,7 +214,7 @@ def _entry(pid: int, role: str, values: Mapping[str, str], own_ns: str | None) -
                        values.get("requirements") == "1")
 
 
-def parse(output: ProbeOutput, params: Mapping[str, Any]) -> ProcessInfoFacts:
+def parse(output: ProbeOutput, inputs: Mapping[str, Any]) -> ProcessInfoFacts:
     """Decode each process's /proc view and compare its PID namespace with the probe's."""
     own_ns, found = None, []
     for section in sections(output.stdout):

@@ -47,10 +47,16 @@ def shell_file(name: str) -> str:
 
 @dataclass(frozen=True)
 class Input:
-    """A value a probe's shell reads as the variable `name` (runbook parameters bind it)."""
+    """A value a probe reads (runbook parameters bind it): its shell as the variable `name`, and
+    its parser under `name` (the mapping handed to `parse`).
+
+    A `parse_only` input is read by the parser alone: it is not set in the shell, and a runbook
+    that neither binds it nor has a parameter of its name leaves it out (the parser's default).
+    """
 
     name: str
     description: str
+    parse_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,10 @@ class ProbeSpec:
 
     def input_names(self) -> tuple[str, ...]:
         return tuple(i.name for i in self.inputs)
+
+    def parse_only_inputs(self) -> frozenset[str]:
+        """The inputs only the parser reads (never set in the shell)."""
+        return frozenset(i.name for i in self.inputs if i.parse_only)
 
     def library_texts(self) -> tuple[str, ...]:
         """The shell put before this probe's own: `fleet_section` (the shell side of the

@@ -291,10 +291,10 @@ def _owners(lines: list[str]) -> tuple[ProcessOwner, ...]:
     return tuple(owners[:MAX_ITEMS])
 
 
-def parse(output: ProbeOutput, params: Mapping[str, Any]) -> ServiceFacts:
+def parse(output: ProbeOutput, inputs: Mapping[str, Any]) -> ServiceFacts:
     """Read the unit's state, the container's state and the matching processes' owners."""
     facts: dict[str, Any] = {
-        "service": str(param(params, "service", "")),
+        "service": str(param(inputs, "service", "")),
         "systemd": "unknown", "load_state": None, "active_state": None, "sub_state": None,
         "result": None, "restarts": None, "main_pid": None, "exec_main_status": None,
         "working_directory": None, "exec_start": None, "fragment_path": None, "control_group": None,
