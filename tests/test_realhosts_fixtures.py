@@ -79,6 +79,21 @@ def test_restarting_container_owns_no_process_caught_between_its_crashes() -> No
     assert not facts("docker_exited_with_neighbours").container_restarting
 
 
+@pytest.mark.parametrize("header, owns_unlisted", [
+    ("listed=all", False),  # ps answered: a process it did not list had ended (seen in a crash loop)
+    ("listed=", True),      # ps failed: nothing is known of the process, it may be the backend
+    ("", True),             # output of a probe from before the attribute
+])
+def test_a_process_missing_from_a_complete_listing_had_ended(header: str, owns_unlisted: bool) -> None:
+    base = FIXTURES / "service_state" / "systemd_unit_active"
+    text = base.with_suffix(".txt").read_text().replace(" listed=all ==", f" {header} ==".replace("  ", " "))
+    params = host_params(RUNBOOK, json.loads(base.with_suffix(".params.json").read_text()), {})
+    unit = PARSERS["service_state"](ProbeOutput("unit", 0, text, "", None), params)
+    unlisted = SimpleNamespace(pid=max(o.pid for o in unit.owners) + 1)
+    assert unit.owners_complete is not owns_unlisted
+    assert bool(unit.own([unlisted])) is owns_unlisted
+
+
 def test_compose_labels_are_read_and_the_missing_cli_noted() -> None:
     docker = facts("docker_compose_labels_no_cli")
     assert (docker.compose_project, docker.compose_service, docker.compose_cli) == ("shop", "web", False)

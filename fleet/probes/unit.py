@@ -93,6 +93,8 @@ class ServiceFacts:
     docker_error: str | None
     self_pidns: str | None
     owners: tuple[ProcessOwner, ...]
+    # Every matching process of the moment is in `owners` (ps answered, the list not cut).
+    owners_complete: bool
     lines: tuple[str, ...]
 
     @property
@@ -156,7 +158,8 @@ class ServiceFacts:
 
         For a container: only its own processes. Otherwise not a process of some container, of
         another PID namespace (a neighbour machine sharing the kernel), or, for a loaded unit, of
-        another systemd service. Unknown owners (no ps line seen by this probe) count.
+        another systemd service. A process this probe did not list counts, unless its list was
+        complete: then the process had ended before this probe looked (a crash loop's).
 
         A container docker reports restarting owns none: a process caught between two of its
         crashes lives for moments, and taking it for a running backend would turn a crash loop
@@ -166,7 +169,7 @@ class ServiceFacts:
             return False
         owner = self.owner(pid)
         if owner is None:
-            return True
+            return not self.owners_complete
         if self.manager == "docker" and self.container_id:
             return owner.container_id == self.container_id
         if owner.container_id:
@@ -303,7 +306,7 @@ def parse(output: ProbeOutput, inputs: Mapping[str, Any]) -> ServiceFacts:
         "container_exit_code": None, "container_restarts": None, "memory_limit": None,
         "container_id": None, "container_finished": None, "container_error": None,
         "compose_project": None, "compose_service": None, "compose_cli": None,
-        "docker_error": None, "self_pidns": None, "owners": (),
+        "docker_error": None, "self_pidns": None, "owners": (), "owners_complete": False,
     }
     for section in sections(output.stdout):
         if section.name == "systemd-absent":
@@ -319,6 +322,8 @@ def parse(output: ProbeOutput, inputs: Mapping[str, Any]) -> ServiceFacts:
         elif section.name == "pidns":
             facts["self_pidns"] = section.attrs.get("self") or None
             facts["owners"] = _owners(section.lines)
+            # The probe cuts its list at 50 lines: a list that long may miss some.
+            facts["owners_complete"] = section.attrs.get("listed") == "all" and len(section.lines) < 50
     result = ServiceFacts(**facts, lines=())
     return replace(result, lines=_evidence(result))
 

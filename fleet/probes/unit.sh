@@ -30,8 +30,11 @@ fi
 # Whose are the processes matching the pattern: a process in another PID namespace (a
 # container, a neighbour machine) or in another unit's cgroup is not this host's backend.
 # Other users' namespaces need root; cgroups are readable by all.
-fleet_section pidns "self=$(readlink /proc/$$/ns/pid 2>/dev/null)"
-ps -eo pid=,args= 2>/dev/null | while read -r pid args; do
+# listed=all: ps answered, so a matching process missing from this list had ended by now
+# (a crash-looping container's, seen by an earlier probe), not merely unseen.
+listed=; all=$(ps -eo pid=,args= 2>/dev/null) && listed=all
+fleet_section pidns "self=$(readlink /proc/$$/ns/pid 2>/dev/null)" "listed=$listed"
+printf '%s\n' "$all" | while read -r pid args; do
   case $args in *"$pat"*) ;; *) continue ;; esac
   case $args in "sh -c "*|*" sh -c "*) continue ;; esac
   cg=$(sed -n 's/^[0-9]*:name=systemd://p; s/^0:://p' /proc/"$pid"/cgroup 2>/dev/null | head -n 1)
