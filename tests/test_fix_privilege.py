@@ -84,7 +84,8 @@ def test_a_root_login_without_sudo_is_fixed_without_sudo(tmp_path):
         assert set(planned) == set(tf.hosts) and {h["privilege"] for h in plan["fix"]} == {"root"}
         assert [c["shell"] for c in planned["nginx_not_running"]["remedy"]["commands"]["steps"]] == \
             ["nginx -t", "nginx"]
-        assert "The login is root: the commands run without sudo." in (tmp_path / "plan.md").read_text()
+        assert "ran as root (a root login, or become): the commands run without sudo." in \
+            (tmp_path / "plan.md").read_text()
         out = tmp_path / "out"
         proc = apply(tmp_path / "plan.json", out, "--yes", "--max-unhealthy", "100%")
         assert proc.returncode == 0, proc.stderr + proc.stdout
@@ -101,7 +102,7 @@ def test_a_root_login_without_sudo_is_fixed_without_sudo(tmp_path):
             assert tf.exec(name, "test -e /run/fleet-fix.lock").returncode == 1  # released
 
 
-def test_a_plain_user_without_sudo_gets_a_refused_plan(tmp_path):
+def test_a_plain_user_without_sudo_gets_a_refused_plan_and_with_become_is_fixed(tmp_path):
     with fleet_up(tmp_path, "nginx_not_running") as tf:
         # the same host, reached as fleetops, whose sudo asks for a password (so `sudo -n` fails)
         host = tf.hosts["nginx_not_running"]
@@ -125,7 +126,25 @@ def test_a_plain_user_without_sudo_gets_a_refused_plan(tmp_path):
         refused = apply(plan_path, tmp_path / "out", "--yes", "--max-unhealthy", "100%")
         assert refused.returncode == 2 and "no host to fix" in refused.stderr
 
+        # The same login with become (its sudo password): the probes and the fix both run as root
+        # under become's own sudo, and the fix's commands add no sudo of their own.
+        become = tmp_path / "become.yml"
+        become.write_text(inventory.read_text().replace("ansible_user: fleetops",
+                                                        "ansible_user: fleetops\n      ansible_become: true"))
+        password = tmp_path / "pw"
+        password.write_text((tf.workdir / "fleetops.password").read_text())
+        proc = fleet_plan(tf, become, plan_path, "--become-password-file", str(password))
+        assert proc.returncode == 0, proc.stderr
+        [entry] = json.loads(plan_path.read_text())["fix"]
+        assert entry["privilege"] == "root"
+        assert [c["shell"] for c in entry["remedy"]["commands"]["steps"]] == ["nginx -t", "nginx"]
+        out = tmp_path / "out-become"
+        proc = apply(plan_path, out, "--yes", "--max-unhealthy", "100%", "--become-password-file", str(password))
+        assert proc.returncode == 0, proc.stderr + proc.stdout
+        assert outcomes(out) == {"nginx_not_running": "fixed"}
+        assert curl_in(tf, "nginx_not_running", "http://127.0.0.1/health") == "200"
 
-def fleet_plan(tf, inventory: Path, plan: Path):
+
+def fleet_plan(tf, inventory: Path, plan: Path, *extra: str):
     return fleet("fix", "plan", "-i", str(inventory), "--known-hosts", str(tf.known_hosts_path), "--ssh-config",
-                 "/dev/null", "--backup-dir", BACKUPS, "--timeout", "30", "--plan", str(plan))
+                 "/dev/null", "--backup-dir", BACKUPS, "--timeout", "30", "--plan", str(plan), *extra)

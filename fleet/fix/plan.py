@@ -217,7 +217,7 @@ def load(path: str) -> tuple[dict[str, Any], str]:
     return plan, hashlib.sha256(text.encode()).hexdigest()
 
 
-_RUNS_AS = {Privilege.ROOT: "The login is root: the commands run without sudo.",
+_RUNS_AS = {Privilege.ROOT: "The probes ran as root (a root login, or become): the commands run without sudo.",
             Privilege.SUDO: "The login has passwordless sudo: the commands run through `sudo -n` (never a password "
                             "prompt)."}
 
