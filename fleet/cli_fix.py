@@ -18,7 +18,7 @@ from rich.console import Console
 from fleet.errors import FleetError, InputError
 from fleet.fix.policy import Risk
 from fleet.inventory import load_inventory
-from fleet.models import Diagnosis, ExitCode, HostResult, Severity
+from fleet.models import Diagnosis, ExitCode, HostResult, Severity, privilege_of_notes
 from fleet.patterns import select
 from fleet.report import document
 from fleet.runbook import load_runbook, resolve_params
@@ -141,8 +141,10 @@ def _results_from_report(path: str, runbook, hosts, overrides) -> list[HostResul
             continue
         probes = {name: _probe_from_json(name, p) for name, p in entry.probes.items()}
         result = interpret(runbook, host, probes, resolved)
+        # The report records what the probes ran as in its host notes (its probes carry no meta line).
         results.append(HostResult(host, result.diagnosis, result.probes, result.facts, notes=result.notes,
-                                  params=result.params.values, param_sources=sources_of(result.params)))
+                                  params=result.params.values, param_sources=sources_of(result.params),
+                                  privilege=privilege_of_notes(entry.notes)))
     if not results:
         raise InputError("no host of the report is in the inventory (or the --limit)", path)
     return results

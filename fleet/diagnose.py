@@ -146,7 +146,7 @@ def host_result(host: Host, execution: Execution, runbook: Runbook, resolved: Re
     kept, view_notes = report_probes(runbook, result.probes, result.facts)
     return HostResult(host, diagnosis, kept, result.facts, execution.duration_s,
                       (*notes, *result.notes, *view_notes), redactor.redact_params(result.params.values, names),
-                      _sources(result.params, names))
+                      _sources(result.params, names), result.privilege)
 
 
 def _sources(resolved: Resolved, names: frozenset[str]) -> dict[str, str]:

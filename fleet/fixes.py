@@ -8,6 +8,12 @@ with `shlex.quote` and turning prose into one-line `#` comments. So a whole rend
 comments included, can be pasted into a shell and runs exactly the argvs the steps hold, and
 nothing else, whatever the host said. `fleet fix` (issue 15) executes the same steps.
 
+One rule for `sudo` (`with_privilege`): a step's argv may start with `sudo` or `sudo -n`. The
+report's lines, for a human whose privilege fleet does not know, always read `sudo` (a human can
+answer a password prompt; `sudo -n` would only fail for them). `fleet fix` runs the same argv with
+the privilege the host's own probes saw: as root without sudo, with passwordless sudo as
+`sudo -n` (nothing may wait on a password), and as a plain user not at all.
+
 Where fleet did not see a value a step needs (the venv of a backend that is not running, the
 new memory limit), the argument holds a `Blank` instead: it renders as a quoted `<what>` so a
 pasted line fails harmlessly, and the step is not `complete` (never executed automatically).
@@ -20,6 +26,8 @@ import shlex
 import unicodedata
 from dataclasses import dataclass, field
 from typing import Iterable, Union
+
+from fleet.models import Privilege
 
 # Characters that end or visually rewrite a line in a shell or a terminal: C0/C1 controls
 # (\n, \r, \x85 ...), format characters (bidi overrides, zero-width), line/paragraph separators.
@@ -187,8 +195,14 @@ def service_argvs(step: Service) -> tuple[tuple[str, ...], ...]:
     return (("sudo", "docker", verb, *name),)
 
 
-def argvs(step: Step) -> tuple[tuple[Arg, ...], ...]:
-    """Every argv a step runs, in order (for checks and for `fleet fix`)."""
+def argvs(step: Step, privilege: Privilege | None = None) -> tuple[tuple[Arg, ...], ...]:
+    """Every argv a step runs, in order: as a human pastes them (`privilege` None), or as `fleet
+    fix` runs them with the `privilege` the host's probes saw (see `with_privilege`)."""
+    return tuple(with_privilege(argv, privilege) for argv in _written(step))
+
+
+def _written(step: Step) -> tuple[tuple[Arg, ...], ...]:
+    """A step's argvs as the step holds them (`sudo` or `sudo -n` alike)."""
     if isinstance(step, Command):
         return (step.argv, *step.pipe)
     if isinstance(step, Service):
@@ -200,6 +214,30 @@ def argvs(step: Step) -> tuple[tuple[Arg, ...], ...]:
     if isinstance(step, Signal):
         return (("sudo", "kill", *(str(p) for p in step.pids)),) if step.pids else ()
     return ()
+
+
+def with_privilege(argv: tuple[Arg, ...], privilege: Privilege | None) -> tuple[Arg, ...]:
+    """The one rule for the `sudo` in front of a command (written `sudo` or `sudo -n` alike).
+
+    None (a reader whose privilege is unknown): `sudo`. ROOT: no sudo at all, since a root login
+    may have none; only a switch to another user (`sudo -u`) keeps it. SUDO: `sudo -n`, so a fix
+    run by fleet fails instead of waiting on a password. USER: never run (see `needs_root`).
+    """
+    if argv[:1] != ("sudo",):
+        return argv
+    rest = argv[2:] if argv[1:2] == ("-n",) else argv[1:]
+    if privilege is None:
+        return ("sudo", *rest)
+    if privilege is Privilege.USER:
+        raise ValueError("a plain user without sudo cannot run this")
+    if privilege is Privilege.ROOT and rest[:1] != ("-u",):
+        return rest
+    return ("sudo", "-n", *rest)
+
+
+def needs_root(step: Step) -> bool:
+    """True when the step runs anything as root (written with `sudo`, or an edit of a file)."""
+    return isinstance(step, EditFile) or any(argv[:1] == ("sudo",) for argv in _written(step))
 
 
 def _start_prefix(step: StartProcess) -> tuple[str, ...]:
@@ -214,16 +252,17 @@ def complete(step: Step) -> bool:
     return True
 
 
-def _shell(step: Step) -> str:
-    """The step's shell line; every argument quoted here and nowhere else."""
+def _shell(step: Step, privilege: Privilege | None = None) -> str:
+    """The step's shell line (`privilege` as for `argvs`); every argument quoted here and nowhere else."""
     join = lambda argv: " ".join(_quote(a) for a in argv)  # noqa: E731 - one expression, used thrice
+    lines = argvs(step, privilege)
     if isinstance(step, Command):
-        line = " | ".join(join(argv) for argv in (step.argv, *step.pipe))
+        line = " | ".join(join(argv) for argv in lines)
         return f"cd -- {_quote(step.cwd)} && {line}" if step.cwd is not None else line
     if isinstance(step, StartProcess):
         # Detached from the operator's session, output to /dev/null: the backend logs on its own.
-        return f"cd -- {_quote(step.cwd)} && {join(argvs(step)[0])} >/dev/null 2>&1 &"
-    return " && ".join(join(argv) for argv in argvs(step))
+        return f"cd -- {_quote(step.cwd)} && {join(lines[0])} >/dev/null 2>&1 &"
+    return " && ".join(join(argv) for argv in lines)
 
 
 def _explain(step: Step) -> str:
@@ -277,8 +316,9 @@ def flatten(value: object) -> tuple[Step, ...]:
     raise TypeError(f"not a fix step: {type(value).__name__}")
 
 
-def shell_line(step: Step) -> str | None:
-    """The shell line `fleet fix` runs for a step, quoted by the same helper as the report's lines.
+def shell_line(step: Step, privilege: Privilege | None = None) -> str | None:
+    """The shell line `fleet fix` runs for a step with the `privilege` the host's probes saw (None:
+    as the report prints it), quoted by the same helper as the report's lines.
 
     None when the step has nothing to run (prose), holds a value fleet did not see (a `Blank`),
     or an argument with a control or invisible character (never executed, only shown).
@@ -288,7 +328,7 @@ def shell_line(step: Step) -> str | None:
     texts = [t for argv in argvs(step) for a in argv for t in _texts(a)]
     if isinstance(step, (Command, StartProcess)) and step.cwd is not None:
         texts.extend(_texts(step.cwd))
-    return _shell(step) if all(_clean(t) for t in texts) else None
+    return _shell(step, privilege) if all(_clean(t) for t in texts) else None
 
 
 def join(argv: Iterable[Arg]) -> str:

@@ -15,7 +15,7 @@ from typing import Any, Mapping, Union
 from fleet.budget import OverBudget, time_budget
 from fleet.limits import INTERPRET_BUDGET_S, MAX_LINE_CHARS, cap_lines
 from fleet.memo import PARSES, ParseMemo
-from fleet.models import Diagnosis, Host, ProbeOutput, Severity, TransportStatus, Unusable
+from fleet.models import Diagnosis, Host, Privilege, ProbeOutput, Severity, TransportStatus, Unusable
 from fleet.params import Resolved, discovered_values, with_discovered
 from fleet.parsers import PARSERS
 from fleet.probes.platform import windows_shell
@@ -58,6 +58,8 @@ class Interpretation:
     cpu_s: Mapping[str, float] = field(default_factory=dict)
     # The parameters the host was judged with (discovered values applied), with their sources.
     params: Resolved = field(default_factory=lambda: Resolved({}, {}))
+    # What the probes ran as, from the script's meta line (None: no script output, or it never said).
+    privilege: Privilege | None = None
 
 
 @dataclass
@@ -70,6 +72,7 @@ class _Work:
     redacted: bool = False
     facts: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    privilege: Privilege | None = None
     cpu_s: dict[str, float] = field(default_factory=dict)
     clock: float = field(default_factory=time.process_time)
     # Facts parsed here for the first time, stored in the memo once the budget is over.
@@ -103,7 +106,8 @@ def interpret(runbook: Runbook, host: Host, raw: Raw, params: Mapping[str, Any] 
         return _over_budget(work, budget_s)
     PARSES.store(work.new_facts)
     work.next_stage("")
-    return Interpretation(diagnosis, work.probes, work.facts, tuple(work.notes), work.cpu_s, work.params)
+    return Interpretation(diagnosis, work.probes, work.facts, tuple(work.notes), work.cpu_s, work.params,
+                          work.privilege)
 
 
 def _interpret(work: _Work, runbook: Runbook, host: Host, raw: Raw, redactor: Redactor) -> Diagnosis:
@@ -112,8 +116,9 @@ def _interpret(work: _Work, runbook: Runbook, host: Host, raw: Raw, redactor: Re
     if isinstance(raw, ScriptOutput):
         stdout, stderr = raw.stdout.decode("utf-8", "replace"), raw.stderr.decode("utf-8", "replace")
         output = split(stdout, stderr, raw.marker, names, cut_reason=raw.cut_reason)
-        if output.meta.get("priv"):
-            work.notes.append(f"privilege: {output.meta['priv']}")
+        work.privilege = next((p for p in Privilege if p.value == output.meta.get("priv")), None)
+        if work.privilege:
+            work.notes.append(work.privilege.note)
         probes = output.probes
         # No meta line: the script never ran. A Windows shell says why in its own words.
         windows = None if output.meta else windows_shell(cap_lines(f"{stderr}\n{stdout}")[0])
@@ -168,7 +173,7 @@ def _over_budget(work: _Work, budget_s: float) -> Interpretation:
     summary = (f"interpreting this host's output took longer than its {budget_s:g} s budget (stopped while in "
                f"stage {stage!r}); the other hosts were not held up")
     diagnosis = Diagnosis(INCONCLUSIVE, Severity.UNKNOWN, summary)
-    return Interpretation(diagnosis, probes, {}, (*work.notes, summary), work.cpu_s, work.params)
+    return Interpretation(diagnosis, probes, {}, (*work.notes, summary), work.cpu_s, work.params, work.privilege)
 
 
 def unusable_params(runbook: Runbook, params: Mapping[str, Any]) -> str:

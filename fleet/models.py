@@ -62,6 +62,29 @@ class Judged:
         return reached(self.verdict)
 
 
+class Privilege(str, enum.Enum):
+    """What the probes ran as on a host (the script's `meta priv=`): what `fleet fix` may act with."""
+
+    ROOT = "root"  # the login (or its become) is root: no sudo needed, none assumed installed
+    SUDO = "sudo"  # passwordless `sudo -n` works
+    USER = "user"  # neither: nothing that needs root is ever attempted
+
+    @property
+    def note(self) -> str:
+        """The host note that records it in reports (read back by `privilege_of_notes`)."""
+        return f"{_PRIVILEGE_NOTE}{self.value}"
+
+
+_PRIVILEGE_NOTE = "privilege: "
+
+
+def privilege_of_notes(notes: tuple[str, ...] | list[str]) -> Privilege | None:
+    """The privilege a report's host notes record, None when they record none (or an unknown one)."""
+    values = {p.value: p for p in Privilege}
+    return next((values[n.removeprefix(_PRIVILEGE_NOTE)] for n in notes
+                 if n.startswith(_PRIVILEGE_NOTE) and n.removeprefix(_PRIVILEGE_NOTE) in values), None)
+
+
 class ExitCode(enum.IntEnum):
     OK = 0
     PROBLEMS = 1
@@ -201,3 +224,5 @@ class HostResult:
     params: Mapping[str, Any] = field(default_factory=dict, hash=False)
     # Where each parameter's value came from: default, discovered, inventory or --var.
     param_sources: Mapping[str, str] = field(default_factory=dict, hash=False)
+    # What the probes ran as (None: the script never said, e.g. the host was not reached).
+    privilege: Privilege | None = None

@@ -328,8 +328,8 @@ class RealHost:
         (etc / "shadow").write_text(shadow + f"{LOGIN_USER}:*:20000:0:99999:7:::\n")
         os.chmod(etc / "shadow", 0o600)
         (etc / "tmpfiles.d/fleet-realhost.conf").write_text(TMPFILES)
-        # sudo as the machine's package set it up (its sudoers and PAM stack): `fleet fix` runs its
-        # steps through sudo even as root; fleetops stays without sudo (not in group sudo)
+        # sudo as the machine's package set it up (its sudoers and PAM stack), as a real server has
+        # it (`fleet fix` needs none as root); fleetops stays without sudo (not in group sudo)
         for name in SUDO_FILES:
             src = Path("/etc") / name
             if src.is_dir():

@@ -2,7 +2,7 @@
 
 Two backends of that machine were up and healthy, then stopped through their manager: a systemd
 unit (`systemctl stop`) and a container (`docker stop`). The plan for just those two starts each
-through its manager; apply runs it over SSH with sudo, verification sees both healthy, and systemd
+through its manager; apply runs it over SSH as root (no sudo), verification sees both healthy, and systemd
 and docker say the unit is active and the container running, while every other unit and container
 on the machine is as it was.
 
@@ -26,9 +26,9 @@ PREFIX = os.environ.get("FLEET_FIX_REAL_PREFIX", "fsfx")
 SUBNET = os.environ.get("FLEET_FIX_REAL_SUBNET", "198.18.166.0/24")
 BY_NAME = {s.name: s for s in SERVICES}
 # what each stopped backend's remedy must run: a start through its own manager, nothing else
-# (service actions render as fleet.fixes.service_argvs writes them for the report: plain `sudo`)
-STARTS = {"systemd_stopped": ["sudo systemctl start inventory-api"],
-          "docker_stopped": ["sudo docker start shipping"]}
+# (the login is root: no sudo, whatever the report's `sudo systemctl ...` lines say for a human)
+STARTS = {"systemd_stopped": ["systemctl start inventory-api"],
+          "docker_stopped": ["docker start shipping"]}
 
 
 @pytest.fixture(scope="module")

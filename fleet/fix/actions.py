@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fleet import fixes
+from fleet.models import Privilege
 
 # Replace `old` by `new` on line N of a file, only if that line holds `old` exactly once; the
 # original is copied to the backup directory first and the file is rewritten in place (same
@@ -85,50 +86,56 @@ class Action:
     explain: str = ""
 
 
-def program(name: str, text: str, *args: object, explain: str = "") -> Action:
+def program(name: str, text: str, *args: object, privilege: Privilege | None, explain: str = "") -> Action:
     """Run one of the constant programs above as root, host values as its positional arguments.
 
-    The program text spans lines (it is fleet's own); the host values may not hold a control or
+    Root is reached by the `privilege` the host's probes saw (fleet.fixes.with_privilege). The
+    program text spans lines (it is fleet's own); the host values may not hold a control or
     invisible character, so the journal and the plan show exactly what runs.
     """
     values = tuple(str(a) for a in args)
     if any(fixes.visible(v) != v for v in values):
         raise ValueError("a value holds a control or invisible character")
-    argv = ("sudo", "-n", "sh", "-c", text, f"fleet-{name}", *values)
+    argv = tuple(str(a) for a in fixes.with_privilege(("sudo", "sh", "-c", text, f"fleet-{name}", *values),
+                                                          privilege))
     return Action(argv, fixes.join(argv), explain)
 
 
-def for_step(step: fixes.Step, backup_dir: str) -> tuple[Action, ...]:
-    """The actions of one executable fix step (prose has none)."""
+def for_step(step: fixes.Step, backup_dir: str, privilege: Privilege | None = None) -> tuple[Action, ...]:
+    """The actions of one executable fix step (prose has none), run with the host's `privilege`
+    (None: with `sudo` as the report prints it; `fleet fix` always knows the host's)."""
     if isinstance(step, fixes.Note):
         return ()
     if isinstance(step, fixes.EditFile):
-        return (program("edit", EDIT_SH, step.path, step.line, step.old, step.new, backup_dir,
+        return (program("edit", EDIT_SH, step.path, step.line, step.old, step.new, backup_dir, privilege=privilege,
                         explain=f"{step.path}:{step.line}: replace {step.old!r} with {step.new!r}"),)
-    shell = fixes.shell_line(step)
+    shell = fixes.shell_line(step, privilege)
     if shell is None:
         raise ValueError("step is not executable")  # policy.step_problem keeps such steps out of a plan
-    argv = tuple(str(a) for argv in fixes.argvs(step) for a in argv)
+    argv = tuple(str(a) for argv in fixes.argvs(step, privilege) for a in argv)
     actions = [Action(argv, shell, step.explain)]
     if isinstance(step, fixes.Signal):
-        actions.append(program("wait", WAIT_SH, *step.pids, explain="wait until the stopped processes are gone"))
+        actions.append(program("wait", WAIT_SH, *step.pids, privilege=privilege,
+                               explain="wait until the stopped processes are gone"))
     return tuple(actions)
 
 
-def for_steps(steps: tuple[fixes.Step, ...], backup_dir: str) -> tuple[Action, ...]:
-    return tuple(action for step in steps for action in for_step(step, backup_dir))
+def for_steps(steps: tuple[fixes.Step, ...], backup_dir: str,
+              privilege: Privilege | None = None) -> tuple[Action, ...]:
+    return tuple(action for step in steps for action in for_step(step, backup_dir, privilege))
 
 
-def restores(steps: tuple[fixes.Step, ...], backup_dir: str) -> tuple[Action, ...]:
+def restores(steps: tuple[fixes.Step, ...], backup_dir: str,
+             privilege: Privilege | None = None) -> tuple[Action, ...]:
     """Put back every file the steps edited (the first part of any rollback)."""
     edited = dict.fromkeys(s.path for s in steps if isinstance(s, fixes.EditFile))
-    return tuple(program("restore", RESTORE_SH, path, backup_dir, explain=f"restore {path} from its backup")
-                 for path in edited)
+    return tuple(program("restore", RESTORE_SH, path, backup_dir, privilege=privilege,
+                         explain=f"restore {path} from its backup") for path in edited)
 
 
-def lock(owner: str) -> Action:
-    return program("lock", LOCK_SH, LOCK_DIR, owner, explain="take this host's fix lock")
+def lock(owner: str, privilege: Privilege) -> Action:
+    return program("lock", LOCK_SH, LOCK_DIR, owner, privilege=privilege, explain="take this host's fix lock")
 
 
-def unlock(owner: str) -> Action:
-    return program("unlock", UNLOCK_SH, LOCK_DIR, owner, explain="release this host's fix lock")
+def unlock(owner: str, privilege: Privilege) -> Action:
+    return program("unlock", UNLOCK_SH, LOCK_DIR, owner, privilege=privilege, explain="release this host's fix lock")

@@ -19,11 +19,11 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 from fleet.errors import FleetError
 from fleet.executor import run_pool
 from fleet.fix import actions, audit
-from fleet.fix.plan import remedy_for
+from fleet.fix.plan import privilege_of, remedy_for
 from fleet.fix.policy import Risk, allowed
 from fleet.fix.remote import Remote
 from fleet.fix.verify import until_healthy
-from fleet.models import Host, TransportStatus
+from fleet.models import Host, Privilege, TransportStatus
 from fleet.runbook import Runbook
 
 # A host's whole fix (lock, re-check, steps, verification, rollback) is bounded by its own steps'
@@ -165,7 +165,9 @@ class Run:
         host = self.hosts[entry["name"]]
         remedy = entry["remedy"]
         self.journal.record("host_start", host=host.name, remedy=remedy["name"], fingerprint=remedy["fingerprint"])
-        lock = actions.lock(self.owner)
+        # The privilege the plan's diagnosis saw; the re-check below refuses to act if it changed.
+        privilege = Privilege(entry["privilege"])
+        lock = actions.lock(self.owner, privilege)
         execution = self.remote.run(host, lock)
         self.journal.record("lock", host=host.name, argv=list(lock.argv), status=execution.status.value,
                             exit_code=execution.exit_code,
@@ -179,11 +181,12 @@ class Run:
             return HostOutcome(host.name, Outcome.ERROR, "could not take the lock: "
                                + execution.stderr.decode("utf-8", "replace").strip()[:300])
         try:
-            return self._locked(host, entry)
+            return self._locked(host, entry, privilege)
         finally:
-            self.execute(host, actions.unlock(self.owner), "unlock")  # a lock not freed is in the journal
+            # a lock not freed is in the journal
+            self.execute(host, actions.unlock(self.owner, privilege), "unlock")
 
-    def _locked(self, host: Host, entry: Mapping[str, Any]) -> HostOutcome:
+    def _locked(self, host: Host, entry: Mapping[str, Any], privilege: Privilege) -> HostOutcome:
         remedy = entry["remedy"]
         fresh = self.remote.diagnose(host)
         built = remedy_for(self.runbook, fresh)
@@ -197,8 +200,12 @@ class Run:
             stale = f"facts changed since the plan: {', '.join(changed) or 'the commands it would run'}"
         elif built.problems:
             stale = "; ".join(built.problems)
+        elif privilege_of(fresh) is not privilege:
+            # Other commands than the plan shows would run (or, as a plain user, none could).
+            stale = f"the login's privilege is now {privilege_of(fresh).value} (planned with {privilege.value})"
         self.journal.record("recheck", host=host.name, verdict=fresh.diagnosis.verdict,
-                            fingerprint=built.fingerprint if built else None, stale=stale)
+                            fingerprint=built.fingerprint if built else None, privilege=privilege.value,
+                            stale=stale)
         if stale:
             return HostOutcome(host.name, Outcome.STALE, stale)
         if not allowed(built.remedy.risk, self.options.allow_risk):  # the runbook's word, not the plan file's
@@ -211,12 +218,12 @@ class Run:
         backup_dir = self.plan["backup_dir"]
         # Evidence that cannot be taken is recorded, not fatal.
         evidence = tuple(self.execute(host, action, "evidence")[2]
-                         for action in actions.for_steps(built.evidence, backup_dir))
-        for number, action in enumerate(actions.for_steps(built.steps, backup_dir), 1):
+                         for action in actions.for_steps(built.evidence, backup_dir, privilege))
+        for number, action in enumerate(actions.for_steps(built.steps, backup_dir, privilege), 1):
             ok, why, _ = self.execute(host, action, "step")
             if not ok:
-                failed = self._roll_back(host, built, f"step {number} ({action.explain or action.argv[0]}) "
-                                                      f"failed: {why}")
+                why = f"step {number} ({action.explain or action.argv[0]}) failed: {why}"
+                failed = self._roll_back(host, built, privilege, why)
                 return replace(failed, evidence=evidence)
         verification = until_healthy(self.remote, host, built.remedy.verify, self.options.url, self.options.url_ca)
         record = {"ok": verification.ok, "runs": list(verification.runs), "seconds": verification.seconds,
@@ -224,13 +231,15 @@ class Run:
                   "url": verification.url.__dict__ if verification.url else None}
         self.journal.record("verify", host=host.name, **record)
         if not verification.ok:
-            failed = self._roll_back(host, built, f"verification failed: {verification.reason}", record)
+            failed = self._roll_back(host, built, privilege, f"verification failed: {verification.reason}", record)
             return replace(failed, evidence=evidence)
         return HostOutcome(host.name, Outcome.FIXED, "verified: " + " -> ".join(verification.runs), record, evidence)
 
-    def _roll_back(self, host: Host, built: Any, why: str, record: Mapping[str, Any] | None = None) -> HostOutcome:
+    def _roll_back(self, host: Host, built: Any, privilege: Privilege, why: str,
+                   record: Mapping[str, Any] | None = None) -> HostOutcome:
         backup_dir = self.plan["backup_dir"]
-        rollback = actions.restores(built.steps, backup_dir) + actions.for_steps(built.rollback, backup_dir)
+        rollback = (actions.restores(built.steps, backup_dir, privilege)
+                    + actions.for_steps(built.rollback, backup_dir, privilege))
         failed = []
         for action in rollback:  # every rollback command runs, even after one failed
             ok, why_not, _ = self.execute(host, action, "rollback")

@@ -22,7 +22,7 @@ from fleet.errors import InputError
 from fleet.fix import actions
 from fleet.fix import remedies as remedy_spec
 from fleet.fix.policy import Risk
-from fleet.models import Host, HostResult
+from fleet.models import Host, HostResult, Privilege
 from fleet.report import document
 from fleet.report.render import md_cell, md_code, write_private
 from fleet.rules import Rule
@@ -65,14 +65,37 @@ def remedy_for(runbook: Runbook, result: HostResult) -> remedy_spec.Built | None
     return remedy_spec.build(chosen, ctx, result.diagnosis.verdict) if chosen else None
 
 
-def commands(built: remedy_spec.Built, backup_dir: str) -> dict[str, list[dict[str, Any]]]:
-    """The exact commands of a remedy: evidence, steps, rollback (edited files restored first)."""
+def commands(built: remedy_spec.Built, backup_dir: str, privilege: Privilege) -> dict[str, list[dict[str, Any]]]:
+    """The exact commands of a remedy run with `privilege`: evidence, steps, rollback (edited files restored first)."""
     def rows(acts: Iterable[actions.Action]) -> list[dict[str, Any]]:
         return [{"argv": list(a.argv), "shell": a.shell, "explain": a.explain} for a in acts]
 
-    return {"evidence": rows(actions.for_steps(built.evidence, backup_dir)),
-            "steps": rows(actions.for_steps(built.steps, backup_dir)),
-            "rollback": rows(actions.restores(built.steps, backup_dir) + actions.for_steps(built.rollback, backup_dir))}
+    return {"evidence": rows(actions.for_steps(built.evidence, backup_dir, privilege)),
+            "steps": rows(actions.for_steps(built.steps, backup_dir, privilege)),
+            "rollback": rows(actions.restores(built.steps, backup_dir, privilege)
+                             + actions.for_steps(built.rollback, backup_dir, privilege))}
+
+
+def privilege_of(result: HostResult) -> Privilege:
+    """What `fleet fix` acts with on a host: what its probes ran as; `sudo -n` where they did not
+    say (a plan made from a report that does not record it): apply re-checks it before acting."""
+    return result.privilege or Privilege.SUDO
+
+
+def _root_problem(built: remedy_spec.Built, privilege: Privilege) -> str | None:
+    """Why a plain user's login cannot run the remedy (None when the login can act as root).
+
+    Every remedy runs as root at least for its lock (in /run); fleet never tries a step that needs
+    root from such a login, nor a sudo that would ask for a password.
+    """
+    if privilege is not Privilege.USER:
+        return None
+    steps = (*built.evidence, *built.steps, *built.rollback)
+    lines = [fixes.render(s)[-1] for s in steps if fixes.needs_root(s)]
+    what = f"its steps {'; '.join(lines)}" if lines else f"its lock in {actions.LOCK_DIR}"
+    return (f"needs root, and this login is a plain user without passwordless sudo (its probes ran with "
+            f"priv=user), so fleet never attempts {what}, nor any password prompt: log in as root, allow this "
+            "user `sudo -n`, or use become (ansible_become with --ask-become-pass)")
 
 
 def _backup_problem(backup_dir: str, params: Mapping[str, Any]) -> str | None:
@@ -101,14 +124,16 @@ def host_plan(result: HostResult, runbook: Runbook, backup_dir: str) -> tuple[di
     problems = list(built.problems)
     problem = _backup_problem(backup_dir, result.params)
     problems += [problem] if problem and any(isinstance(s, fixes.EditFile) for s in built.steps) else []
+    privilege = privilege_of(result)
+    problems += [why for why in (_root_problem(built, privilege),) if why]
     remedy = built.remedy
     info = {"name": remedy.name, "risk": remedy.risk.value, "description": remedy.description}
     if problems:
         reason = "manual remedy" if remedy.risk is Risk.MANUAL else "remedy cannot run automatically"
         return None, {**base, "reason": f"{reason}: {'; '.join(problems)}", "remedy": info}
-    return {**base, "cause": f"{d.verdict}/{remedy.name}",
+    return {**base, "cause": f"{d.verdict}/{remedy.name}", "privilege": privilege.value,
             "remedy": {**info, "steps": remedy_spec.step_data(built.steps),
-                       "commands": commands(built, backup_dir),
+                       "commands": commands(built, backup_dir, privilege),
                        "preconditions": [list(p) for p in built.preconditions],
                        "facts": [list(f) for f in built.facts], "fingerprint": built.fingerprint,
                        "verify": {"healthy_runs": remedy.verify.healthy_runs,
@@ -186,9 +211,15 @@ def load(path: str) -> tuple[dict[str, Any], str]:
         if not (isinstance(remedy, dict) and all(isinstance(entry.get(k), str) for k in ("name", "verdict", "cause"))
                 and isinstance(remedy.get("name"), str) and remedy.get("risk") in {r.value for r in Risk}
                 and isinstance(remedy.get("fingerprint"), str) and isinstance(remedy.get("facts"), list)
-                and isinstance(remedy.get("commands"), dict)):
+                and isinstance(remedy.get("commands"), dict)
+                and entry.get("privilege") in {Privilege.ROOT.value, Privilege.SUDO.value}):
             raise InputError(f"the plan's host entry {number} is malformed", path)
     return plan, hashlib.sha256(text.encode()).hexdigest()
+
+
+_RUNS_AS = {Privilege.ROOT: "The probes ran as root (a root login, or become): the commands run without sudo.",
+            Privilege.SUDO: "The login has passwordless sudo: the commands run through `sudo -n` (never a password "
+                            "prompt)."}
 
 
 def render_markdown(plan: Mapping[str, Any]) -> str:
@@ -203,7 +234,8 @@ def render_markdown(plan: Mapping[str, Any]) -> str:
         remedy = host["remedy"]
         high = " (needs `--allow-risk high`)" if remedy["risk"] == Risk.HIGH.value else ""
         out += [f"### {md_cell(host['name'])}: {host['verdict']}", "", md_cell(host["summary"]), "",
-                f"Remedy **{remedy['name']}**, risk **{remedy['risk']}**{high}: {md_cell(remedy['description'])}", ""]
+                f"Remedy **{remedy['name']}**, risk **{remedy['risk']}**{high}: {md_cell(remedy['description'])}", "",
+                _RUNS_AS[Privilege(host["privilege"])], ""]
         for title, key in (("Evidence kept first", "evidence"), ("Commands", "steps"),
                            ("Rollback (after a failed step or verification)", "rollback")):
             rows = remedy["commands"][key]
