@@ -17,8 +17,7 @@ oneline() { tr '\n\r\t' '   ' | cut -c 1-300; }
 fleet_section nginx
 # One ps for the whole probe: nginx's master here, the backend's candidates below.
 psall=$(fleet_ps_all)
-fleet_master=$(printf '%s\n' "$psall" | grep '[n]ginx: master')
-master=$(printf '%s\n' "$fleet_master" | head -n 1)
+master=$(printf '%s\n' "$psall" | sed -n '/nginx: master/{p;q;}')
 # nginx -V's paths, read once: prefix, conf-path, error-log-path, http-log-path.
 prefix=; conf_path=; error_log_path=; http_log_path=
 if command -v nginx >/dev/null 2>&1; then
@@ -31,10 +30,17 @@ if command -v nginx >/dev/null 2>&1; then
 $(nginx -V 2>&1 | tr ' ' '\n' | grep -e '^--prefix=' -e '^--conf-path=' -e '^--error-log-path=' -e '^--http-log-path=')
 EOF
 fi
-conf=$(printf '%s\n' "$master" | sed -n 's/.* -c \([^ ]*\).*/\1/p')
+# The word after its last ` -c `, as `sed 's/.* -c \([^ ]*\).*/\1/'` would have it.
+conf=; case $master in *" -c "*) conf=${master##* -c }; conf=${conf%% *} ;; esac
 [ -n "$conf" ] || conf=$conf_path
 case $conf in ''|/*) ;; *) conf=$prefix/$conf ;; esac
-echo "master=$(printf '%s' "$master" | oneline)"
+# A line of at most 300 of these (ASCII) characters, no tab or carriage return among them, is what
+# `oneline` would print: no tr and cut for it. Listed, not ranges some locales collate otherwise.
+case $master in
+  *[!abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789\ /._:\;=,@+-]*) master_line=$(printf '%s' "$master" | oneline) ;;
+  *) master_line=$master; [ "${#master}" -le 300 ] || master_line=$(printf '%s' "$master" | oneline) ;;
+esac
+echo "master=$master_line"
 echo "conf=$conf prefix=$prefix"
 if [ -n "${FLEET_D_nginx_conf_dir+1}" ] && [ -n "$conf" ] && [ -f "$conf" ]; then
   FLEET_D_nginx_conf_dir=${conf%/*}
@@ -230,7 +236,7 @@ if [ -n "$pid" ]; then
   echo "args=$args"
   if [ "$os" = Linux ]; then
     cwd=$($FLEET_SUDO readlink /proc/$pid/cwd 2>/dev/null); exe=$($FLEET_SUDO readlink /proc/$pid/exe 2>/dev/null)
-    venv=$($FLEET_SUDO cat /proc/$pid/environ 2>/dev/null | tr '\0' '\n' | sed -n 's/^VIRTUAL_ENV=//p' | head -n 1)
+    venv=$($FLEET_SUDO cat /proc/$pid/environ 2>/dev/null | tr '\0' '\n' | sed -n '/^VIRTUAL_ENV=/{s///p;q;}')
     files=$($FLEET_SUDO ls -l /proc/$pid/fd 2>/dev/null | awk '{ print $(NF - 2), $NF }' | sed -n 's/^\([0-9]*\) \(\/.*\)/\1 \2/p')
     cgroup=$(head -n 5 /proc/$pid/cgroup 2>/dev/null | oneline)
   else
@@ -289,14 +295,16 @@ fi
 fleet_section nginx-logs
 # The logs the config names; else the compiled-in defaults (nginx -V), relative to the prefix.
 for kind in error_log access_log; do
-  logs=$(printf '%s\n' "$nginx_info" | sed -n "s/^log kind=$kind where=[^ ]* path=//p" | awk '!s[$0]++' | head -n 4)
+  logs=$(printf '%s\n' "$nginx_info" | sed -n "s/^log kind=$kind where=[^ ]* path=//p" | awk '!s[$0]++ && ++n <= 4')
   if [ -z "$logs" ]; then
     case $kind in error_log) logs=$error_log_path ;; *) logs=$http_log_path ;; esac
     case $logs in stderr|syslog:*) logs= ;; esac
     from="nginx -V (compiled-in default)"
   else from="the config's $kind"; fi
-  logs=$(for l in $logs; do case $l in /*) echo "$l" ;; *) echo "${prefix:-/usr/share/nginx}/$l" ;; esac; done | tr '\n' ' ')
-  logs=${logs% }
+  # Absolute, relative to the prefix, joined by spaces (in the shell: no subshell and tr).
+  joined=
+  for l in $logs; do case $l in /*) ;; *) l=${prefix:-/usr/share/nginx}/$l ;; esac; joined="$joined$l "; done
+  logs=${joined% }
   echo "$kind=$logs"
   if [ -n "$logs" ]; then
     case $kind in
