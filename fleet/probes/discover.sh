@@ -125,8 +125,33 @@ nginx_info=$(fleet_nginx_config | awk -v want="$path" -v pport="$pport" '
     print "target where=" lppw[best] " addr=" a
   }' | head -n 60)
 printf '%s\n' "$nginx_info"
+# Its lines read once, by the shell (each `printf | sed` costs processes): the port of the
+# plain-HTTP server block, the targets, and each kind of log, at most 4 different paths of each
+# (newline-separated). The patterns are those of the sed commands they replace.
+nl='
+'
+listen=; targets=; error_logs=; access_logs=; n_error_log=0; n_access_log=0
+while IFS= read -r l; do
+  case $l in
+    "server "*" listen="*" ssl=0")
+      v=${l##* listen=}; v=${v%" ssl=0"}
+      case $v in *[!0123456789]*) ;; *) listen=$v ;; esac ;;
+    "target "*" addr="*) targets="$targets$nl${l##* addr=}" ;;
+    "log kind=error_log where="*|"log kind=access_log where="*)
+      kind=${l#log kind=}; kind=${kind%% *}
+      v=${l#"log kind=$kind where="}; w=${v%%" "*}; v=${v#"$w"}
+      case $v in " path="*) v=${v#" path="} ;; *) continue ;; esac
+      case $kind in
+        error_log) case "$nl$error_logs$nl" in *"$nl$v$nl"*) continue ;; esac
+          [ "$n_error_log" -lt 4 ] && n_error_log=$((n_error_log + 1)) && error_logs=${error_logs:+$error_logs$nl}$v ;;
+        *) case "$nl$access_logs$nl" in *"$nl$v$nl"*) continue ;; esac
+          [ "$n_access_log" -lt 4 ] && n_access_log=$((n_access_log + 1)) && access_logs=${access_logs:+$access_logs$nl}$v ;;
+      esac ;;
+  esac
+done <<FLEET_INFO
+$nginx_info
+FLEET_INFO
 # nginx listening elsewhere than the proxy URL's port (plain HTTP only: no certificate to check).
-listen=$(printf '%s\n' "$nginx_info" | sed -n 's/^server .* listen=\([0-9]*\) ssl=0$/\1/p')
 if [ -n "${FLEET_D_proxy_url+1}" ] && [ -n "$listen" ] && [ "$listen" != "$pport" ]; then
   found proxy_url "http://localhost:$listen" "the server block serving $path listens on port $listen"
 fi
@@ -168,7 +193,6 @@ printf '%s\n' "$listeners"
 # The backend's port: the nginx target on this host that something listens on; else, when
 # nginx's port has no listener, the one application listener there is (nginx may point at
 # the wrong port); else nginx's port. Without an nginx route, nothing is guessed.
-targets=$(printf '%s\n' "$nginx_info" | sed -n 's/^target .* addr=//p')
 listens_on() { printf '%s\n' "$listeners" | awk -v p="$1" '$1 == p { f = 1 } END { exit !f }'; }
 if [ -n "${FLEET_D_port+1}" ]; then
   first=; chosen=; me=$(hostname 2>/dev/null)
@@ -295,7 +319,7 @@ fi
 fleet_section nginx-logs
 # The logs the config names; else the compiled-in defaults (nginx -V), relative to the prefix.
 for kind in error_log access_log; do
-  logs=$(printf '%s\n' "$nginx_info" | sed -n "s/^log kind=$kind where=[^ ]* path=//p" | awk '!s[$0]++ && ++n <= 4')
+  case $kind in error_log) logs=$error_logs ;; *) logs=$access_logs ;; esac
   if [ -z "$logs" ]; then
     case $kind in error_log) logs=$error_log_path ;; *) logs=$http_log_path ;; esac
     case $logs in stderr|syslog:*) logs= ;; esac
