@@ -194,7 +194,8 @@ printf '%s\n' "$listeners"
 # The backend's port: the nginx target on this host that something listens on; else, when
 # nginx's port has no listener, the one application listener there is (nginx may point at
 # the wrong port); else nginx's port. Without an nginx route, nothing is guessed.
-listens_on() { printf '%s\n' "$listeners" | awk -v p="$1" '$1 == p { f = 1 } END { exit !f }'; }
+# A line of $listeners starts with the port and a space (awk printed it, or it is empty).
+listens_on() { case "$nl$listeners" in *"$nl$1 "*) return 0 ;; esac; return 1; }
 if [ -n "${FLEET_D_port+1}" ]; then
   first=; chosen=; me=$(hostname 2>/dev/null)
   for t in $targets; do
@@ -203,7 +204,15 @@ if [ -n "${FLEET_D_port+1}" ]; then
     case $th in 127.*|localhost|::1|0.0.0.0|::|"$me") local=1 ;; *) local= ;; esac
     [ -z "$first" ] && [ -n "$local" ] && first=$tp
     if listens_on "$tp"; then
-      tw=$(printf '%s\n' "$nginx_info" | grep -F " addr=$t" | head -n 1 | sed 's/^target where=\([^ ]*\).*/\1/')
+      # The first line naming the target: its where= word (a line not of that form, whole).
+      tw=
+      while IFS= read -r l; do
+        case $l in
+          *" addr=$t"*) case $l in "target where="*) tw=${l#target where=}; tw=${tw%% *} ;; *) tw=$l ;; esac; break ;;
+        esac
+      done <<FLEET_INFO
+$nginx_info
+FLEET_INFO
       chosen=$tp; why="nginx sends $path to $t ($tw), where a process listens"; break
     fi
   done
@@ -255,7 +264,8 @@ if [ -z "$pid" ] && [ -n "$pat" ]; then
 fi
 if [ -n "$pid" ]; then
   echo "pid=$pid how=$how"
-  if [ -r /proc/$pid/cmdline ]; then args=$(tr '\0' ' ' < /proc/$pid/cmdline | oneline)
+  # (`oneline` inlined where it ends a pipeline: a function there costs a subshell more.)
+  if [ -r /proc/$pid/cmdline ]; then args=$(tr '\0\n\r\t' '    ' < /proc/$pid/cmdline | cut -c 1-300)
   else args=$(ps -o command= -p "$pid" 2>/dev/null | oneline); fi
   args=${args% }
   echo "args=$args"
@@ -263,7 +273,7 @@ if [ -n "$pid" ]; then
     cwd=$($FLEET_SUDO readlink /proc/$pid/cwd 2>/dev/null); exe=$($FLEET_SUDO readlink /proc/$pid/exe 2>/dev/null)
     venv=$($FLEET_SUDO cat /proc/$pid/environ 2>/dev/null | tr '\0' '\n' | sed -n '/^VIRTUAL_ENV=/{s///p;q;}')
     files=$($FLEET_SUDO ls -l /proc/$pid/fd 2>/dev/null | awk '{ print $(NF - 2), $NF }' | sed -n 's/^\([0-9]*\) \(\/.*\)/\1 \2/p')
-    cgroup=$(head -n 5 /proc/$pid/cgroup 2>/dev/null | oneline)
+    cgroup=$(head -n 5 /proc/$pid/cgroup 2>/dev/null | tr '\n\r\t' '   ' | cut -c 1-300)
   else
     lsofs=$(command -v lsof >/dev/null 2>&1 && $FLEET_SUDO lsof -a -p "$pid" -Ffn 2>/dev/null)
     cwd=$(printf '%s\n' "$lsofs" | awk '/^fcwd/ { getline; sub(/^n/, ""); print; exit }')
@@ -294,7 +304,10 @@ if [ -n "${FLEET_D_service+1}" ]; then
   names_port() { awk -v p="$port" '$0 ~ ("(^|[^0-9.])" p "([^0-9.]|$)") { f = 1 } END { exit !f }'; }
   names_port_line() { awk -v p="$port" '$0 ~ ("(^|[^0-9.])" p "([^0-9.]|$)") { print $1; exit }'; }
   svc=; why=
-  cid=$(printf '%s\n' "${cgroup:-}" | tr ' ' '\n' | sed -n 's/.*docker[-\/]\([0-9a-f]\{64\}\).*/\1/p' | head -n 1)
+  cid=
+  case ${cgroup:-} in *docker*)  # the only cgroups sed can find an id in
+    cid=$(printf '%s\n' "${cgroup:-}" | tr ' ' '\n' | sed -n 's/.*docker[-\/]\([0-9a-f]\{64\}\).*/\1/p' | head -n 1) ;;
+  esac
   if [ -n "$cid" ] && [ -n "$has_docker" ]; then
     svc=$($to $FLEET_SUDO docker inspect --type container --format '{{.Name}}' "$cid" 2>/dev/null)
     svc=${svc#/}; why="pid $pid runs in docker container $svc"
