@@ -22,7 +22,9 @@ hx() {
 }
 rl() { l=$($FLEET_SUDO readlink "$1" 2>/dev/null; echo x); l=${l%x}; l=${l%?}; }
 rl /proc/$$/ns/pid
-fleet_section procs "ns=$(printf '%s' "$l" | tr -c 'a-z0-9:[]\n' _)"
+# What `tr -c 'a-z0-9:[]\n' _` would make of it: itself when it has no other character.
+case $l in *[!]abcdefghijklmnopqrstuvwxyz0123456789:[]*) ns=$(printf '%s' "$l" | tr -c 'a-z0-9:[]\n' _) ;; *) ns=$l ;; esac
+fleet_section procs "ns=$ns"
 # Candidates from one ps (reading every /proc/PID/cmdline costs two processes each: on a busy
 # host, more than the rest of the script); each is then checked on its cmdline as before. No
 # ps listing or awk, an empty pattern or one ps would print otherwise (not printable): every process.
