@@ -59,7 +59,8 @@ def new_marker() -> str:
 
 _PREAMBLE = r"""
 # Sent by fleet on stdin. Read-only: it only looks at the host.
-fleet_now() { read fleet_up fleet_rest </proc/uptime 2>/dev/null && echo "$fleet_up" || date +%s; }
+# Sets fleet_t (no command substitution: each would fork a subshell, twice per probe).
+fleet_now() { read fleet_t fleet_rest 2>/dev/null </proc/uptime || fleet_t=$(date +%s); }
 if timeout 5 true </dev/null >/dev/null 2>&1; then fleet_to=timeout; else fleet_to=; fi
 if printf x | head -c 1 >/dev/null 2>&1; then fleet_cap="head -c $fleet_capn"; else fleet_cap=cat; fi
 if [ "$(id -u 2>/dev/null)" = 0 ]; then FLEET_PRIV=root; FLEET_SUDO=
@@ -70,12 +71,12 @@ export FLEET_PRIV FLEET_SUDO
 fleet_mark() { printf "$1"'%s %s\n' "$fleet_m" "$2"; printf "$1"'%s %s\n' "$fleet_m" "$2" >&2; }
 fleet_probe() {
   fleet_mark '' "begin $1"
-  fleet_t0=$(fleet_now)
+  fleet_now; fleet_t0=$fleet_t
   # The probe's exit code comes back on fd 3 while its stdout and its stderr each go through a
   # cap (stderr by way of fd 5); fds 3, 4 and 5 are closed for the probe itself so it cannot
   # write a forged exit code.
   { fleet_rc=$( { { { $fleet_to ${fleet_to:+"$2"} sh -c "$3" </dev/null 2>&1 >&5 3>&- 4>&- 5>&-; echo $? >&3; } | $fleet_cap >&2; } 5>&1 | $fleet_cap >&4; } 3>&1 ); } 4>&1
-  fleet_t1=$(fleet_now)
+  fleet_now; fleet_t1=$fleet_t
   fleet_mark '\n' "end $1 ${fleet_rc:-255} $fleet_t0 $fleet_t1"
 }
 fleet_mark '' "meta priv=$FLEET_PRIV timeout=${fleet_to:-none}"

@@ -15,10 +15,10 @@ found() { printf 'param %s=%s\nwhy %s=%s\n' "$1" "$2" "$1" "$3"; }
 oneline() { tr '\n\r\t' '   ' | cut -c 1-300; }
 
 fleet_section nginx
-# One ps for the whole probe: nginx's master here, the backend's candidates below.
+# One ps for the whole probe: nginx's master here, the backend's candidates below. The [n] keeps
+# this probe's own command line (`sh -c` with this text, which ps lists too) from matching.
 psall=$(fleet_ps_all)
-fleet_master=$(printf '%s\n' "$psall" | grep '[n]ginx: master')
-master=$(printf '%s\n' "$fleet_master" | head -n 1)
+master=$(printf '%s\n' "$psall" | sed -n '/[n]ginx: master/{p;q;}')
 # nginx -V's paths, read once: prefix, conf-path, error-log-path, http-log-path.
 prefix=; conf_path=; error_log_path=; http_log_path=
 if command -v nginx >/dev/null 2>&1; then
@@ -31,10 +31,17 @@ if command -v nginx >/dev/null 2>&1; then
 $(nginx -V 2>&1 | tr ' ' '\n' | grep -e '^--prefix=' -e '^--conf-path=' -e '^--error-log-path=' -e '^--http-log-path=')
 EOF
 fi
-conf=$(printf '%s\n' "$master" | sed -n 's/.* -c \([^ ]*\).*/\1/p')
+# The word after its last ` -c `, as `sed 's/.* -c \([^ ]*\).*/\1/'` would have it.
+conf=; case $master in *" -c "*) conf=${master##* -c }; conf=${conf%% *} ;; esac
 [ -n "$conf" ] || conf=$conf_path
 case $conf in ''|/*) ;; *) conf=$prefix/$conf ;; esac
-echo "master=$(printf '%s' "$master" | oneline)"
+# A line of at most 300 of these (ASCII) characters, no tab or carriage return among them, is what
+# `oneline` would print: no tr and cut for it. Listed, not ranges some locales collate otherwise.
+case $master in
+  *[!abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789\ /._:\;=,@+-]*) master_line=$(printf '%s' "$master" | oneline) ;;
+  *) master_line=$master; [ "${#master}" -le 300 ] || master_line=$(printf '%s' "$master" | oneline) ;;
+esac
+echo "master=$master_line"
 echo "conf=$conf prefix=$prefix"
 if [ -n "${FLEET_D_nginx_conf_dir+1}" ] && [ -n "$conf" ] && [ -f "$conf" ]; then
   FLEET_D_nginx_conf_dir=${conf%/*}
@@ -119,8 +126,33 @@ nginx_info=$(fleet_nginx_config | awk -v want="$path" -v pport="$pport" '
     print "target where=" lppw[best] " addr=" a
   }' | head -n 60)
 printf '%s\n' "$nginx_info"
+# Its lines read once, by the shell (each `printf | sed` costs processes): the port of the
+# plain-HTTP server block, the targets, and each kind of log, at most 4 different paths of each
+# (newline-separated). The patterns are those of the sed commands they replace.
+nl='
+'
+listen=; targets=; error_logs=; access_logs=; n_error_log=0; n_access_log=0
+while IFS= read -r l; do
+  case $l in
+    "server "*" listen="*" ssl=0")
+      v=${l##* listen=}; v=${v%" ssl=0"}
+      case $v in *[!0123456789]*) ;; *) listen=$v ;; esac ;;
+    "target "*" addr="*) targets="$targets$nl${l##* addr=}" ;;
+    "log kind=error_log where="*|"log kind=access_log where="*)
+      kind=${l#log kind=}; kind=${kind%% *}
+      v=${l#"log kind=$kind where="}; w=${v%%" "*}; v=${v#"$w"}
+      case $v in " path="*) v=${v#" path="} ;; *) continue ;; esac
+      case $kind in
+        error_log) case "$nl$error_logs$nl" in *"$nl$v$nl"*) continue ;; esac
+          [ "$n_error_log" -lt 4 ] && n_error_log=$((n_error_log + 1)) && error_logs=${error_logs:+$error_logs$nl}$v ;;
+        *) case "$nl$access_logs$nl" in *"$nl$v$nl"*) continue ;; esac
+          [ "$n_access_log" -lt 4 ] && n_access_log=$((n_access_log + 1)) && access_logs=${access_logs:+$access_logs$nl}$v ;;
+      esac ;;
+  esac
+done <<FLEET_INFO
+$nginx_info
+FLEET_INFO
 # nginx listening elsewhere than the proxy URL's port (plain HTTP only: no certificate to check).
-listen=$(printf '%s\n' "$nginx_info" | sed -n 's/^server .* listen=\([0-9]*\) ssl=0$/\1/p')
 if [ -n "${FLEET_D_proxy_url+1}" ] && [ -n "$listen" ] && [ "$listen" != "$pport" ]; then
   found proxy_url "http://localhost:$listen" "the server block serving $path listens on port $listen"
 fi
@@ -162,8 +194,8 @@ printf '%s\n' "$listeners"
 # The backend's port: the nginx target on this host that something listens on; else, when
 # nginx's port has no listener, the one application listener there is (nginx may point at
 # the wrong port); else nginx's port. Without an nginx route, nothing is guessed.
-targets=$(printf '%s\n' "$nginx_info" | sed -n 's/^target .* addr=//p')
-listens_on() { printf '%s\n' "$listeners" | awk -v p="$1" '$1 == p { f = 1 } END { exit !f }'; }
+# A line of $listeners starts with the port and a space (awk printed it, or it is empty).
+listens_on() { case "$nl$listeners" in *"$nl$1 "*) return 0 ;; esac; return 1; }
 if [ -n "${FLEET_D_port+1}" ]; then
   first=; chosen=; me=$(hostname 2>/dev/null)
   for t in $targets; do
@@ -172,7 +204,15 @@ if [ -n "${FLEET_D_port+1}" ]; then
     case $th in 127.*|localhost|::1|0.0.0.0|::|"$me") local=1 ;; *) local= ;; esac
     [ -z "$first" ] && [ -n "$local" ] && first=$tp
     if listens_on "$tp"; then
-      tw=$(printf '%s\n' "$nginx_info" | grep -F " addr=$t" | head -n 1 | sed 's/^target where=\([^ ]*\).*/\1/')
+      # The first line naming the target: its where= word (a line not of that form, whole).
+      tw=
+      while IFS= read -r l; do
+        case $l in
+          *" addr=$t"*) case $l in "target where="*) tw=${l#target where=}; tw=${tw%% *} ;; *) tw=$l ;; esac; break ;;
+        esac
+      done <<FLEET_INFO
+$nginx_info
+FLEET_INFO
       chosen=$tp; why="nginx sends $path to $t ($tw), where a process listens"; break
     fi
   done
@@ -224,15 +264,16 @@ if [ -z "$pid" ] && [ -n "$pat" ]; then
 fi
 if [ -n "$pid" ]; then
   echo "pid=$pid how=$how"
-  if [ -r /proc/$pid/cmdline ]; then args=$(tr '\0' ' ' < /proc/$pid/cmdline | oneline)
+  # (`oneline` inlined where it ends a pipeline: a function there costs a subshell more.)
+  if [ -r /proc/$pid/cmdline ]; then args=$(tr '\0\n\r\t' '    ' < /proc/$pid/cmdline | cut -c 1-300)
   else args=$(ps -o command= -p "$pid" 2>/dev/null | oneline); fi
   args=${args% }
   echo "args=$args"
   if [ "$os" = Linux ]; then
     cwd=$($FLEET_SUDO readlink /proc/$pid/cwd 2>/dev/null); exe=$($FLEET_SUDO readlink /proc/$pid/exe 2>/dev/null)
-    venv=$($FLEET_SUDO cat /proc/$pid/environ 2>/dev/null | tr '\0' '\n' | sed -n 's/^VIRTUAL_ENV=//p' | head -n 1)
+    venv=$($FLEET_SUDO cat /proc/$pid/environ 2>/dev/null | tr '\0' '\n' | sed -n '/^VIRTUAL_ENV=/{s///p;q;}')
     files=$($FLEET_SUDO ls -l /proc/$pid/fd 2>/dev/null | awk '{ print $(NF - 2), $NF }' | sed -n 's/^\([0-9]*\) \(\/.*\)/\1 \2/p')
-    cgroup=$(head -n 5 /proc/$pid/cgroup 2>/dev/null | oneline)
+    cgroup=$(head -n 5 /proc/$pid/cgroup 2>/dev/null | tr '\n\r\t' '   ' | cut -c 1-300)
   else
     lsofs=$(command -v lsof >/dev/null 2>&1 && $FLEET_SUDO lsof -a -p "$pid" -Ffn 2>/dev/null)
     cwd=$(printf '%s\n' "$lsofs" | awk '/^fcwd/ { getline; sub(/^n/, ""); print; exit }')
@@ -263,7 +304,10 @@ if [ -n "${FLEET_D_service+1}" ]; then
   names_port() { awk -v p="$port" '$0 ~ ("(^|[^0-9.])" p "([^0-9.]|$)") { f = 1 } END { exit !f }'; }
   names_port_line() { awk -v p="$port" '$0 ~ ("(^|[^0-9.])" p "([^0-9.]|$)") { print $1; exit }'; }
   svc=; why=
-  cid=$(printf '%s\n' "${cgroup:-}" | tr ' ' '\n' | sed -n 's/.*docker[-\/]\([0-9a-f]\{64\}\).*/\1/p' | head -n 1)
+  cid=
+  case ${cgroup:-} in *docker*)  # the only cgroups sed can find an id in
+    cid=$(printf '%s\n' "${cgroup:-}" | tr ' ' '\n' | sed -n 's/.*docker[-\/]\([0-9a-f]\{64\}\).*/\1/p' | head -n 1) ;;
+  esac
   if [ -n "$cid" ] && [ -n "$has_docker" ]; then
     svc=$($to $FLEET_SUDO docker inspect --type container --format '{{.Name}}' "$cid" 2>/dev/null)
     svc=${svc#/}; why="pid $pid runs in docker container $svc"
@@ -289,14 +333,16 @@ fi
 fleet_section nginx-logs
 # The logs the config names; else the compiled-in defaults (nginx -V), relative to the prefix.
 for kind in error_log access_log; do
-  logs=$(printf '%s\n' "$nginx_info" | sed -n "s/^log kind=$kind where=[^ ]* path=//p" | awk '!s[$0]++' | head -n 4)
+  case $kind in error_log) logs=$error_logs ;; *) logs=$access_logs ;; esac
   if [ -z "$logs" ]; then
     case $kind in error_log) logs=$error_log_path ;; *) logs=$http_log_path ;; esac
     case $logs in stderr|syslog:*) logs= ;; esac
     from="nginx -V (compiled-in default)"
   else from="the config's $kind"; fi
-  logs=$(for l in $logs; do case $l in /*) echo "$l" ;; *) echo "${prefix:-/usr/share/nginx}/$l" ;; esac; done | tr '\n' ' ')
-  logs=${logs% }
+  # Absolute, relative to the prefix, joined by spaces (in the shell: no subshell and tr).
+  joined=
+  for l in $logs; do case $l in /*) ;; *) l=${prefix:-/usr/share/nginx}/$l ;; esac; joined="$joined$l "; done
+  logs=${joined% }
   echo "$kind=$logs"
   if [ -n "$logs" ]; then
     case $kind in

@@ -2,7 +2,9 @@ set -f
 n=$nginx_log_lines; errors=$nginx_error_log; access=$nginx_access_log
 # The host's clock, so the controller can keep only the last nginx_log_minutes of entries;
 # the error log's times are local and zoneless, the access log's carry their offset.
-fleet_section clock "epoch=$(date +%s)" "local=$(date '+%Y/%m/%d_%H:%M:%S')" "minutes=$nginx_log_minutes"
+# One date for both (and both of the same second); set -f is on: the words are not globbed.
+set -- $(date '+%s %Y/%m/%d_%H:%M:%S')
+fleet_section clock "epoch=${1-}" "local=${2-}" "minutes=$nginx_log_minutes"
 # tail FILE: its last $n lines, readable or through sudo; else say why not.
 read_log() {
   if [ -r "$1" ] && [ -f "$1" ]; then tail -n "$n" "$1"

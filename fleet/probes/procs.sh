@@ -4,9 +4,27 @@ pat=$process_pattern
 # PATH, venv, cgroup and PID namespace. Paths and argv are printed in hex: they may hold
 # any byte, newlines included. Another user's /proc entries need root.
 hex() { od -An -v -tx1 | tr -d ' \n'; }
+# hx TEXT [SUFFIX]: h = TEXT in hex, then SUFFIX (hex) appended. Text of the plain characters in
+# the table (most paths, namespaces, users, cgroups) is looked up in the shell: forking od and tr
+# for each of a process's fields cost more than the rest of this probe. Other text goes to od.
+# The characters are listed, not given as ranges, which some shells' locales collate otherwise.
+fleet_hx='|a=61|b=62|c=63|d=64|e=65|f=66|g=67|h=68|i=69|j=6a|k=6b|l=6c|m=6d|n=6e|o=6f|p=70|q=71|r=72|s=73|t=74|u=75|v=76|w=77|x=78|y=79|z=7a|A=41|B=42|C=43|D=44|E=45|F=46|G=47|H=48|I=49|J=4a|K=4b|L=4c|M=4d|N=4e|O=4f|P=50|Q=51|R=52|S=53|T=54|U=55|V=56|W=57|X=58|Y=59|Z=5a|0=30|1=31|2=32|3=33|4=34|5=35|6=36|7=37|8=38|9=39|/=2f|.=2e|_=5f|:=3a|-=2d|[=5b|]=5d|@=40|+=2b|,=2c|==3d|'
+hx() {
+  case $1 in
+    *[!]abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._:@+,=[-]*) h=$(printf '%s' "$1" | hex)$2; return ;;
+  esac
+  h=; fleet_r=$1
+  while [ -n "$fleet_r" ]; do
+    fleet_t=${fleet_r#?}; fleet_c=${fleet_r%"$fleet_t"}; fleet_r=$fleet_t
+    fleet_t=${fleet_hx#*"|$fleet_c="}; h=$h${fleet_t%"${fleet_t#??}"}
+  done
+  h=$h$2
+}
 rl() { l=$($FLEET_SUDO readlink "$1" 2>/dev/null; echo x); l=${l%x}; l=${l%?}; }
 rl /proc/$$/ns/pid
-fleet_section procs "ns=$(printf '%s' "$l" | tr -c 'a-z0-9:[]\n' _)"
+# What `tr -c 'a-z0-9:[]\n' _` would make of it: itself when it has no other character.
+case $l in *[!]abcdefghijklmnopqrstuvwxyz0123456789:[]*) ns=$(printf '%s' "$l" | tr -c 'a-z0-9:[]\n' _) ;; *) ns=$l ;; esac
+fleet_section procs "ns=$ns"
 # Candidates from one ps (reading every /proc/PID/cmdline costs two processes each: on a busy
 # host, more than the rest of the script); each is then checked on its cmdline as before. No
 # ps listing or awk, an empty pattern or one ps would print otherwise (not printable): every process.
@@ -29,28 +47,36 @@ for d in /proc/[0-9]*; do
   esac
   n=$((n + 1)); [ "$n" -gt 50 ] && break
   fleet_section proc "pid=$pid" "role=$role"
-  rl "$d/ns/pid"; echo "ns=$(printf '%s' "$l" | hex)"
-  echo "user=$(stat -c %U:%u "$d" 2>/dev/null | hex)"
+  rl "$d/ns/pid"; hx "$l"; echo "ns=$h"
+  # stat's line and the cgroup line keep their newline (0a), as od saw them.
+  u=$(stat -c %U:%u "$d" 2>/dev/null) && hx "$u" 0a || h=; echo "user=$h"
   echo "argv=$(head -c 8192 "$d/cmdline" 2>/dev/null | hex)"
-  rl "$d/cwd"; cwd=$l; echo "cwd=$(printf '%s' "$cwd" | hex)"
-  rl "$d/exe"; echo "exe=$(printf '%s' "$l" | hex)"
-  echo "cgroup=$(grep -E '^0::|name=systemd' "$d/cgroup" 2>/dev/null | head -n 1 | hex)"
-  a0=$(head -c 8192 "$d/cmdline" 2>/dev/null | tr '\0' '\n' | head -n 1)
+  rl "$d/cwd"; cwd=$l; hx "$cwd"; echo "cwd=$h"
+  rl "$d/exe"; hx "$l"; echo "exe=$h"
+  # The first line naming the v2 or the systemd hierarchy, read by the shell's own `read`.
+  h=
+  while IFS= read -r c; do
+    case $c in 0::*|*name=systemd*) hx "$c" 0a; break ;; esac
+  done 2>/dev/null <"$d/cgroup"
+  echo "cgroup=$h"
+  a0=$(tr '\0' '\n' <"$d/cmdline" 2>/dev/null | head -n 1)
   r=
   case $a0 in
     /*) r=$a0 ;;
     */*) [ -n "$cwd" ] && r=$cwd/$a0 ;;
     ?*)
       # Only PATH is kept of its environment; the rest may hold secrets.
-      r=$($FLEET_SUDO cat "$d/environ" 2>/dev/null | tr '\0' '\n' | sed -n 's/^PATH=//p' | head -n 1 |
-        tr ':' '\n' | while IFS= read -r dir; do
-          case $dir in /*) ;; *) continue ;; esac
-          if $FLEET_SUDO test -f "$dir/$a0" && $FLEET_SUDO test -x "$dir/$a0"; then printf '%s' "$dir/$a0"; break; fi
-        done) ;;
+      p=$($FLEET_SUDO cat "$d/environ" 2>/dev/null | tr '\0' '\n' | sed -n '/^PATH=/{s///p;q;}')
+      fleet_ifs=$IFS; IFS=:; set -f
+      for dir in $p; do
+        case $dir in /*) ;; *) continue ;; esac
+        if $FLEET_SUDO test -f "$dir/$a0" && $FLEET_SUDO test -x "$dir/$a0"; then r=$dir/$a0; break; fi
+      done
+      IFS=$fleet_ifs; set +f ;;
   esac
-  [ -n "$r" ] && echo "found=$(printf '%s' "$r" | hex)"
+  [ -n "$r" ] && hx "$r" && echo "found=$h"
   v=${r%/*}; v=${v%/*}
-  [ -n "$v" ] && $FLEET_SUDO test -f "$v/pyvenv.cfg" && echo "venv=$(printf '%s' "$v" | hex)"
+  [ -n "$v" ] && $FLEET_SUDO test -f "$v/pyvenv.cfg" && hx "$v" && echo "venv=$h"
   [ -n "$cwd" ] && $FLEET_SUDO test -f "$cwd/requirements.txt" && echo "requirements=1"
 done
 exit 0
