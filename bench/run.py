@@ -44,7 +44,7 @@ ALL_PEERS = ("fleet", "pssh", "asyncssh", "openssh", "ansible", "fleet-base", "p
 BASELINE_DIR = ""  # --baseline: a directory holding another copy of the fleet package
 
 # Our own test-fleet names and subnets, so we never collide with other users of testfleet.
-FULL_PREFIX, FULL_SUBNET = "fltb", "198.18.240.0/24"      # up to 245 full hosts
+FULL_PREFIX, FULL_SUBNET = "fltb", "198.18.232.0/22"      # up to 1,000 full hosts
 LIGHT_PREFIX, LIGHT_SUBNET = "fltbl", "198.18.242.0/23"   # up to 501 light hosts
 
 sys.path.insert(0, str(ROOT))

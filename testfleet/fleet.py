@@ -705,7 +705,8 @@ class TestFleet:
         return None
 
     def _check_ssh_banner(self, h: Host) -> None:
-        deadline = time.monotonic() + 10
+        # While hundreds of hosts boot on two cores, an sshd can take longer than 10 s to answer.
+        deadline = time.monotonic() + 10 + 0.05 * len(self.hosts)
         last = None
         while time.monotonic() < deadline:
             try:

@@ -54,7 +54,7 @@ def _memo_parse(memo: ParseMemo, parser: str, output: ProbeOutput, params: dict)
 @pytest.mark.parametrize("path", CASES, ids=[f"{p.parent.name}/{p.stem}" for p in CASES])
 def test_memo_gives_what_a_fresh_parse_gives_for_every_fixture_and_parameters(path: Path) -> None:
     memo, parser, output = ParseMemo(), path.parent.name, _output(path)
-    for _ in range(2):  # the second round is answered from the memo
+    for _ in range(3):  # stored on the second round (seen before), answered from the memo on the third
         for variant in VARIANTS:
             params = {**variant, **_params(path)}
             facts, _ = _memo_parse(memo, parser, output, params)
@@ -66,6 +66,7 @@ def test_memo_gives_what_a_fresh_parse_gives_for_every_fixture_and_parameters(pa
 def test_a_hit_returns_the_same_facts_object_and_other_parameters_miss() -> None:
     path = FIXTURES / "processes" / "busybox_ps.txt"
     memo, output = ParseMemo(), _output(path)
+    _memo_parse(memo, "processes", output, {"process_pattern": "python main.py"})  # seen once: not held
     first, hit = _memo_parse(memo, "processes", output, {"process_pattern": "python main.py"})
     again, hit_again = _memo_parse(memo, "processes", output, {"process_pattern": "python main.py", "unrelated": 9})
     other, hit_other = _memo_parse(memo, "processes", output, {"process_pattern": "nginx"})
@@ -74,11 +75,26 @@ def test_a_hit_returns_the_same_facts_object_and_other_parameters_miss() -> None
     assert other != first and other == PARSERS["processes"](output, {"process_pattern": "nginx"})
 
 
+def test_an_output_seen_once_is_not_held() -> None:
+    """Each host's own `ps` never comes back: holding its facts would only cost memory."""
+    memo = ParseMemo()
+    one = _output(FIXTURES / "processes" / "busybox_ps.txt")
+    for i in range(50):
+        unique = ProbeOutput(one.name, 0, one.stdout + f"{90000 + i} root python main.py\n", "", 0.1)
+        _, hit = _memo_parse(memo, "processes", unique, {"process_pattern": "python main.py"})
+        assert not hit
+    assert len(memo.lru) == 0
+    _memo_parse(memo, "processes", one, {"process_pattern": "python main.py"})
+    _memo_parse(memo, "processes", one, {"process_pattern": "python main.py"})
+    assert len(memo.lru) == 1  # the output that came twice
+
+
 def test_a_different_output_is_parsed_again() -> None:
     memo = ParseMemo()
     one = _output(FIXTURES / "processes" / "busybox_ps.txt")
     two = ProbeOutput(one.name, 0, one.stdout.replace("python", "pythoX"), "", 0.1)
     params = {"process_pattern": "python main.py"}
+    _memo_parse(memo, "processes", one, params)
     first, _ = _memo_parse(memo, "processes", one, params)
     second, hit = _memo_parse(memo, "processes", two, params)
     assert not hit and second == PARSERS["processes"](two, params) and second != first
@@ -124,11 +140,11 @@ def test_rule_texts_are_rendered_once_per_distinct_input() -> None:
         return memo.render("tpl", ("nginx", "params"), context,
                            lambda: calls.append(1) or f"{context['nginx']} {context['params']}")
 
-    assert render({"nginx": 1, "params": {"port": 8000}, "host": "a"}) == "1 {'port': 8000}"
-    assert render({"nginx": 1, "params": {"port": 8000}, "host": "b"}) == "1 {'port': 8000}"
+    for host in "abc":  # rendered the first time and the second (when it is stored), then reused
+        assert render({"nginx": 1, "params": {"port": 8000}, "host": host}) == "1 {'port': 8000}"
     assert render({"nginx": True, "params": {"port": 8000}}) == "True {'port': 8000}"
     assert render({"nginx": 1, "params": {"port": 8001}}) == "1 {'port': 8001}"
-    assert len(calls) == 3
+    assert len(calls) == 4 and len(memo.lru) == 1
 
 
 def test_interpret_gives_each_host_its_own_facts_from_shared_output() -> None:
@@ -139,11 +155,11 @@ def test_interpret_gives_each_host_its_own_facts_from_shared_output() -> None:
     raw = {name: ProbeOutput(name, 0, ps.stdout, "", 0.1)}
     host = Host(name="h", address="127.0.0.1")
     seen = []
-    for pattern in ("python main.py", "nginx", "python main.py"):
+    for pattern in ("python main.py", "nginx", "python main.py", "python main.py"):
         result = interpret(runbook, host, raw, {**runbook.defaults(), "process_pattern": pattern})
         assert result.facts[name] == PARSERS["processes"](result.probes[name], {"process_pattern": pattern})
         seen.append(result.facts[name])
-    assert seen[0] != seen[1] and seen[2] is seen[0]  # the third host was a hit
+    assert seen[0] != seen[1] and seen[3] is seen[2]  # the fourth host was a hit (stored by the third)
 
 
 def test_a_parse_the_budget_stops_stores_nothing() -> None:

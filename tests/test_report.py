@@ -109,6 +109,19 @@ def test_reports_are_private_files(tmp_path):
     assert os.stat(tmp_path / "out").st_mode & 0o077 == 0
 
 
+def test_report_files_written_in_pieces_hold_exactly_the_whole_texts(tmp_path):
+    """Files are written a host (or a template block) at a time; the text must be what one string gives."""
+    doc = sample_doc()
+    paths = write_reports(doc, str(tmp_path), "run", ("json", "md", "html"))
+    texts = {p.rsplit(".", 1)[1]: Path(p).read_text() for p in paths}
+    assert texts["json"] == json.dumps(doc, ensure_ascii=False) + "\n"
+    assert json.loads(texts["json"]) == doc
+    assert texts["md"] == render_markdown(doc) and texts["html"] == render_html(doc)
+    for odd in ({}, {"hosts": []}, {"hosts": [{"a": "é"}], "after": 1}):  # hosts absent, empty, not last
+        [path] = write_reports(odd, str(tmp_path), "odd", ("json",))
+        assert Path(path).read_text() == json.dumps(odd, ensure_ascii=False) + "\n"
+
+
 def test_report_command_rerenders_from_json(tmp_path):
     [path] = write_reports(sample_doc(), str(tmp_path), "run", ("json",))
     proc = subprocess.run([sys.executable, "-m", "fleet", "report", path, "--format", "md"], capture_output=True,

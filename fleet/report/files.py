@@ -12,6 +12,7 @@ import os
 import re
 import secrets
 import tempfile
+from typing import Iterable
 
 from fleet.errors import InputError
 from fleet.trustpath import others_can_write
@@ -65,8 +66,8 @@ def create_run_file(directory: str, started: dt.datetime, runbook: str, suffix: 
     raise InputError("cannot find a free report file name", directory)
 
 
-def write_private(path: str, text: str) -> None:
-    """Write `text` to `path` with mode 0600, replacing it atomically.
+def write_private(path: str, text: str | Iterable[str]) -> None:
+    """Write `text` (a string, or its pieces in order) to `path` with mode 0600, replacing it atomically.
 
     The text goes to a fresh file with a random name (mkstemp: O_EXCL, 0600), then is renamed over
     `path`; a rename replaces a symlink at `path` rather than writing where it points.
@@ -75,7 +76,10 @@ def write_private(path: str, text: str) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=".tmp", dir=directory or ".")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
+            if isinstance(text, str):
+                out.write(text)
+            else:
+                out.writelines(text)
         os.replace(tmp, path)
     except BaseException:
         try:
