@@ -62,3 +62,33 @@ def test_chained_jumps_keep_their_order(config_dir):
     endpoint = resolve_endpoint(host, load_ssh_config(str(config_dir / "config")))
     assert endpoint.jump.hostname == "second.example"
     assert (endpoint.jump.jump.hostname, endpoint.jump.jump.port) == ("first.example", 2201)
+
+
+def test_match_exec_runs_its_command_as_openssh_does(tmp_path):
+    """paramiko is imported without invoke; a config with `Match exec` gets it back for its lookups.
+    (In a child process: invoke's runner reads stdin, which pytest's capture refuses.)"""
+    import subprocess
+    import sys
+
+    flag = tmp_path / "on-vpn"
+    (tmp_path / "config").write_text(f'Match host web1 exec "test -e {flag}"\n  HostName 10.0.0.1\n'
+                                     "Host web1\n  HostName 192.0.2.1\n")
+    code = ("import sys; from fleet.transport.sshconfig import load_ssh_config as load; "
+            "print(load(sys.argv[1]).lookup('web1')['hostname'])")
+    names = []
+    for _ in range(2):  # the command fails (no match), then passes
+        names.append(subprocess.run([sys.executable, "-c", code, str(tmp_path / "config")], capture_output=True,
+                                    text=True, check=True, stdin=subprocess.DEVNULL).stdout.strip())
+        flag.touch()
+    assert names == ["192.0.2.1", "10.0.0.1"]
+
+
+def test_connecting_code_does_not_import_invoke():
+    """invoke (asyncio, unittest.mock...) costs 35 ms and 7 MB per run and serves `Match exec` alone."""
+    import subprocess
+    import sys
+
+    code = ("import sys, fleet.transport.ssh, fleet.transport.sshconfig as c, os; c.load_ssh_config(os.devnull); "
+            "print('invoke' in sys.modules, 'fabric' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]

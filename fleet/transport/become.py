@@ -12,7 +12,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
-import paramiko
+from fleet.transport.sshlib import paramiko
 
 from fleet.executor import Deadline
 

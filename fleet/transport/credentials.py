@@ -8,7 +8,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Callable
 
-import paramiko
+from fleet.transport.sshlib import paramiko
 
 from fleet.errors import InputError
 

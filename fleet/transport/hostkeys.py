@@ -7,7 +7,7 @@ import enum
 import hmac
 import os
 
-import paramiko
+from fleet.transport.sshlib import paramiko
 from paramiko.hostkeys import HostKeyEntry
 
 

@@ -19,7 +19,7 @@ import threading
 import time
 from dataclasses import dataclass, replace
 
-import paramiko
+from fleet.transport.sshlib import paramiko
 
 from fleet.addresses import is_ip
 from fleet.executor import Deadline

@@ -1,7 +1,8 @@
 """ssh_config as OpenSSH reads it, including `Include`, which paramiko's parser ignores.
 
-Fabric knows where the files are (`-F`-style runtime path, else the user's then the system's);
-the text of each, with every `Include` expanded in place, goes to paramiko's parser once per run.
+The files are OpenSSH's (and fabric's): a `-F`-style path alone, else the user's then the
+system's; the text of each, with every `Include` expanded in place, goes to paramiko's parser
+once per run.
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ import glob
 import os
 import re
 
-import fabric
-import paramiko
-
 from fleet.errors import InputError
+from fleet.transport.sshlib import enable_match_exec, paramiko
 
+USER_SSH_CONFIG, SYSTEM_SSH_CONFIG = "~/.ssh/config", "/etc/ssh/ssh_config"
+# `Match ... exec "command"`: paramiko runs it with invoke, imported only for such a config.
+_MATCH_EXEC = re.compile(r"^\s*match\b.*\bexec\b", re.I | re.M)
 # OpenSSH stops at this depth too; it also stops an Include cycle.
 MAX_INCLUDE_DEPTH = 16
 _INCLUDE = re.compile(r"^\s*include(?:\s*=\s*|\s+)(.+?)\s*$", re.I)
@@ -27,10 +29,10 @@ def load_ssh_config(path: str | None) -> paramiko.SSHConfig:
             raise InputError("ssh_config file not found", path)
         files = [(path, os.path.dirname(os.path.abspath(path)))]
     else:
-        defaults = fabric.Config()
-        files = [(os.path.expanduser(defaults._user_ssh_path), os.path.expanduser("~/.ssh")),
-                 (defaults._system_ssh_path, "/etc/ssh")]
+        files = [(os.path.expanduser(USER_SSH_CONFIG), os.path.expanduser("~/.ssh")), (SYSTEM_SSH_CONFIG, "/etc/ssh")]
     text = "".join(expand(p, base) for p, base in files if os.path.exists(p))
+    if _MATCH_EXEC.search(text):
+        enable_match_exec()
     try:
         return paramiko.SSHConfig.from_text(text)
     except Exception as exc:  # noqa: BLE001 - paramiko raises bare Exception subclasses for bad config
