@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import functools
+import hashlib
 import json
 import re
 from collections import defaultdict
@@ -18,6 +19,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from fleet import __version__
 from fleet.errors import InputError
 from fleet.limits import REPORT_OUTPUT_CHARS, cap_text
+from fleet.memo import LRU, MISSING
 from fleet.report.model import HostEntry, Report, RunbookRef
 from fleet.report.schema_check import first_error
 from fleet.models import HostResult, Severity, reached
@@ -62,6 +64,24 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
+# One probe's facts as JSON, shared by every host entry whose facts are the same: hosts of one
+# config have the same nginx and discovery facts, and a report holds every entry to its end.
+_SHARED_FACTS = LRU(max_entries=1024, max_bytes=8 * 1024 * 1024)
+
+
+def shared_facts_json(value: Any) -> Any:
+    """`jsonable(value)`, the same object for equal facts (keyed by a digest of their JSON text,
+    which tells 1, 1.0, true and "1" apart). Nothing may change what it returns."""
+    data = jsonable(value)
+    text = dumps(data)
+    key = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+    shared = _SHARED_FACTS.get(key)
+    if shared is MISSING:
+        _SHARED_FACTS.put(key, data, len(text))
+        return data
+    return shared
+
+
 @functools.cache
 def _shown_fields(kind: type) -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(kind) if f.repr)
@@ -77,7 +97,7 @@ def entry(result: HostResult) -> HostEntry:
                        "truncated": p.truncated, "error": p.error}
                 for name, p in result.probes.items()},
         parameters=jsonable(result.params), parameter_sources=dict(result.param_sources),
-        facts=jsonable(result.facts), notes=tuple(result.notes), duration_s=round(result.duration_s, 3),
+        facts={str(name): shared_facts_json(value) for name, value in result.facts.items()}, notes=tuple(result.notes), duration_s=round(result.duration_s, 3),
         runbooks=tuple({"runbook": name, "verdict": part.verdict, "severity": part.severity.value,
                         "summary": part.summary, "evidence": list(part.evidence), "fix": list(part.fix)}
                        for name, part in d.parts))

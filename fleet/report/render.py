@@ -79,8 +79,10 @@ def md_code(value: Any, limit: int = MD_RAW_LIMIT) -> str:
 _MD_ENV.filters.update(cell=md_cell, code=md_code, span=md_span)
 
 
-def probes_json(hosts: list[Mapping[str, Any]]) -> Markup:
-    """Every host's probe outputs as JSON safe inside a <script> element.
+def probes_json(hosts: list[Mapping[str, Any]]) -> Iterator[Markup]:
+    """Every host's probe outputs as JSON safe inside a <script> element, a host at a time (the
+    template writes the pieces as they come: a 500-host report's outputs are 6 MB of JSON, which
+    as one string, escaped and copied, were most of the memory a run needs at its end).
 
     Only `<` is escaped: in a script element's text nothing but `</script` or `<!--` ends or
     changes the element, and both start with `<`; there are no entities to decode. (Jinja2's
@@ -92,8 +94,11 @@ def probes_json(hosts: list[Mapping[str, Any]]) -> Markup:
         return {**probe, "stdout": show_invisible(clip(probe["stdout"])),
                 "stderr": show_invisible(clip(probe["stderr"]))}
 
-    data = [{name: clipped(probe) for name, probe in host["probes"].items()} for host in hosts]
-    return Markup(json.dumps(data).replace("<", "\\u003c"))
+    yield Markup("[")
+    for n, host in enumerate(hosts):
+        text = json.dumps({name: clipped(probe) for name, probe in host["probes"].items()})
+        yield Markup((", " if n else "") + text.replace("<", "\\u003c"))
+    yield Markup("]")
 
 
 def clip(value: Any, limit: int = HTML_RAW_LIMIT) -> str:
