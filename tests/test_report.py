@@ -158,3 +158,16 @@ def test_diff_classifies_each_host(tmp_path):
     assert proc.returncode == 1  # a host got worse
     assert "| web-02 | fixed | backend\\_not\\_running | healthy |" not in proc.stdout
     assert "| web-02 | fixed | backend_not_running | healthy |" in proc.stdout
+
+
+def test_equal_facts_share_one_json_value_and_only_equal_ones():
+    """Hosts of one config have the same nginx facts: the report holds them once. 1, 1.0 and True differ."""
+    from dataclasses import replace
+
+    base = result("web-01", "healthy", Severity.OK, "ok")
+    facts = [{"nginx": {"upstreams": ["127.0.0.1:8000"], "workers": n}} for n in (1, 1, 1.0, True, 2)]
+    entries = [document.entry(replace(base, facts=f)) for f in facts]
+    nginx = [e.facts["nginx"] for e in entries]
+    assert nginx[0] is nginx[1]
+    assert all(nginx[0] is not other for other in nginx[2:])
+    assert [document.dumps(n) for n in nginx] == [document.dumps(document.jsonable(f["nginx"])) for f in facts]
