@@ -15,7 +15,7 @@ import jinja2
 import typer
 from rich.console import Console
 
-from fleet import __version__
+from fleet import __version__, gcpolicy
 from fleet.config import load_default_map
 from fleet.errors import FleetError, InputError
 from fleet.inventory import load_inventory
@@ -431,4 +431,5 @@ def main() -> None:
         default_map = load_default_map()
     except FleetError as exc:
         raise SystemExit(_fail(exc).exit_code) from None
+    gcpolicy.settle(final=False)  # the CLI's imports done; a run settles again once set up (fleet.runloop)
     app(default_map=default_map)
