@@ -1,6 +1,6 @@
 from fleet import gcpolicy
 
-gcpolicy.start()  # before the imports below: see fleet/gcpolicy.py
+gcpolicy.start()  # before the CLI's imports: see fleet/gcpolicy.py
 
 from fleet.cli import main  # noqa: E402
 

@@ -427,6 +427,7 @@ app.add_typer(fix_app, name="fix")
 
 def main() -> None:
     """Console-script entry point: defaults from fleet.toml sit beneath FLEET_* variables and options."""
+    gcpolicy.start()  # the program's own process (`python -m fleet` started it before the imports)
     try:
         default_map = load_default_map()
     except FleetError as exc:
