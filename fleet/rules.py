@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Hashable, Mapping, Sequence
 
 import jinja2
 import jinja2.meta
@@ -158,14 +158,16 @@ def _expression(source: str, probe_parsers: Mapping[str, str], what: str, path: 
                 extra: frozenset = frozenset()) -> LazyExpression:
     """A rule's expression (`when`, a fix entry's condition), checked now, compiled on first use."""
     return _compile(lambda: LazyExpression(source), lambda: _RULE_ENV.parse("{{ " + source + " }}"),
-                    probe_parsers, what, path, line, extra)
+                    probe_parsers, what, path, line, extra, ("expression", source))
 
 
 def _template(source: str, probe_parsers: Mapping[str, str], what: str, path: str, line: int,
               extra: frozenset = frozenset()) -> LazyTemplate:
     """A rule's text (summary, evidence, a fix entry's text), checked now, compiled on first use."""
+    if "{" not in source:  # plain text (`sudo`, `-n`): no Jinja2 construct, nothing to check
+        return LazyTemplate(source)
     return _compile(lambda: LazyTemplate(source), lambda: _RULE_ENV.parse(source), probe_parsers, what, path, line,
-                    extra)
+                    extra, ("template", source))
 
 
 def _parse_remedies(value: Any, probe_parsers: Mapping[str, str], path: str, line: int) -> tuple[remedy_spec.Remedy, ...]:
@@ -201,10 +203,21 @@ def _parse_fix(value: Any, probe_parsers: Mapping[str, str], path: str, line: in
     return tuple(entries)
 
 
+# Sources already found sound against the same probes and names. A runbook repeats many texts
+# (`{{ params.service }}` in 18 fix entries of the 502 runbook: 344 checks of 161 distinct
+# sources), and the checks (a parse and two walks of the tree) were most of loading it.
+_SOUND: dict[Hashable, None] = {}
+_SOUND_MAX = 4096
+
+
 def _compile(build: Callable[[], Any], ast: Callable[[], jinja2.nodes.Template], probe_parsers: Mapping[str, str],
-             what: str, path: str, line: int, extra: frozenset = frozenset()) -> Any:
+             what: str, path: str, line: int, extra: frozenset, source: tuple[str, str]) -> Any:
     """Build a rule's expression or template, refusing syntax errors, names nothing provides and
-    attributes the probe's facts do not have. `extra`: names a fix entry adds (`item`)."""
+    attributes the probe's facts do not have. `extra`: names a fix entry adds (`item`);
+    `source`: its kind and text, what a repeat of an already checked one is known by."""
+    key = (source, frozenset(probe_parsers.items()), extra)
+    if key in _SOUND:
+        return build()
     try:
         parsed, compiled = ast(), build()
     except jinja2.TemplateSyntaxError as exc:
@@ -217,6 +230,9 @@ def _compile(build: Callable[[], Any], ast: Callable[[], jinja2.nodes.Template],
     wrong = unknown_attributes(parsed, probe_parsers)
     if wrong:
         raise RunbookError(f"{what} uses {wrong[0]}", path, line)
+    if len(_SOUND) >= _SOUND_MAX:
+        _SOUND.clear()
+    _SOUND[key] = None
     return compiled
 
 

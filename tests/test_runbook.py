@@ -70,6 +70,16 @@ def test_broken_runbooks_are_rejected_with_file_and_line(tmp_path, change, messa
     assert err.value.line == line or change[0].startswith("command")
 
 
+def test_a_text_found_sound_once_is_checked_again_where_the_probes_differ(tmp_path):
+    load_runbook(write(tmp_path, GOOD))  # "{{ kernel.first_line }}" is sound here...
+    renamed = GOOD.replace("- name: kernel", "- name: kern").replace("when: kernel.ok", "when: kern.ok")
+    with pytest.raises(RunbookError, match="evidence uses kernel"):  # ...not where no probe is `kernel`
+        load_runbook(write(tmp_path, renamed))
+    twice = GOOD.replace('evidence: ["{{ kernel.first_line }}"]', 'evidence: ["{{ kernel.first_line }}", "{{ kernel.nope }}"]')
+    with pytest.raises(RunbookError, match="evidence uses kernel.nope"):
+        load_runbook(write(tmp_path, twice))
+
+
 def test_unknown_runbook_name_lists_builtins():
     with pytest.raises(RunbookError, match="unknown runbook .nope.; known: .*502"):
         load_runbook("nope")
