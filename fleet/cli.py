@@ -15,7 +15,7 @@ import jinja2
 import typer
 from rich.console import Console
 
-from fleet import __version__
+from fleet import __version__, gcpolicy
 from fleet.config import load_default_map
 from fleet.errors import FleetError, InputError
 from fleet.inventory import load_inventory
@@ -427,8 +427,10 @@ app.add_typer(fix_app, name="fix")
 
 def main() -> None:
     """Console-script entry point: defaults from fleet.toml sit beneath FLEET_* variables and options."""
+    gcpolicy.start()  # the program's own process (`python -m fleet` started it before the imports)
     try:
         default_map = load_default_map()
     except FleetError as exc:
         raise SystemExit(_fail(exc).exit_code) from None
+    gcpolicy.settle(final=False)  # the CLI's imports done; a run settles again once set up (fleet.runloop)
     app(default_map=default_map)

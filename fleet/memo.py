@@ -266,15 +266,29 @@ class ParseMemo:
 
 
 class TextMemo:
-    """Rendered rule texts by (template, typed values of the context names it reads)."""
+    """Rendered rule texts by (template, typed values of the context names it reads).
+
+    Keying a text costs more than rendering it when it reads a large fact (a healthy host's
+    evidence quotes every HTTP check with its timings): a template whose first PROBATION
+    lookups found its text less than once in HIT_RATE is rendered directly from then on.
+    """
+
+    PROBATION = 32
+    HIT_RATE = 4
 
     def __init__(self, lru: LRU | None = None):
         self.lru = lru or LRU()
         self.doorkeeper = Doorkeeper()
+        # Per template: [lookups, hits] (the templates are the runbooks' texts, a bounded set).
+        self._tally: dict[Hashable, list[int]] = {}
 
     def render(self, template_id: Hashable, names: tuple[str, ...], context: Mapping[str, Any],
                render: Callable[[], str]) -> str:
         """The text `render()` gives for this context, rendered once per distinct input."""
+        tally = self._tally.setdefault(template_id, [0, 0])
+        if tally[0] >= self.PROBATION and tally[1] * self.HIT_RATE < tally[0]:
+            return render()
+        tally[0] += 1
         try:
             budget = [MAX_KEY_ITEMS]
             key = (template_id, tuple(typed_key(context.get(n, MISSING), budget) for n in names))
@@ -285,6 +299,8 @@ class TextMemo:
             text = render()
             if self.doorkeeper.admit(key):
                 self.lru.put(key, text, len(text) + 64)
+        else:
+            tally[1] += 1
         return text
 
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Hashable, Mapping, Sequence
 
 import jinja2
 import jinja2.meta
 from jinja2.environment import TemplateExpression
+from jinja2.parser import Parser
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from fleet import fixes, fixspec
@@ -82,6 +83,31 @@ class LazyTemplate:
         return RULE_TEXTS.render(self.source, self._names, context, lambda: template.render(context))
 
 
+class LazyExpression:
+    """A rule's expression (`when`, a fix entry's or a remedy's), parsed and checked when the
+    runbook loads, compiled when first evaluated.
+
+    Most are never evaluated in a run (a healthy fleet evaluates no fix or remedy expression),
+    and compiling (Jinja2's code generation plus Python's compile) is most of their load time.
+    The parse is compile_expression's own, so a syntax error is refused at load as before.
+    """
+
+    __slots__ = ("source", "_compiled")
+
+    def __init__(self, source: str):
+        parser = Parser(_RULE_ENV, source, state="variable")
+        parser.parse_expression()
+        if not parser.stream.eos:
+            raise jinja2.TemplateSyntaxError("chunk after expression", parser.stream.current.lineno)
+        self.source = source
+        self._compiled: TemplateExpression | None = None
+
+    def __call__(self, **context: Any) -> Any:
+        if self._compiled is None:
+            self._compiled = _RULE_ENV.compile_expression(self.source)
+        return self._compiled(**context)
+
+
 @dataclass(frozen=True)
 class Rule:
     verdict: str
@@ -91,7 +117,7 @@ class Rule:
     evidence: tuple[str, ...] = ()
     fix: tuple[fixspec.FixEntry, ...] = field(default=(), compare=False, repr=False)
     line: int = 0
-    condition: TemplateExpression | None = field(compare=False, repr=False, default=None)
+    condition: LazyExpression | None = field(compare=False, repr=False, default=None)
     summary_template: LazyTemplate | None = field(compare=False, repr=False, default=None)
     evidence_templates: tuple[LazyTemplate, ...] = field(compare=False, repr=False, default=())
     # What `fleet fix` may run for this verdict (fleet/fix/remedies.py).
@@ -129,22 +155,24 @@ def parse(node: LineDict, probe_parsers: Mapping[str, str], path: str) -> Rule:
 
 
 def _expression(source: str, probe_parsers: Mapping[str, str], what: str, path: str, line: int,
-                extra: frozenset = frozenset()) -> TemplateExpression:
-    """A rule's expression (`when`, a fix entry's condition), compiled and checked."""
-    return _compile(lambda: _RULE_ENV.compile_expression(source), lambda: _RULE_ENV.parse("{{ " + source + " }}"),
-                    probe_parsers, what, path, line, extra)
+                extra: frozenset = frozenset()) -> LazyExpression:
+    """A rule's expression (`when`, a fix entry's condition), checked now, compiled on first use."""
+    return _compile(lambda: LazyExpression(source), lambda: _RULE_ENV.parse("{{ " + source + " }}"),
+                    probe_parsers, what, path, line, extra, ("expression", source))
 
 
 def _template(source: str, probe_parsers: Mapping[str, str], what: str, path: str, line: int,
               extra: frozenset = frozenset()) -> LazyTemplate:
     """A rule's text (summary, evidence, a fix entry's text), checked now, compiled on first use."""
+    if "{" not in source:  # plain text (`sudo`, `-n`): no Jinja2 construct, nothing to check
+        return LazyTemplate(source)
     return _compile(lambda: LazyTemplate(source), lambda: _RULE_ENV.parse(source), probe_parsers, what, path, line,
-                    extra)
+                    extra, ("template", source))
 
 
 def _parse_remedies(value: Any, probe_parsers: Mapping[str, str], path: str, line: int) -> tuple[remedy_spec.Remedy, ...]:
     """A rule's `remedies:`, their steps in the grammar of `fix:` (see fleet/fix/remedies.py)."""
-    def expression(source: str, what: str, at: int) -> TemplateExpression:
+    def expression(source: str, what: str, at: int) -> LazyExpression:
         return _expression(source, probe_parsers, what, path, at)
 
     return remedy_spec.parse(value, path, line, lambda steps, at: _parse_fix(steps, probe_parsers, path, at), expression)
@@ -162,7 +190,7 @@ def _parse_fix(value: Any, probe_parsers: Mapping[str, str], path: str, line: in
     for node in value:
         at = getattr(node, "line", 0) or line
 
-        def expression(source: str, what: str, extra: frozenset, at: int = at) -> TemplateExpression:
+        def expression(source: str, what: str, extra: frozenset, at: int = at) -> LazyExpression:
             return _expression(source, probe_parsers, what, path, at, extra)
 
         def template(source: str, what: str, extra: frozenset, at: int = at) -> LazyTemplate:
@@ -175,10 +203,21 @@ def _parse_fix(value: Any, probe_parsers: Mapping[str, str], path: str, line: in
     return tuple(entries)
 
 
+# Sources already found sound against the same probes and names. A runbook repeats many texts
+# (`{{ params.service }}` in 18 fix entries of the 502 runbook: 344 checks of 161 distinct
+# sources), and the checks (a parse and two walks of the tree) were most of loading it.
+_SOUND: dict[Hashable, None] = {}
+_SOUND_MAX = 4096
+
+
 def _compile(build: Callable[[], Any], ast: Callable[[], jinja2.nodes.Template], probe_parsers: Mapping[str, str],
-             what: str, path: str, line: int, extra: frozenset = frozenset()) -> Any:
+             what: str, path: str, line: int, extra: frozenset, source: tuple[str, str]) -> Any:
     """Build a rule's expression or template, refusing syntax errors, names nothing provides and
-    attributes the probe's facts do not have. `extra`: names a fix entry adds (`item`)."""
+    attributes the probe's facts do not have. `extra`: names a fix entry adds (`item`);
+    `source`: its kind and text, what a repeat of an already checked one is known by."""
+    key = (source, frozenset(probe_parsers.items()), extra)
+    if key in _SOUND:
+        return build()
     try:
         parsed, compiled = ast(), build()
     except jinja2.TemplateSyntaxError as exc:
@@ -191,6 +230,9 @@ def _compile(build: Callable[[], Any], ast: Callable[[], jinja2.nodes.Template],
     wrong = unknown_attributes(parsed, probe_parsers)
     if wrong:
         raise RunbookError(f"{what} uses {wrong[0]}", path, line)
+    if len(_SOUND) >= _SOUND_MAX:
+        _SOUND.clear()
+    _SOUND[key] = None
     return compiled
 
 

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Iterator, Mapping, Protocol, Sequence
 
+from fleet import gcpolicy
 from fleet.diagnose import Prepared, RunOptions
 from fleet.models import Connection, ExitCode, Host, HostResult
 from fleet.report import document
@@ -87,6 +88,7 @@ def run(prepared: Prepared | Sharded, runbook: Runbook, options: RunOptions, rep
     has: the report is partial and names the hosts never diagnosed.
     """
     clock = time.monotonic()
+    gcpolicy.settle()  # set up (SSH stack imported, runbook and inventory loaded): see fleet/gcpolicy.py
     for observer in observers:
         observer.start(report, [h.name for h in prepared.hosts])
     entries: list[HostEntry] = []

@@ -225,6 +225,9 @@ def _stop(signum, frame):  # noqa: ANN001 - signal handler signature
 
 def _worker_main(conn: Pipe, job: WorkerJob) -> None:
     """A worker: prepare its hosts, run them, send each result; all errors become messages."""
+    from fleet import gcpolicy
+
+    gcpolicy.start()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _stop)
     _die_with_parent()
@@ -248,6 +251,7 @@ def _worker_main(conn: Pipe, job: WorkerJob) -> None:
         prepared = prepare(job.hosts, runbook, job.options, ask)
         context = TransportContext(prepared.transports.get(Connection.SSH), job.options.ssh.known_hosts_files()[0])
         send("ready", prepared.notes)
+        gcpolicy.settle()
         for result in run(prepared, runbook, job.options, lambda name: send("start", name)):
             send("result", with_transport_fix(result, context))
         send("done", None)

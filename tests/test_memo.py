@@ -177,3 +177,22 @@ def test_a_parse_the_budget_stops_stores_nothing() -> None:
             new.append(memo.parse("slow", slow_parser, output, {"port": 1}))
     memo.store([n for _, n in new if n])
     assert len(memo.lru) == 0
+
+
+def test_a_text_that_never_repeats_stops_being_keyed_and_one_that_repeats_keeps_its_memo() -> None:
+    memo, calls = TextMemo(), []
+
+    def render(template: str, value: object) -> str:
+        return memo.render(template, ("http",), {"http": value}, lambda: calls.append(template) or f"{template}={value}")
+
+    # Every host's evidence differs (timings): after its probation it is rendered without a key.
+    for i in range(TextMemo.PROBATION + 10):
+        assert render("evidence", i) == f"evidence={i}"
+    assert calls.count("evidence") == TextMemo.PROBATION + 10
+    assert len(memo.lru) == 0  # never held: each came once (the doorkeeper), and none is keyed after the probation
+    assert memo._tally["evidence"][0] == TextMemo.PROBATION  # looked up during the probation only
+    # A summary shared by the fleet keeps being looked up, and rendered twice per distinct input
+    # (seen, then stored), then taken from the memo.
+    for i in range(TextMemo.PROBATION + 10):
+        assert render("summary", i % 2) == f"summary={i % 2}"
+    assert calls.count("summary") == 4 and len(memo.lru) == 2

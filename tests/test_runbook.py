@@ -54,6 +54,7 @@ def test_values_are_shell_quoted_in_commands(tmp_path):
 @pytest.mark.parametrize("change, message, line", [
     (("parser: text", "parser: nope"), "unknown parser 'nope'", 7),
     (("when: kernel.ok", "when: kernel.ok and ("), "broken when", 12),
+    (("when: kernel.ok", "when: kernel.ok }} {{ kernel.ok"), "broken when: chunk after expression", 12),
     (("when: kernel.ok", "when: kernal.ok"), "uses kernal", 12),
     (("severity: ok", "severity: fine"), "bad severity", 11),
     (("    fix: []", "    fixes: []"), "unknown key 'fixes'", 15),
@@ -67,6 +68,16 @@ def test_broken_runbooks_are_rejected_with_file_and_line(tmp_path, change, messa
     assert message in str(err.value)
     assert str(err.value).startswith(f"{path}:")
     assert err.value.line == line or change[0].startswith("command")
+
+
+def test_a_text_found_sound_once_is_checked_again_where_the_probes_differ(tmp_path):
+    load_runbook(write(tmp_path, GOOD))  # "{{ kernel.first_line }}" is sound here...
+    renamed = GOOD.replace("- name: kernel", "- name: kern").replace("when: kernel.ok", "when: kern.ok")
+    with pytest.raises(RunbookError, match="evidence uses kernel"):  # ...not where no probe is `kernel`
+        load_runbook(write(tmp_path, renamed))
+    twice = GOOD.replace('evidence: ["{{ kernel.first_line }}"]', 'evidence: ["{{ kernel.first_line }}", "{{ kernel.nope }}"]')
+    with pytest.raises(RunbookError, match="evidence uses kernel.nope"):
+        load_runbook(write(tmp_path, twice))
 
 
 def test_unknown_runbook_name_lists_builtins():
@@ -87,6 +98,21 @@ def test_first_matching_rule_wins_and_templates_render(tmp_path):
     assert (diagnosis.verdict, diagnosis.severity) == ("up", Severity.OK)
     assert diagnosis.summary == "port 8000 answers"
     assert diagnosis.evidence == ("HTTP/1.1 200 OK",)
+
+
+def test_expressions_are_compiled_when_first_evaluated_and_agree_with_jinja(tmp_path):
+    from fleet.rules import _RULE_ENV
+
+    runbook = load_runbook(write(tmp_path, GOOD.replace("when: kernel.ok", "when: kernel.ok and params.port > 7999")))
+    [rule] = runbook.rules
+    assert rule.condition._compiled is None  # checked at load, not compiled
+    out = probe("kernel", "HTTP/1.1 200 OK\n")
+    facts = {"kernel": parse_text(out, runbook.defaults())}
+    assert evaluate(runbook, facts, {"kernel": out}, runbook.defaults(), {"name": "h", "address": "a"}).verdict == "up"
+    assert rule.condition._compiled is not None
+    for params in ({"port": 8000}, {"port": 7000}):
+        assert rule.condition(kernel=facts["kernel"], params=params) == \
+            _RULE_ENV.compile_expression(rule.when)(kernel=facts["kernel"], params=params)
 
 
 def test_absent_facts_never_read_as_false(tmp_path):

@@ -33,6 +33,8 @@ from fleet.transport.sshconfig import proxy_command
 #: Bytes of stdout plus stderr kept per host; beyond that the controller stops reading.
 DEFAULT_OUTPUT_CAP = HOST_OUTPUT_CAP
 _READ_CHUNK = 65536
+# What one recv() may bring of a host's packets (see BufferedSocket).
+_RECV_BURST = 65536
 _BACKOFF_S = 0.25
 # AEAD ciphers first: with them paramiko checks no separate MAC, whose pure-Python constant-time
 # comparison (plus an HMAC per packet) was the largest single cost of reading a host's output.
@@ -223,7 +225,7 @@ class SSHTransport:
         try:
             sock = self._socket(endpoint, step)
             deadline.on_cancel(sock.close)
-            transport = paramiko.Transport(sock)
+            transport = paramiko.Transport(BufferedSocket(sock))
             deadline.on_cancel(transport.close)
             step = min(self.settings.connect_timeout_s, deadline.remaining())
             transport.banner_timeout = transport.handshake_timeout = step
@@ -359,19 +361,20 @@ class SSHTransport:
         channel.shutdown_write()
         out, err = bytearray(), bytearray()
         truncated = False
+        _await_exit(channel, deadline)
         wake = _wakeup(channel)
         while not ((channel.eof_received or channel.closed) and not channel.recv_ready()
                    and not channel.recv_stderr_ready()):
-            if deadline.expired():
-                return Execution(TransportStatus.TIMEOUT,
-                                 f"no complete result within the {deadline.seconds:g}s deadline; output so far kept",
-                                 bytes(out), bytes(err), None, time.monotonic() - started, truncated, new_key)
             if channel.recv_ready():
                 chunk = channel.recv(_READ_CHUNK)
                 truncated |= _append_capped(out, chunk, self.settings.output_cap - len(err))
             elif channel.recv_stderr_ready():
                 chunk = channel.recv_stderr(_READ_CHUNK)
                 truncated |= _append_capped(err, chunk, self.settings.output_cap - len(out))
+            elif deadline.expired():  # after what was buffered: the output so far is kept whole
+                return Execution(TransportStatus.TIMEOUT,
+                                 f"no complete result within the {deadline.seconds:g}s deadline; output so far kept",
+                                 bytes(out), bytes(err), None, time.monotonic() - started, truncated, new_key)
             else:
                 wake(min(deadline.remaining(), 1.0))
             if truncated:
@@ -453,6 +456,22 @@ def _wakeup(channel: paramiko.Channel):
     return event.wait
 
 
+def _await_exit(channel: paramiko.Channel, deadline: Deadline) -> None:
+    """Wait for the script's exit status (or the channel's end) without waking for every packet.
+
+    The output piles up in the channel's buffers meanwhile and is read at once afterwards: a
+    host's script sends some thirty packets, each of which woke this thread (a GIL hand-off and
+    a few lock round trips) only to append a few hundred bytes. The wait ends early when half
+    the channel's window is buffered (the host would soon have to stop sending until it is
+    read), at the deadline, and is re-checked each second (an EOF without an exit status).
+    """
+    limit = channel.in_window_size // 2
+    while not (channel.status_event.is_set() or channel.eof_received or deadline.expired()):
+        if len(channel.in_buffer) + len(channel.in_stderr_buffer) >= limit:
+            return
+        channel.status_event.wait(min(deadline.remaining(), _IDLE_CHECK_S))
+
+
 def _append_capped(buf: bytearray, chunk: bytes, room: int) -> bool:
     """Append what fits; True if something had to be dropped."""
     if len(buf) + len(chunk) <= room:
@@ -460,6 +479,36 @@ def _append_capped(buf: bytearray, chunk: bytes, room: int) -> bool:
         return False
     buf += chunk[: max(0, room - len(buf))]
     return True
+
+
+class BufferedSocket:
+    """The connection as paramiko's transport reads it: one `recv` system call per burst of data.
+
+    paramiko reads each packet in two or three `recv` calls of exactly the bytes it wants next
+    (the length, then the rest, then the MAC), each a poll() and a recv() under the socket's
+    timeout and a release and re-take of the GIL. Here one recv takes whatever has arrived (up to
+    `_RECV_BURST`) and serves the next calls from it; everything else is the socket's own.
+    Only paramiko's transport thread reads, so the buffer needs no lock.
+    """
+
+    def __init__(self, sock):
+        self._sock = sock
+        self._data = b""
+        self._at = 0
+
+    def recv(self, size: int) -> bytes:
+        if self._at >= len(self._data):
+            data = self._sock.recv(max(size, _RECV_BURST))  # b"" (end of stream) passes through
+            if len(data) <= size:
+                return data
+            self._data, self._at = data, 0
+        chunk = self._data[self._at:self._at + size]
+        self._at += len(chunk)
+        return chunk
+
+    def __getattr__(self, name: str):
+        # send, settimeout, close, and the `_closed` paramiko's Transport.stop_thread reads
+        return getattr(self._sock, name)
 
 
 class JumpSocket:
