@@ -33,8 +33,6 @@ from fleet.transport.sshconfig import proxy_command
 #: Bytes of stdout plus stderr kept per host; beyond that the controller stops reading.
 DEFAULT_OUTPUT_CAP = HOST_OUTPUT_CAP
 _READ_CHUNK = 65536
-# What one recv() may bring of a host's packets (see BufferedSocket).
-_RECV_BURST = 65536
 _BACKOFF_S = 0.25
 # AEAD ciphers first: with them paramiko checks no separate MAC, whose pure-Python constant-time
 # comparison (plus an HMAC per packet) was the largest single cost of reading a host's output.
@@ -225,7 +223,7 @@ class SSHTransport:
         try:
             sock = self._socket(endpoint, step)
             deadline.on_cancel(sock.close)
-            transport = paramiko.Transport(BufferedSocket(sock))
+            transport = paramiko.Transport(sock)
             deadline.on_cancel(transport.close)
             step = min(self.settings.connect_timeout_s, deadline.remaining())
             transport.banner_timeout = transport.handshake_timeout = step
@@ -479,36 +477,6 @@ def _append_capped(buf: bytearray, chunk: bytes, room: int) -> bool:
         return False
     buf += chunk[: max(0, room - len(buf))]
     return True
-
-
-class BufferedSocket:
-    """The connection as paramiko's transport reads it: one `recv` system call per burst of data.
-
-    paramiko reads each packet in two or three `recv` calls of exactly the bytes it wants next
-    (the length, then the rest, then the MAC), each a poll() and a recv() under the socket's
-    timeout and a release and re-take of the GIL. Here one recv takes whatever has arrived (up to
-    `_RECV_BURST`) and serves the next calls from it; everything else is the socket's own.
-    Only paramiko's transport thread reads, so the buffer needs no lock.
-    """
-
-    def __init__(self, sock):
-        self._sock = sock
-        self._data = b""
-        self._at = 0
-
-    def recv(self, size: int) -> bytes:
-        if self._at >= len(self._data):
-            data = self._sock.recv(max(size, _RECV_BURST))  # b"" (end of stream) passes through
-            if len(data) <= size:
-                return data
-            self._data, self._at = data, 0
-        chunk = self._data[self._at:self._at + size]
-        self._at += len(chunk)
-        return chunk
-
-    def __getattr__(self, name: str):
-        # send, settimeout, close, and the `_closed` paramiko's Transport.stop_thread reads
-        return getattr(self._sock, name)
 
 
 class JumpSocket:
