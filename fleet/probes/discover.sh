@@ -15,10 +15,11 @@ found() { printf 'param %s=%s\nwhy %s=%s\n' "$1" "$2" "$1" "$3"; }
 oneline() { tr '\n\r\t' '   ' | cut -c 1-300; }
 
 fleet_section nginx
-# One ps for the whole probe: nginx's master here, the backend's candidates below. The [n] keeps
-# this probe's own command line (`sh -c` with this text, which ps lists too) from matching.
+# nginx's master from the shared step (fleet_shared); one ps for the backend's candidates below.
+fleet_shared
+master=${fleet_masters%%"
+"*}
 psall=$(fleet_ps_all)
-master=$(printf '%s\n' "$psall" | sed -n '/[n]ginx: master/{p;q;}')
 # nginx -V's paths, read once: prefix, conf-path, error-log-path, http-log-path.
 prefix=; conf_path=; error_log_path=; http_log_path=
 if command -v nginx >/dev/null 2>&1; then

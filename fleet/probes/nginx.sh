@@ -1,5 +1,7 @@
+# nginx's master processes ($fleet_masters): the script's shared step saw them (common.sh).
+fleet_shared
 fleet_section nginx-ps
-master=$(fleet_nginx_master)
+master=$fleet_masters
 [ -n "$master" ] && printf '%s\n' "$master"
 if ! command -v nginx >/dev/null 2>&1; then
   fleet_section nginx-absent
