@@ -4,7 +4,14 @@ $(uname -srm 2>/dev/null)
 EOF
 fleet_section platform
 printf 'uname=%s release=%s machine=%s\n' "${os:-unknown}" "$release" "$machine"
-[ -r /etc/os-release ] && grep -E '^(ID|ID_LIKE|VERSION_ID|PRETTY_NAME)=' /etc/os-release | head -n 4
+# The first four of these lines of os-release (as grep -E '^(...)=' | head -n 4), read by the shell.
+if [ -r /etc/os-release ]; then
+  n=0
+  while [ "$n" -lt 4 ] && { IFS= read -r l || [ -n "$l" ]; }; do
+    case $l in ID=*|ID_LIKE=*|VERSION_ID=*|PRETTY_NAME=*) printf '%s\n' "$l"; n=$((n + 1)) ;; esac
+    l=
+  done </etc/os-release
+fi
 command -v sw_vers >/dev/null 2>&1 && echo "macos_version=$(sw_vers -productVersion 2>/dev/null)"
 command -v freebsd-version >/dev/null 2>&1 && echo "freebsd_version=$(freebsd-version 2>/dev/null)"
 # Inputs: port process_pattern login_path proxy_url nginx_conf_dir. An open parameter (nobody gave
@@ -23,14 +30,13 @@ psall=$(fleet_ps_all)
 # nginx -V's paths, read once: prefix, conf-path, error-log-path, http-log-path.
 prefix=; conf_path=; error_log_path=; http_log_path=
 if command -v nginx >/dev/null 2>&1; then
-  while IFS='=' read -r key value; do
-    case $key in
-      --prefix) prefix=$value ;; --conf-path) conf_path=$value ;;
-      --error-log-path) error_log_path=$value ;; --http-log-path) http_log_path=$value ;;
+  # Its words split by the shell (set -f is on), not by tr and grep.
+  for w in $(nginx -V 2>&1); do
+    case $w in
+      --prefix=*) prefix=${w#*=} ;; --conf-path=*) conf_path=${w#*=} ;;
+      --error-log-path=*) error_log_path=${w#*=} ;; --http-log-path=*) http_log_path=${w#*=} ;;
     esac
-  done <<EOF
-$(nginx -V 2>&1 | tr ' ' '\n' | grep -e '^--prefix=' -e '^--conf-path=' -e '^--error-log-path=' -e '^--http-log-path=')
-EOF
+  done
 fi
 # The word after its last ` -c `, as `sed 's/.* -c \([^ ]*\).*/\1/'` would have it.
 conf=; case $master in *" -c "*) conf=${master##* -c }; conf=${conf%% *} ;; esac
@@ -198,7 +204,7 @@ printf '%s\n' "$listeners"
 # A line of $listeners starts with the port and a space (awk printed it, or it is empty).
 listens_on() { case "$nl$listeners" in *"$nl$1 "*) return 0 ;; esac; return 1; }
 if [ -n "${FLEET_D_port+1}" ]; then
-  first=; chosen=; me=$(hostname 2>/dev/null)
+  first=; chosen=; read -r me 2>/dev/null </proc/sys/kernel/hostname || me=$(hostname 2>/dev/null)
   for t in $targets; do
     tp=${t##*:}; th=${t%:*}; th=${th#[}; th=${th%]}
     case $tp in ''|*[!0-9]*) continue ;; esac
@@ -272,8 +278,10 @@ if [ -n "$pid" ]; then
   echo "args=$args"
   if [ "$os" = Linux ]; then
     cwd=$($FLEET_SUDO readlink /proc/$pid/cwd 2>/dev/null); exe=$($FLEET_SUDO readlink /proc/$pid/exe 2>/dev/null)
-    venv=$($FLEET_SUDO cat /proc/$pid/environ 2>/dev/null | tr '\0' '\n' | sed -n '/^VIRTUAL_ENV=/{s///p;q;}')
-    files=$($FLEET_SUDO ls -l /proc/$pid/fd 2>/dev/null | awk '{ print $(NF - 2), $NF }' | sed -n 's/^\([0-9]*\) \(\/.*\)/\1 \2/p')
+    if [ -n "$FLEET_SUDO" ]; then venv=$($FLEET_SUDO cat /proc/$pid/environ 2>/dev/null | tr '\0' '\n' | sed -n '/^VIRTUAL_ENV=/{s///p;q;}')
+    else venv=$(tr '\0' '\n' </proc/$pid/environ 2>/dev/null | sed -n '/^VIRTUAL_ENV=/{s///p;q;}'); fi
+    # `FD -> /PATH` lines as "FD /PATH" (what sed 's/^\([0-9]*\) \(\/.*\)/\1 \2/p' kept of them).
+    files=$($FLEET_SUDO ls -l /proc/$pid/fd 2>/dev/null | awk 'NF >= 3 && $(NF - 2) ~ /^[0-9]+$/ && $NF ~ /^\// { print $(NF - 2), $NF }')
     cgroup=$(head -n 5 /proc/$pid/cgroup 2>/dev/null | tr '\n\r\t' '   ' | cut -c 1-300)
   else
     lsofs=$(command -v lsof >/dev/null 2>&1 && $FLEET_SUDO lsof -a -p "$pid" -Ffn 2>/dev/null)

@@ -3,7 +3,11 @@ pat=$process_pattern
 # /proc/PID/cmdline (NUL-separated), cwd, executable, argv[0] found on the process's own
 # PATH, venv, cgroup and PID namespace. Paths and argv are printed in hex: they may hold
 # any byte, newlines included. Another user's /proc entries need root.
-hex() { od -An -v -tx1 | tr -d ' \n'; }
+# Bytes in hex: od's words, joined by the shell (no tr; they hold no pattern character).
+# hex: stdin's; only ever run in a command substitution, whose subshell its IFS and set -- leave.
+words() { IFS=' 	
+'; set -- $fleet_o; IFS=; fleet_j="$*"; }
+hex() { fleet_o=$(od -An -v -tx1) && words && echo "$fleet_j"; }
 # hx TEXT [SUFFIX]: h = TEXT in hex, then SUFFIX (hex) appended. Text of the plain characters in
 # the table (most paths, namespaces, users, cgroups) is looked up in the shell: forking od and tr
 # for each of a process's fields cost more than the rest of this probe. Other text goes to od.
@@ -50,7 +54,8 @@ for d in /proc/[0-9]*; do
   rl "$d/ns/pid"; hx "$l"; echo "ns=$h"
   # stat's line and the cgroup line keep their newline (0a), as od saw them.
   u=$(stat -c %U:%u "$d" 2>/dev/null) && hx "$u" 0a || h=; echo "user=$h"
-  echo "argv=$(head -c 8192 "$d/cmdline" 2>/dev/null | hex)"
+  fleet_o=$(od -An -v -tx1 -N 8192 "$d/cmdline" 2>/dev/null); fleet_ifs=$IFS; words; IFS=$fleet_ifs
+  echo "argv=$fleet_j"
   rl "$d/cwd"; cwd=$l; hx "$cwd"; echo "cwd=$h"
   rl "$d/exe"; hx "$l"; echo "exe=$h"
   # The first line naming the v2 or the systemd hierarchy, read by the shell's own `read`.
@@ -59,14 +64,22 @@ for d in /proc/[0-9]*; do
     case $c in 0::*|*name=systemd*) hx "$c" 0a; break ;; esac
   done 2>/dev/null <"$d/cgroup"
   echo "cgroup=$h"
-  a0=$(tr '\0' '\n' <"$d/cmdline" 2>/dev/null | head -n 1)
+  # argv[0] up to its first NUL or newline (as `tr '\0' '\n' | head -n 1` would print it), from
+  # od's words just read: each byte as an octal escape for one printf, no tr and head.
+  a0=
+  for fleet_c in $fleet_o; do
+    case $fleet_c in 00|0a) break ;; esac
+    a0=$a0\\$((0x$fleet_c / 64))$((0x$fleet_c / 8 % 8))$((0x$fleet_c % 8))
+  done
+  [ -n "$a0" ] && a0=$(printf "$a0")
   r=
   case $a0 in
     /*) r=$a0 ;;
     */*) [ -n "$cwd" ] && r=$cwd/$a0 ;;
     ?*)
       # Only PATH is kept of its environment; the rest may hold secrets.
-      p=$($FLEET_SUDO cat "$d/environ" 2>/dev/null | tr '\0' '\n' | sed -n '/^PATH=/{s///p;q;}')
+      if [ -n "$FLEET_SUDO" ]; then p=$($FLEET_SUDO cat "$d/environ" 2>/dev/null | tr '\0' '\n' | sed -n '/^PATH=/{s///p;q;}')
+      else p=$(tr '\0' '\n' <"$d/environ" 2>/dev/null | sed -n '/^PATH=/{s///p;q;}'); fi
       fleet_ifs=$IFS; IFS=:; set -f
       for dir in $p; do
         case $dir in /*) ;; *) continue ;; esac
