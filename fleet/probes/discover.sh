@@ -282,7 +282,15 @@ if [ -n "$pid" ]; then
     else venv=$(tr '\0' '\n' </proc/$pid/environ 2>/dev/null | sed -n '/^VIRTUAL_ENV=/{s///p;q;}'); fi
     # `FD -> /PATH` lines as "FD /PATH" (what sed 's/^\([0-9]*\) \(\/.*\)/\1 \2/p' kept of them).
     files=$($FLEET_SUDO ls -l /proc/$pid/fd 2>/dev/null | awk 'NF >= 3 && $(NF - 2) ~ /^[0-9]+$/ && $NF ~ /^\// { print $(NF - 2), $NF }')
-    cgroup=$(head -n 5 /proc/$pid/cgroup 2>/dev/null | tr '\n\r\t' '   ' | cut -c 1-300)
+    # What `head -n 5 FILE | tr '\n\r\t' '   ' | cut -c 1-300` prints, by the shell's `read`
+    # (tr and cut only for a tab, a carriage return or a long line, which cgroup paths rarely hold).
+    cgroup=; n=0
+    while [ "$n" -lt 5 ]; do
+      IFS= read -r l || { cgroup=$cgroup$l; break; }
+      cgroup="$cgroup$l "; n=$((n + 1))
+    done 2>/dev/null </proc/$pid/cgroup
+    case $cgroup in *"$(printf '\t')"*|*"$(printf '\r')"*) cgroup=$(printf '%s' "$cgroup" | tr '\r\t' '  ') ;; esac
+    [ "${#cgroup}" -gt 300 ] && cgroup=$(printf '%s\n' "$cgroup" | cut -c 1-300)
   else
     lsofs=$(command -v lsof >/dev/null 2>&1 && $FLEET_SUDO lsof -a -p "$pid" -Ffn 2>/dev/null)
     cwd=$(printf '%s\n' "$lsofs" | awk '/^fcwd/ { getline; sub(/^n/, ""); print; exit }')
@@ -291,14 +299,26 @@ if [ -n "$pid" ]; then
   fi
   case $exe$args in */bin/python*) [ -z "$venv" ] && for v in "${exe%/bin/*}" "${args%%/bin/python*}"; do [ -f "$v/pyvenv.cfg" ] && venv=$v && break; done ;; esac
   echo "cwd=$cwd"; echo "exe=$exe"; echo "venv=$venv"; echo "cgroup=$cgroup"
-  printf '%s\n' "$files" | head -n 50 | sed 's/^/fd /'
+  # The first 50 (as `printf '%s\n' "$files" | head -n 50 | sed 's/^/fd /'`, in the shell).
+  n=0
+  while [ "$n" -lt 50 ] && IFS= read -r l; do printf 'fd %s\n' "$l"; n=$((n + 1)); done <<FLEET_FILES
+$files
+FLEET_FILES
   if [ -n "${FLEET_D_process_pattern+1}" ] && [ -n "$args" ]; then
     found process_pattern "$args" "command line of pid $pid, which $how"
   fi
   if [ -n "${FLEET_D_app_log+1}" ]; then
-    log=$(printf '%s\n' "$files" | awk '$2 ~ /\.log$/ { print $2; exit }')
-    [ -z "$log" ] && log=$(printf '%s\n' "$files" | awk '$2 ~ /^\/var\/log\// { print $2; exit }')
-    [ -z "$log" ] && log=$(printf '%s\n' "$files" | awk '($1 == 1 || $1 == 2) && $2 !~ /^\/dev\// { print $2; exit }')
+    # The first file named *.log; else the first under /var/log/; else stdout's or stderr's
+    # (not a device): one pass of the shell's `read`.
+    l1=; l2=; l3=
+    while read -r fd path rest; do
+      case $path in *.log) [ -z "$l1" ] && l1=$path ;; esac
+      case $path in /var/log/*) [ -z "$l2" ] && l2=$path ;; esac
+      case $fd in 1|2) case $path in /dev/*) ;; *) [ -z "$l3" ] && l3=$path ;; esac ;; esac
+    done <<FLEET_FILES
+$files
+FLEET_FILES
+    log=${l1:-${l2:-$l3}}
     [ -n "$log" ] && [ -f "$log" ] || $FLEET_SUDO test -f "$log" 2>/dev/null || log=
     [ -n "$log" ] && found app_log "$log" "file open by pid $pid"
   fi
