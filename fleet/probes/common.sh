@@ -19,18 +19,24 @@ fleet_ps_matching() {
 }
 fleet_nginx_master() { fleet_ps_all | grep '[n]ginx: master'; }
 # The shared step (fleet/probes/spec.py SHARED, run once per script, its output on fd 6 of each
-# probe reading it): nginx's master processes (ps's lines), a `#fleet-dump` line, then nginx's
-# effective config, `nginx -T`, only while nginx runs: on a stopped nginx, -t and -T create the
-# pid and log files its config names, which would change the host.
+# probe reading it): nginx's master processes (ps's lines), a `#fleet-dump` line, then
+# `nginx -T`, only while nginx runs: on a stopped nginx, -t and -T create the pid and log files
+# its config names, which would change the host. -T is -t that then prints the config: its
+# stderr (written before the config) and exit status are -t's, which the nginx probe shows, so
+# stdout and stderr go through one cap together, the exit status out on fd 3 (fleet_probe's way),
+# then a last `#fleet-t exit=N` line.
 fleet_nginx_dump() {
   fleet_masters=$(fleet_nginx_master)
   printf '%s\n#fleet-dump\n' "$fleet_masters"
-  command -v nginx >/dev/null 2>&1 && [ -n "$fleet_masters" ] && $FLEET_SUDO nginx -T 2>/dev/null | head -n 20000
+  command -v nginx >/dev/null 2>&1 && [ -n "$fleet_masters" ] || return 0
+  { fleet_rc=$( { { $FLEET_SUDO nginx -T 2>&1 3>&- 4>&-; echo $? >&3; } | head -n 20000 >&4; } 3>&1 ); } 4>&1
+  printf '\n#fleet-t exit=%s\n' "$fleet_rc"
 }
 # fd 6 read once, in the probe's own shell (before any pipeline): fleet_masters, nginx's master
-# processes, and fleet_conf, the config of `nginx -T` (empty without it). Without the shared
-# step (a probe run alone, or one cut short) ps runs here. Only patterns dash matches in linear
-# time on this text: its `#*word` tries every prefix, quadratic in the config's length.
+# processes; fleet_conf, the config of `nginx -T` (empty without it); fleet_t and fleet_t_exit,
+# its other lines (-t's) and exit status (empty without them). Without the shared step (a probe
+# run alone, or one cut short) ps runs here. Only patterns dash matches in linear time on this
+# text: `#"$long_text"` and `#*word` try every prefix, quadratic in the config's length.
 fleet_shared() {
   [ -n "${fleet_shared_read+1}" ] && return
   fleet_shared_read=1
@@ -44,6 +50,20 @@ fleet_shared() {
   esac
   fleet_conf=${fleet_conf#"
 "}
+  fleet_t=; fleet_t_exit=
+  fleet_rest=${fleet_conf%"
+#fleet-t exit="*}
+  [ "$fleet_rest" = "$fleet_conf" ] && return
+  fleet_t_exit=${fleet_conf##*"
+#fleet-t exit="}
+  fleet_conf=$fleet_rest
+  fleet_t=${fleet_conf%%"# configuration file "*}
+  fleet_conf=${fleet_conf#"$fleet_t"}
+  # Without trailing newlines, as $(...) would have them.
+  while :; do case $fleet_conf in *"
+") fleet_conf=${fleet_conf%?} ;; *) break ;; esac; done
+  while :; do case $fleet_t in *"
+") fleet_t=${fleet_t%?} ;; *) break ;; esac; done
 }
 # The effective nginx config under a section header: the shared `nginx -T`; without it (nginx
 # stopped, or no privilege) the usual files under $nginx_conf_dir, includes not followed.

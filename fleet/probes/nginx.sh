@@ -8,8 +8,11 @@ if ! command -v nginx >/dev/null 2>&1; then
 elif [ -z "$master" ]; then
   fleet_section nginx-t-skipped
 else
-  out=$($FLEET_SUDO nginx -t 2>&1)
-  fleet_section nginx-t "exit=$?" "priv=${FLEET_PRIV:-unknown}"
+  # -t's result from the shared `nginx -T` (common.sh); without it, nginx -t here.
+  if [ -n "$fleet_t_exit" ]; then out=$fleet_t; rc=$fleet_t_exit
+  else out=$($FLEET_SUDO nginx -t 2>&1); rc=$?
+  fi
+  fleet_section nginx-t "exit=$rc" "priv=${FLEET_PRIV:-unknown}"
   printf '%s\n' "$out" | head -n 50
 fi
 fleet_nginx_config | fleet_nginx_slim
