@@ -9,13 +9,13 @@ words() { IFS='
 '; set -- $fleet_o; IFS=; fleet_j="$*"; }
 hex() { fleet_o=$(od -An -v -tx1) && words && echo "$fleet_j"; }
 # hx TEXT [SUFFIX]: h = TEXT in hex, then SUFFIX (hex) appended. Text of the plain characters in
-# the table (most paths, namespaces, users, cgroups) is looked up in the shell: forking od and tr
+# the table (most paths, namespaces, users, cgroups; the space too) is looked up in the shell: forking od and tr
 # for each of a process's fields cost more than the rest of this probe. Other text goes to od.
 # The characters are listed, not given as ranges, which some shells' locales collate otherwise.
-fleet_hx='|a=61|b=62|c=63|d=64|e=65|f=66|g=67|h=68|i=69|j=6a|k=6b|l=6c|m=6d|n=6e|o=6f|p=70|q=71|r=72|s=73|t=74|u=75|v=76|w=77|x=78|y=79|z=7a|A=41|B=42|C=43|D=44|E=45|F=46|G=47|H=48|I=49|J=4a|K=4b|L=4c|M=4d|N=4e|O=4f|P=50|Q=51|R=52|S=53|T=54|U=55|V=56|W=57|X=58|Y=59|Z=5a|0=30|1=31|2=32|3=33|4=34|5=35|6=36|7=37|8=38|9=39|/=2f|.=2e|_=5f|:=3a|-=2d|[=5b|]=5d|@=40|+=2b|,=2c|==3d|'
+fleet_hx='|a=61|b=62|c=63|d=64|e=65|f=66|g=67|h=68|i=69|j=6a|k=6b|l=6c|m=6d|n=6e|o=6f|p=70|q=71|r=72|s=73|t=74|u=75|v=76|w=77|x=78|y=79|z=7a|A=41|B=42|C=43|D=44|E=45|F=46|G=47|H=48|I=49|J=4a|K=4b|L=4c|M=4d|N=4e|O=4f|P=50|Q=51|R=52|S=53|T=54|U=55|V=56|W=57|X=58|Y=59|Z=5a|0=30|1=31|2=32|3=33|4=34|5=35|6=36|7=37|8=38|9=39|/=2f|.=2e|_=5f|:=3a|-=2d|[=5b|]=5d|@=40|+=2b|,=2c|==3d| =20|'
 hx() {
   case $1 in
-    *[!]abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._:@+,=[-]*) h=$(printf '%s' "$1" | hex)$2; return ;;
+    *[!]abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._:@+,=[\ -]*) h=$(printf '%s' "$1" | hex)$2; return ;;
   esac
   h=; fleet_r=$1
   while [ -n "$fleet_r" ]; do
