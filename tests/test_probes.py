@@ -5,6 +5,7 @@ headers the shell prints are the ones the parsers read."""
 from __future__ import annotations
 
 import http.server
+import shlex
 import shutil
 import subprocess
 import textwrap
@@ -260,48 +261,65 @@ _OLD_CURL = {
 }
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
-@pytest.mark.parametrize("curl", [None, *_OLD_CURL], ids=["curl", *_OLD_CURL])
-def test_the_http_probe_makes_every_attempt_with_one_curl_or_alone_on_an_older_one(curl, tmp_path):
-    """One curl start-up for all attempts, each with its own line and exit code; an older curl's
-    attempts without their exit code run alone, so every attempt shows as before either way."""
+def _http_probe(tmp_path: Path, curl: str | None, proxy_url: str = "") -> tuple[str, int]:
+    """The http probe's stdout against a loopback backend, and how many times curl started."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Answers)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     port = server.server_address[1]
     log = tmp_path / "starts"
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    old = _OLD_CURL.get(curl, "")
     (bin_dir / "curl").write_text(textwrap.dedent(f"""\
         #!/bin/sh
         echo start >>{log}
         for a in "$@"; do [ "$a" = -K ] && k=1; done
         [ -n "$k" ] || exec {shutil.which("curl")} "$@"
         cfg=$(cat)
-        {old}
+        {_OLD_CURL.get(curl, "")}
         printf '%s\\n' "$cfg" | {shutil.which("curl")} "$@"
         """))
     (bin_dir / "curl").chmod(0o755)
+    proxy = proxy_url.replace("PORT", str(port)) or f"http://127.0.0.1:{port}"
     inputs = (f"http_timeout=3; port={port}; login_path=/login; health_path=/health; "
-              f"proxy_url=http://127.0.0.1:{port}; nginx_conf_dir={tmp_path}/none;\n")
+              f"proxy_url={shlex.quote(proxy)}; nginx_conf_dir={tmp_path}/none;\n")
     try:
         out = subprocess.run([shutil.which("sh"), "-c", "".join(BUILTIN["http"].library_texts()) + inputs
                               + BUILTIN["http"].shell], capture_output=True, text=True, timeout=60,
-                             env={"PATH": f"{bin_dir}:/usr/bin:/bin"}).stdout
+                             env={"PATH": f"{bin_dir}:/usr/bin:/bin"}, cwd=tmp_path).stdout
     finally:
         server.shutdown()
+    return out.replace(str(port), "PORT"), len(log.read_text().split())
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
+@pytest.mark.parametrize("curl", [None, *_OLD_CURL], ids=["curl", *_OLD_CURL])
+def test_the_http_probe_makes_every_attempt_with_one_curl_or_alone_on_an_older_one(curl, tmp_path):
+    """One curl start-up for all attempts, each with its own line and exit code; an older curl's
+    attempts without their exit code run alone, so every attempt shows as before either way."""
+    out, starts = _http_probe(tmp_path, curl)
     lines = sorted(line.split(" connect=")[0] + " exit=" + line.rsplit("exit=", 1)[1]
                    for line in out.splitlines()[1:])
-    loopback = [f"target=127.0.0.1:{port} path=/health method=GET code=200",
-                f"target=127.0.0.1:{port} path=/login method=POST code=401",
+    loopback = ["target=127.0.0.1:PORT path=/health method=GET code=200",
+                "target=127.0.0.1:PORT path=/login method=POST code=401",
                 "target=proxy path=/health method=GET code=200", "target=proxy path=/login method=POST code=401"]
     answered = sorted(f"{line} exit={'' if curl == 'no-exitcode' else 0}" for line in loopback)
     assert out.splitlines()[0] == "== http client=curl =="
     assert [line for line in lines if "code=200" in line or "code=401" in line] == answered
     unanswered = [line for line in lines if line not in answered]  # [::1], where nothing listens
     assert len(unanswered) == 2 and all(" code=000 exit=" in u and u[-1].isdigit() for u in unanswered)
-    starts = len(log.read_text().split())
     assert starts == {None: 1, "no-parallel": 7, "no-exitcode": 3}[curl]
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
+def test_a_url_curls_config_would_misread_never_goes_into_it(tmp_path):
+    """A proxy_url closing the config's quotes to add an option of its own: its attempts run
+    alone (the URL one argument, as before), the others still with one curl, and no option of it
+    took effect (no file written)."""
+    (tmp_path / "injected").mkdir()  # where the injected option would write (the path appended)
+    out, starts = _http_probe(tmp_path, None, 'http://127.0.0.1:PORT/x"\noutput = "injected')
+    assert not list((tmp_path / "injected").iterdir())
+    assert starts == 3
+    assert len([line for line in out.splitlines() if line.startswith("target=proxy ")]) == 2
 
 
 _MASTER = "      7 nginx: master process /usr/sbin/nginx"
