@@ -3,10 +3,10 @@ pat=$process_pattern
 # /proc/PID/cmdline (NUL-separated), cwd, executable, argv[0] found on the process's own
 # PATH, venv, cgroup and PID namespace. Paths and argv are printed in hex: they may hold
 # any byte, newlines included. Another user's /proc entries need root.
-# Bytes in hex: od's words, joined by the shell (no tr; they hold no pattern character).
+# Bytes in hex: od's words, split as by default (IFS unset) and joined by the shell (no tr;
+# they hold no pattern character).
 # hex: stdin's; only ever run in a command substitution, whose subshell its IFS and set -- leave.
-words() { IFS=' 	
-'; set -- $fleet_o; IFS=; fleet_j="$*"; }
+words() { unset IFS; set -- $fleet_o; IFS=; fleet_j="$*"; }
 hex() { fleet_o=$(od -An -v -tx1) && words && echo "$fleet_j"; }
 # hx TEXT [SUFFIX]: h = TEXT in hex, then SUFFIX (hex) appended. Text of the plain characters in
 # the table (most paths, namespaces, users, cgroups; the space too) is looked up in the shell: forking od and tr
