@@ -4,9 +4,12 @@ headers the shell prints are the ones the parsers read."""
 
 from __future__ import annotations
 
+import http.server
+import shlex
 import shutil
 import subprocess
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -228,3 +231,120 @@ def test_the_shell_sent_means_what_the_file_says(path):
 def test_comment_like_lines_in_strings_and_here_documents_are_kept():
     text = "a='\n# in a string\n'\nb=\"$(echo '\n# in a substitution\n')\"\ncat <<EOF\n# in a here-document\nEOF\n# a comment\necho ok # too\n"
     assert without_comments(text) == text.replace("# a comment\n", "")
+
+
+class _Answers(http.server.BaseHTTPRequestHandler):
+    """A backend on loopback: 200 for GET, 401 for POST (as the demo app's login)."""
+
+    def _answer(self, code: int) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(code)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        self._answer(200)
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._answer(401)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+# Older curls, emulated in front of the real one (each start is logged): before 7.68 the config's
+# `parallel-immediate` is an unknown option (exit 2, no transfer); before 7.75 `%{exitcode}` is an
+# unknown -w variable (printed as nothing).
+_OLD_CURL = {
+    "no-parallel": 'case $cfg in *parallel*) echo "curl: option --parallel-immediate: is unknown" >&2; exit 2 ;; esac',
+    "no-exitcode": "cfg=$(printf '%s\\n' \"$cfg\" | sed 's/%{exitcode}//')",
+}
+
+
+def _http_probe(tmp_path: Path, curl: str | None, proxy_url: str = "") -> tuple[str, int]:
+    """The http probe's stdout against a loopback backend, and how many times curl started."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Answers)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    log = tmp_path / "starts"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "curl").write_text(textwrap.dedent(f"""\
+        #!/bin/sh
+        echo start >>{log}
+        for a in "$@"; do [ "$a" = -K ] && k=1; done
+        [ -n "$k" ] || exec {shutil.which("curl")} "$@"
+        cfg=$(cat)
+        {_OLD_CURL.get(curl, "")}
+        printf '%s\\n' "$cfg" | {shutil.which("curl")} "$@"
+        """))
+    (bin_dir / "curl").chmod(0o755)
+    proxy = proxy_url.replace("PORT", str(port)) or f"http://127.0.0.1:{port}"
+    inputs = (f"http_timeout=3; port={port}; login_path=/login; health_path=/health; "
+              f"proxy_url={shlex.quote(proxy)}; nginx_conf_dir={tmp_path}/none;\n")
+    try:
+        out = subprocess.run([shutil.which("sh"), "-c", "".join(BUILTIN["http"].library_texts()) + inputs
+                              + BUILTIN["http"].shell], capture_output=True, text=True, timeout=60,
+                             env={"PATH": f"{bin_dir}:/usr/bin:/bin"}, cwd=tmp_path).stdout
+    finally:
+        server.shutdown()
+    return out.replace(str(port), "PORT"), len(log.read_text().split())
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
+@pytest.mark.parametrize("curl", [None, *_OLD_CURL], ids=["curl", *_OLD_CURL])
+def test_the_http_probe_makes_every_attempt_with_one_curl_or_alone_on_an_older_one(curl, tmp_path):
+    """One curl start-up for all attempts, each with its own line and exit code; an older curl's
+    attempts without their exit code run alone, so every attempt shows as before either way."""
+    out, starts = _http_probe(tmp_path, curl)
+    lines = sorted(line.split(" connect=")[0] + " exit=" + line.rsplit("exit=", 1)[1]
+                   for line in out.splitlines()[1:])
+    loopback = ["target=127.0.0.1:PORT path=/health method=GET code=200",
+                "target=127.0.0.1:PORT path=/login method=POST code=401",
+                "target=proxy path=/health method=GET code=200", "target=proxy path=/login method=POST code=401"]
+    answered = sorted(f"{line} exit={'' if curl == 'no-exitcode' else 0}" for line in loopback)
+    assert out.splitlines()[0] == "== http client=curl =="
+    assert [line for line in lines if "code=200" in line or "code=401" in line] == answered
+    unanswered = [line for line in lines if line not in answered]  # [::1], where nothing listens
+    assert len(unanswered) == 2 and all(" code=000 exit=" in u and u[-1].isdigit() for u in unanswered)
+    assert starts == {None: 1, "no-parallel": 7, "no-exitcode": 3}[curl]
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
+def test_a_url_curls_config_would_misread_never_goes_into_it(tmp_path):
+    """A proxy_url closing the config's quotes to add an option of its own: its attempts run
+    alone (the URL one argument, as before), the others still with one curl, and no option of it
+    took effect (no file written)."""
+    (tmp_path / "injected").mkdir()  # where the injected option would write (the path appended)
+    out, starts = _http_probe(tmp_path, None, 'http://127.0.0.1:PORT/x"\noutput = "injected')
+    assert not list((tmp_path / "injected").iterdir())
+    assert starts == 3
+    assert len([line for line in out.splitlines() if line.startswith("target=proxy ")]) == 2
+
+
+_MASTER = "      7 nginx: master process /usr/sbin/nginx"
+_CONF = "# configuration file /etc/nginx/nginx.conf:\nhttp {\n\n  server { listen 80; }\n}"
+
+
+@pytest.mark.parametrize("fd6, masters, t, t_exit, conf", [
+    (f"{_MASTER}\n#fleet-dump\nnginx: the configuration file /etc/nginx/nginx.conf syntax is ok\n"
+     f"nginx: configuration file /etc/nginx/nginx.conf test is successful\n{_CONF}\n\n\n#fleet-t exit=0\n",
+     _MASTER, "nginx: the configuration file /etc/nginx/nginx.conf syntax is ok\n"
+     "nginx: configuration file /etc/nginx/nginx.conf test is successful", "0", _CONF),
+    (f"{_MASTER}\n{_MASTER}\n#fleet-dump\nnginx: [emerg] unknown directive \"sever\" in /etc/nginx/nginx.conf:3\n"
+     "nginx: configuration file /etc/nginx/nginx.conf test failed\n\n#fleet-t exit=1\n",
+     f"{_MASTER}\n{_MASTER}", "nginx: [emerg] unknown directive \"sever\" in /etc/nginx/nginx.conf:3\n"
+     "nginx: configuration file /etc/nginx/nginx.conf test failed", "1", ""),
+    (f"{_MASTER}\n#fleet-dump\n{_CONF}\n\n#fleet-t exit=0\n", _MASTER, "", "0", _CONF),  # -T said nothing else
+    ("\n#fleet-dump\n", "", "", "", ""),  # nginx not running: no -T
+], ids=["ok", "invalid", "quiet", "stopped"])
+def test_the_shared_step_is_read_back_into_masters_t_and_config(fd6, masters, t, t_exit, conf, tmp_path):
+    """What the nginx, discover and http probes read of the shared step (fleet_shared): nginx's
+    master lines, -t's result from -T's other lines and exit status, and the config alone."""
+    shared = tmp_path / "fd6"
+    shared.write_text(fd6)
+    show = 'fleet_shared; printf "%s|" "$fleet_masters" "$fleet_t" "$fleet_t_exit" "$fleet_conf"'
+    out = subprocess.run([shutil.which("sh"), "-c", 'exec 6<"$1"; eval "$2"', "sh", str(shared),
+                          "".join(BUILTIN["nginx"].library_texts()) + show],
+                         capture_output=True, text=True, check=True).stdout
+    assert out.split("|")[:4] == [masters, t, t_exit, conf]

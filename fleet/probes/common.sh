@@ -18,17 +18,57 @@ fleet_ps_matching() {
     END { print "== ps-lines n=" n + 0 " ==" }'
 }
 fleet_nginx_master() { fleet_ps_all | grep '[n]ginx: master'; }
-# nginx's effective config, `nginx -T`, only while nginx runs: on a stopped nginx, -t and -T
-# create the pid and log files its config names, which would change the host. The script runs
-# this once (the shared `nginx_config`, fleet/probes/spec.py) and hands its output to each probe
-# that reads it on fd 6.
+# The shared step (fleet/probes/spec.py SHARED, run once per script, its output on fd 6 of each
+# probe reading it): nginx's master processes (ps's lines), a `#fleet-dump` line, then
+# `nginx -T`, only while nginx runs: on a stopped nginx, -t and -T create the pid and log files
+# its config names, which would change the host. -T is -t that then prints the config: its
+# stderr (written before the config) and exit status are -t's, which the nginx probe shows, so
+# stdout and stderr go through one cap together, the exit status out on fd 3 (fleet_probe's way),
+# then a last `#fleet-t exit=N` line.
 fleet_nginx_dump() {
-  command -v nginx >/dev/null 2>&1 && [ -n "$(fleet_nginx_master)" ] && $FLEET_SUDO nginx -T 2>/dev/null | head -n 20000
+  fleet_masters=$(fleet_nginx_master)
+  printf '%s\n#fleet-dump\n' "$fleet_masters"
+  command -v nginx >/dev/null 2>&1 && [ -n "$fleet_masters" ] || return 0
+  { fleet_rc=$( { { $FLEET_SUDO nginx -T 2>&1 3>&- 4>&-; echo $? >&3; } | head -n 20000 >&4; } 3>&1 ); } 4>&1
+  printf '\n#fleet-t exit=%s\n' "$fleet_rc"
 }
-# The effective nginx config under a section header: the shared `nginx -T` (fd 6); without it
-# (nginx stopped, or no privilege) the usual files under $nginx_conf_dir, includes not followed.
-fleet_nginx_config() {
+# fd 6 read once, in the probe's own shell (before any pipeline): fleet_masters, nginx's master
+# processes; fleet_conf, the config of `nginx -T` (empty without it); fleet_t and fleet_t_exit,
+# its other lines (-t's) and exit status (empty without them). Without the shared step (a probe
+# run alone, or one cut short) ps runs here. Only patterns dash matches in linear time on this
+# text: `#"$long_text"` and `#*word` try every prefix, quadratic in the config's length.
+fleet_shared() {
+  [ -n "${fleet_shared_read+1}" ] && return
+  fleet_shared_read=1
   fleet_conf=$(cat <&6 2>/dev/null)
+  fleet_masters=${fleet_conf%%"
+#fleet-dump"*}
+  case $fleet_masters in
+    "$fleet_conf") fleet_masters=$(fleet_nginx_master); fleet_conf= ;;
+    *) fleet_conf=${fleet_conf#"$fleet_masters
+#fleet-dump"} ;;
+  esac
+  fleet_conf=${fleet_conf#"
+"}
+  fleet_t=; fleet_t_exit=
+  fleet_rest=${fleet_conf%"
+#fleet-t exit="*}
+  [ "$fleet_rest" = "$fleet_conf" ] && return
+  fleet_t_exit=${fleet_conf##*"
+#fleet-t exit="}
+  fleet_conf=$fleet_rest
+  fleet_t=${fleet_conf%%"# configuration file "*}
+  fleet_conf=${fleet_conf#"$fleet_t"}
+  # Without trailing newlines, as $(...) would have them.
+  while :; do case $fleet_conf in *"
+") fleet_conf=${fleet_conf%?} ;; *) break ;; esac; done
+  while :; do case $fleet_t in *"
+") fleet_t=${fleet_t%?} ;; *) break ;; esac; done
+}
+# The effective nginx config under a section header: the shared `nginx -T`; without it (nginx
+# stopped, or no privilege) the usual files under $nginx_conf_dir, includes not followed.
+fleet_nginx_config() {
+  fleet_shared
   if [ -n "$fleet_conf" ]; then
     fleet_section nginx-T
     printf '%s\n' "$fleet_conf"

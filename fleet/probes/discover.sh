@@ -4,7 +4,14 @@ $(uname -srm 2>/dev/null)
 EOF
 fleet_section platform
 printf 'uname=%s release=%s machine=%s\n' "${os:-unknown}" "$release" "$machine"
-[ -r /etc/os-release ] && grep -E '^(ID|ID_LIKE|VERSION_ID|PRETTY_NAME)=' /etc/os-release | head -n 4
+# The first four of these lines of os-release (as grep -E '^(...)=' | head -n 4), read by the shell.
+if [ -r /etc/os-release ]; then
+  n=0
+  while [ "$n" -lt 4 ] && { IFS= read -r l || [ -n "$l" ]; }; do
+    case $l in ID=*|ID_LIKE=*|VERSION_ID=*|PRETTY_NAME=*) printf '%s\n' "$l"; n=$((n + 1)) ;; esac
+    l=
+  done </etc/os-release
+fi
 command -v sw_vers >/dev/null 2>&1 && echo "macos_version=$(sw_vers -productVersion 2>/dev/null)"
 command -v freebsd-version >/dev/null 2>&1 && echo "freebsd_version=$(freebsd-version 2>/dev/null)"
 # Inputs: port process_pattern login_path proxy_url nginx_conf_dir. An open parameter (nobody gave
@@ -15,21 +22,21 @@ found() { printf 'param %s=%s\nwhy %s=%s\n' "$1" "$2" "$1" "$3"; }
 oneline() { tr '\n\r\t' '   ' | cut -c 1-300; }
 
 fleet_section nginx
-# One ps for the whole probe: nginx's master here, the backend's candidates below. The [n] keeps
-# this probe's own command line (`sh -c` with this text, which ps lists too) from matching.
+# nginx's master from the shared step (fleet_shared); one ps for the backend's candidates below.
+fleet_shared
+master=${fleet_masters%%"
+"*}
 psall=$(fleet_ps_all)
-master=$(printf '%s\n' "$psall" | sed -n '/[n]ginx: master/{p;q;}')
 # nginx -V's paths, read once: prefix, conf-path, error-log-path, http-log-path.
 prefix=; conf_path=; error_log_path=; http_log_path=
 if command -v nginx >/dev/null 2>&1; then
-  while IFS='=' read -r key value; do
-    case $key in
-      --prefix) prefix=$value ;; --conf-path) conf_path=$value ;;
-      --error-log-path) error_log_path=$value ;; --http-log-path) http_log_path=$value ;;
+  # Its words split by the shell (set -f is on), not by tr and grep.
+  for w in $(nginx -V 2>&1); do
+    case $w in
+      --prefix=*) prefix=${w#*=} ;; --conf-path=*) conf_path=${w#*=} ;;
+      --error-log-path=*) error_log_path=${w#*=} ;; --http-log-path=*) http_log_path=${w#*=} ;;
     esac
-  done <<EOF
-$(nginx -V 2>&1 | tr ' ' '\n' | grep -e '^--prefix=' -e '^--conf-path=' -e '^--error-log-path=' -e '^--http-log-path=')
-EOF
+  done
 fi
 # The word after its last ` -c `, as `sed 's/.* -c \([^ ]*\).*/\1/'` would have it.
 conf=; case $master in *" -c "*) conf=${master##* -c }; conf=${conf%% *} ;; esac
@@ -197,7 +204,7 @@ printf '%s\n' "$listeners"
 # A line of $listeners starts with the port and a space (awk printed it, or it is empty).
 listens_on() { case "$nl$listeners" in *"$nl$1 "*) return 0 ;; esac; return 1; }
 if [ -n "${FLEET_D_port+1}" ]; then
-  first=; chosen=; me=$(hostname 2>/dev/null)
+  first=; chosen=; read -r me 2>/dev/null </proc/sys/kernel/hostname || me=$(hostname 2>/dev/null)
   for t in $targets; do
     tp=${t##*:}; th=${t%:*}; th=${th#[}; th=${th%]}
     case $tp in ''|*[!0-9]*) continue ;; esac
@@ -271,9 +278,19 @@ if [ -n "$pid" ]; then
   echo "args=$args"
   if [ "$os" = Linux ]; then
     cwd=$($FLEET_SUDO readlink /proc/$pid/cwd 2>/dev/null); exe=$($FLEET_SUDO readlink /proc/$pid/exe 2>/dev/null)
-    venv=$($FLEET_SUDO cat /proc/$pid/environ 2>/dev/null | tr '\0' '\n' | sed -n '/^VIRTUAL_ENV=/{s///p;q;}')
-    files=$($FLEET_SUDO ls -l /proc/$pid/fd 2>/dev/null | awk '{ print $(NF - 2), $NF }' | sed -n 's/^\([0-9]*\) \(\/.*\)/\1 \2/p')
-    cgroup=$(head -n 5 /proc/$pid/cgroup 2>/dev/null | tr '\n\r\t' '   ' | cut -c 1-300)
+    if [ -n "$FLEET_SUDO" ]; then venv=$($FLEET_SUDO cat /proc/$pid/environ 2>/dev/null | tr '\0' '\n' | sed -n '/^VIRTUAL_ENV=/{s///p;q;}')
+    else venv=$(tr '\0' '\n' </proc/$pid/environ 2>/dev/null | sed -n '/^VIRTUAL_ENV=/{s///p;q;}'); fi
+    # `FD -> /PATH` lines as "FD /PATH" (what sed 's/^\([0-9]*\) \(\/.*\)/\1 \2/p' kept of them).
+    files=$($FLEET_SUDO ls -l /proc/$pid/fd 2>/dev/null | awk 'NF >= 3 && $(NF - 2) ~ /^[0-9]+$/ && $NF ~ /^\// { print $(NF - 2), $NF }')
+    # What `head -n 5 FILE | tr '\n\r\t' '   ' | cut -c 1-300` prints, by the shell's `read`
+    # (tr and cut only for a tab, a carriage return or a long line, which cgroup paths rarely hold).
+    cgroup=; n=0
+    while [ "$n" -lt 5 ]; do
+      IFS= read -r l || { cgroup=$cgroup$l; break; }
+      cgroup="$cgroup$l "; n=$((n + 1))
+    done 2>/dev/null </proc/$pid/cgroup
+    case $cgroup in *"$(printf '\t')"*|*"$(printf '\r')"*) cgroup=$(printf '%s' "$cgroup" | tr '\r\t' '  ') ;; esac
+    [ "${#cgroup}" -gt 300 ] && cgroup=$(printf '%s\n' "$cgroup" | cut -c 1-300)
   else
     lsofs=$(command -v lsof >/dev/null 2>&1 && $FLEET_SUDO lsof -a -p "$pid" -Ffn 2>/dev/null)
     cwd=$(printf '%s\n' "$lsofs" | awk '/^fcwd/ { getline; sub(/^n/, ""); print; exit }')
@@ -282,14 +299,26 @@ if [ -n "$pid" ]; then
   fi
   case $exe$args in */bin/python*) [ -z "$venv" ] && for v in "${exe%/bin/*}" "${args%%/bin/python*}"; do [ -f "$v/pyvenv.cfg" ] && venv=$v && break; done ;; esac
   echo "cwd=$cwd"; echo "exe=$exe"; echo "venv=$venv"; echo "cgroup=$cgroup"
-  printf '%s\n' "$files" | head -n 50 | sed 's/^/fd /'
+  # The first 50 (as `printf '%s\n' "$files" | head -n 50 | sed 's/^/fd /'`, in the shell).
+  n=0
+  while [ "$n" -lt 50 ] && IFS= read -r l; do printf 'fd %s\n' "$l"; n=$((n + 1)); done <<FLEET_FILES
+$files
+FLEET_FILES
   if [ -n "${FLEET_D_process_pattern+1}" ] && [ -n "$args" ]; then
     found process_pattern "$args" "command line of pid $pid, which $how"
   fi
   if [ -n "${FLEET_D_app_log+1}" ]; then
-    log=$(printf '%s\n' "$files" | awk '$2 ~ /\.log$/ { print $2; exit }')
-    [ -z "$log" ] && log=$(printf '%s\n' "$files" | awk '$2 ~ /^\/var\/log\// { print $2; exit }')
-    [ -z "$log" ] && log=$(printf '%s\n' "$files" | awk '($1 == 1 || $1 == 2) && $2 !~ /^\/dev\// { print $2; exit }')
+    # The first file named *.log; else the first under /var/log/; else stdout's or stderr's
+    # (not a device): one pass of the shell's `read`.
+    l1=; l2=; l3=
+    while read -r fd path rest; do
+      case $path in *.log) [ -z "$l1" ] && l1=$path ;; esac
+      case $path in /var/log/*) [ -z "$l2" ] && l2=$path ;; esac
+      case $fd in 1|2) case $path in /dev/*) ;; *) [ -z "$l3" ] && l3=$path ;; esac ;; esac
+    done <<FLEET_FILES
+$files
+FLEET_FILES
+    log=${l1:-${l2:-$l3}}
     [ -n "$log" ] && [ -f "$log" ] || $FLEET_SUDO test -f "$log" 2>/dev/null || log=
     [ -n "$log" ] && found app_log "$log" "file open by pid $pid"
   fi

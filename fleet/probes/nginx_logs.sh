@@ -21,7 +21,11 @@ for f in $errors; do
 done
 for f in $access; do
   if out=$(read_log "$f"); then
-    fleet_section access_log "path=$f" state=read "lines=$(printf '%s\n' "$out" | grep -c .)"
+    # Its lines that are not empty (grep -c . in the C locale), counted by the shell's field
+    # splitting on newlines alone (set -f is on): no grep.
+    fleet_ifs=$IFS; IFS='
+'; set -- $out; IFS=$fleet_ifs
+    fleet_section access_log "path=$f" state=read "lines=$#"
     printf '%s\n' "$out" | grep '" 502 ' | tail -n 500 | cut -c 1-500
   else fleet_section access_log "path=$f" "state=$(state "$f")"; fi
 done
