@@ -97,7 +97,8 @@ def entry(result: HostResult) -> HostEntry:
                        "truncated": p.truncated, "error": p.error}
                 for name, p in result.probes.items()},
         parameters=jsonable(result.params), parameter_sources=dict(result.param_sources),
-        facts={str(name): shared_facts_json(value) for name, value in result.facts.items()}, notes=tuple(result.notes), duration_s=round(result.duration_s, 3),
+        facts={str(name): shared_facts_json(value) for name, value in result.facts.items()},
+        notes=tuple(result.notes), duration_s=round(result.duration_s, 3),
         runbooks=tuple({"runbook": name, "verdict": part.verdict, "severity": part.severity.value,
                         "summary": part.summary, "evidence": list(part.evidence), "fix": list(part.fix)}
                        for name, part in d.parts))

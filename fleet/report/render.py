@@ -94,11 +94,17 @@ def probes_json(hosts: list[Mapping[str, Any]]) -> Iterator[Markup]:
         return {**probe, "stdout": show_invisible(clip(probe["stdout"])),
                 "stderr": show_invisible(clip(probe["stderr"]))}
 
-    yield Markup("[")
-    for n, host in enumerate(hosts):
-        text = json.dumps({name: clipped(probe) for name, probe in host["probes"].items()})
-        yield Markup((", " if n else "") + text.replace("<", "\\u003c"))
-    yield Markup("]")
+    texts = (json.dumps({name: clipped(probe) for name, probe in host["probes"].items()}).replace("<", "\\u003c")
+             for host in hosts)
+    return (Markup(piece) for piece in json_array(texts))
+
+
+def json_array(items: Iterable[str]) -> Iterator[str]:
+    """A JSON array written a value at a time, as `json.dumps` separates them: `[a, b]`."""
+    yield "["
+    for n, text in enumerate(items):
+        yield (", " if n else "") + text
+    yield "]"
 
 
 def clip(value: Any, limit: int = HTML_RAW_LIMIT) -> str:
@@ -126,10 +132,9 @@ def json_chunks(doc: Mapping[str, Any]) -> Iterator[str]:
         yield dumps(doc) + "\n"
         return
     head = dumps({k: v for k, v in doc.items() if k != "hosts"})
-    yield head[:-1] + (", " if len(doc) > 1 else "") + '"hosts": ['
-    for n, host in enumerate(doc["hosts"]):
-        yield (", " if n else "") + dumps(host)
-    yield "]}\n"
+    yield head[:-1] + (", " if len(doc) > 1 else "") + '"hosts": '
+    yield from json_array(dumps(host) for host in doc["hosts"])
+    yield "}\n"
 
 
 def render_markdown(doc: Mapping[str, Any]) -> str:
